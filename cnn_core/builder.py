@@ -1,0 +1,102 @@
+"""The Keras builder: spec (+ training options) -> `keras.Model`.
+
+The model takes raw 0..255 pixels (uint8) so that training, evaluation and prediction share one
+input convention: `Rescaling(1/255)` first, then the optional augmentation (active only in
+training), the body, and the classifier head `Dense(num_classes, softmax)`. Layer names follow the
+spec (`conv2d_1` is the spec's first layer), so shapes and Grad-CAM can find them again.
+
+Only backend-neutral Keras 3 is used here (no `tf.*`), so the same model builds on TensorFlow,
+JAX or PyTorch. Keras is imported when a model is built, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cnn_core.augment import Augmentation, augmentation_nodes
+from cnn_core.layers import KINDS, KerasNode, keras_nodes
+from cnn_core.shapes import check_spec
+from cnn_core.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import keras
+
+INPUT_NAME = "image"
+HEAD_NAME = "classifier"
+
+
+def model_nodes(
+    spec: ModelSpec, *, augmentation: Augmentation | None = None
+) -> list[tuple[int | None, list[KerasNode]]]:
+    """The whole model as plain data: (spec index or None, Keras nodes) per step, head last.
+
+    Raises `SpecError` if the spec cannot be built. `code.export_code` prints these same nodes.
+    """
+    analysis = check_spec(spec)
+    steps: list[tuple[int | None, list[KerasNode]]] = [
+        (None, [KerasNode("rescale", "Rescaling", {"scale": 1 / 255})]),
+    ]
+    aug = augmentation_nodes(augmentation)
+    if aug:
+        steps.append((None, aug))
+    shape = tuple(spec.input_shape)
+    for index, layer in enumerate(spec.layers):
+        kind = KINDS[layer.type]
+        params = kind.resolve(layer.params)
+        steps.append((index, keras_nodes(index, kind, params, shape)))
+        shape = analysis.layers[index].output_shape
+    steps.append(
+        (
+            None,
+            [KerasNode(HEAD_NAME, "Dense", {"units": spec.num_classes, "activation": "softmax"})],
+        )
+    )
+    return steps
+
+
+def build_model(
+    spec: ModelSpec,
+    *,
+    augmentation: Augmentation | None = None,
+    dtype_policy: str | None = None,
+) -> keras.Model:
+    """Build the Keras model for `spec`; raise `SpecError` if the spec is not buildable.
+
+    Call the model with `training=False` outside training: Keras' augmentation layers default
+    to training mode, and an unqualified call would update BatchNormalization's statistics.
+    `dtype_policy` (e.g. "mixed_bfloat16") applies to every layer but the head, which stays
+    float32 so that probabilities and the loss keep full precision.
+    """
+    import keras
+
+    steps = model_nodes(spec, augmentation=augmentation)
+    inputs = keras.Input(shape=tuple(spec.input_shape), dtype="uint8", name=INPUT_NAME)
+    x = inputs
+    for _, nodes in steps:
+        x = apply_nodes(nodes, x, dtype_policy=dtype_policy)
+    return keras.Model(inputs, x, name=model_name(spec))
+
+
+def model_name(spec: ModelSpec) -> str:
+    """A Keras-friendly model name from the spec's name ('Tutorial CNN' -> 'tutorial_cnn')."""
+    slug = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in spec.name.lower())
+    return "_".join(part for part in slug.split("_") if part) or "model"
+
+
+def apply_nodes(
+    nodes: list[KerasNode], x: keras.KerasTensor, *, dtype_policy: str | None = None
+) -> keras.KerasTensor:
+    """Create each node's Keras layer and call it on its inputs; return the last output."""
+    import keras
+
+    outputs = {"@in": x}
+    for node in nodes:
+        kwargs = dict(node.kwargs)
+        if dtype_policy and node.name != HEAD_NAME:
+            kwargs["dtype"] = dtype_policy
+        elif node.name == HEAD_NAME:
+            kwargs["dtype"] = "float32"
+        layer = getattr(keras.layers, node.cls)(**kwargs, name=node.name)
+        args = [outputs[name] for name in node.inputs]
+        outputs[node.name] = layer(args if len(args) > 1 else args[0])
+    return outputs[nodes[-1].name]

@@ -1,0 +1,113 @@
+"""Code export: spec -> a standalone, readable Python script that rebuilds the model with Keras.
+
+The script needs only `keras` (any backend). It prints the very `KerasNode`s the builder uses,
+so the exported model has the same layers, names, shapes and parameter count as ours.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from cnn_core.augment import Augmentation
+from cnn_core.builder import HEAD_NAME, INPUT_NAME, model_name, model_nodes
+from cnn_core.layers import KerasNode
+from cnn_core.shapes import analyze
+from cnn_core.spec import ModelSpec
+
+# Keyword arguments left out of the script when they equal Keras' own default, for readability.
+_KERAS_DEFAULTS = {"strides": 1, "padding": "valid", "activation": "linear", "use_bias": True}
+
+
+def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) -> str:
+    """The script's text; raises `SpecError` if the spec cannot be built."""
+    steps = model_nodes(spec, augmentation=augmentation)
+    analysis = analyze(spec)
+    h, w, c = spec.input_shape
+    lines = [
+        f'"""{_doc_safe(spec.name)}: a Keras model exported from CNN Workbench.',
+        "",
+        f"Input: {h}x{w}x{c} images as raw 0..255 pixels. Output: the probabilities of "
+        f"{spec.num_classes} classes.",
+        f"{analysis.total_params:,} parameters. Run this file to print a summary; import "
+        "build_model() to train it.",
+        '"""',
+        "",
+        "import keras",
+        "from keras import layers",
+        "",
+        "",
+        "def build_model() -> keras.Model:",
+        f'    inputs = keras.Input(shape=({h}, {w}, {c}), dtype="uint8", name="{INPUT_NAME}")',
+        "    x = inputs",
+    ]
+    for index, nodes in steps:
+        if index is not None:
+            info = analysis.layers[index]
+            shape = "x".join(str(d) for d in info.output_shape or ())
+            lines += [
+                "",
+                f"    # Layer {index + 1}: {info.description} -> {shape}, {info.params:,} params",
+            ]
+        elif nodes[0].name == HEAD_NAME:
+            lines += ["", "    # Classifier head: one probability per class"]
+        elif nodes[0].name.startswith("augment_"):
+            lines += ["", "    # Augmentation: random changes, active only while training"]
+        lines += _step_lines(nodes)
+    lines += [
+        f"    return keras.Model(inputs, x, name={_literal(model_name(spec))})",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    build_model().summary()",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _step_lines(nodes: list[KerasNode]) -> list[str]:
+    """Assign each node's output to `x` where it flows straight on, else to a named variable."""
+    refs = Counter(name for node in nodes for name in node.inputs)
+    lines = []
+    if refs["@in"] > 1:
+        lines.append("    block_input = x")
+    prefix = nodes[-1].name + "_"
+    variables = {"@in": "block_input" if refs["@in"] > 1 else "x"}
+    for i, node in enumerate(nodes):
+        flows_on = i + 1 < len(nodes) and refs[node.name] == 1 and node.name in nodes[i + 1].inputs
+        last = i == len(nodes) - 1
+        var = "x" if last or flows_on else node.name.removeprefix(prefix)
+        args = [variables[name] for name in node.inputs]
+        call = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"
+        kwargs = _kwargs(node)
+        line = f"    {var} = layers.{node.cls}({', '.join(kwargs)})({call})"
+        if len(line) > 99:  # one keyword per line, as a formatter would
+            body = "".join(f"        {part},\n" for part in kwargs)
+            line = f"    {var} = layers.{node.cls}(\n{body}    )({call})"
+        lines.append(line)
+        variables[node.name] = var
+    return lines
+
+
+def _kwargs(node: KerasNode) -> list[str]:
+    parts = []
+    for key, value in node.kwargs.items():
+        default = _KERAS_DEFAULTS.get(key)
+        if type(value) is type(default) and value == default:
+            continue
+        if key == "strides" and value == node.kwargs.get("pool_size"):
+            continue  # pooling strides default to the pool size
+        if node.cls == "Rescaling" and key == "scale":
+            parts.append("scale=1 / 255")
+            continue
+        parts.append(f"{key}={_literal(value)}")
+    parts.append(f"name={_literal(node.name)}")
+    return parts
+
+
+def _literal(value: object) -> str:
+    return json.dumps(value) if isinstance(value, str) else repr(value)  # double quotes
+
+
+def _doc_safe(text: str) -> str:
+    return text.replace("\\", "/").replace('"""', "'''")

@@ -1,0 +1,564 @@
+"""The registry of layer kinds: the one place that says what each kind of layer is.
+
+Each `LayerKind` knows its parameters (types, defaults, bounds, help text), what input it accepts,
+how it changes the shape, how many parameters and multiply-adds it costs, and which Keras layers
+make it up (as plain `KerasNode` data). Validation, shape inference, the Keras builder, the
+dashboard's sidebar widgets and code export all read this table; adding a kind touches only here.
+
+This module is pure Python: it never imports Keras or TensorFlow, so the Build page stays instant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Shape = tuple[int, ...]  # (height, width, channels) for a feature map, (values,) once flat
+
+ACTIVATIONS = ("relu", "gelu", "elu", "selu", "swish", "tanh", "sigmoid", "leaky_relu", "linear")
+PADDINGS = ("valid", "same")
+MAX_UNITS = 8192
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()  # default of a parameter the spec must give
+
+
+@dataclass(frozen=True)
+class Param:
+    """One key a layer kind takes, with its type, default and bounds."""
+
+    name: str
+    type: str  # "int", "float", "bool" or "choice"
+    default: Any = REQUIRED
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False  # True when `high` itself is not allowed (rates in [0, 1))
+    choices: tuple[Any, ...] = ()
+    help: str = ""
+    example: Any = None  # what to suggest when a required key is missing
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def describe_range(self) -> str:
+        """The allowed values in words, e.g. 'a whole number from 1 to 8192'."""
+        if self.type == "int":
+            return f"a whole number from {self.low:g} to {self.high:g}"
+        if self.type == "float":
+            close = ")" if self.high_open else "]"
+            return f"a number in [{self.low:g}, {self.high:g}{close}"
+        if self.type == "bool":
+            return "true or false"
+        return "one of " + ", ".join(f'"{c}"' for c in self.choices)
+
+    def check(self, value: Any) -> tuple[Any, str | None]:
+        """Return (normalised value, None), or (None, what is wrong) in words."""
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value, None
+            return None, f"must be true or false, got {_show(value)}"
+        if self.type == "choice":
+            if isinstance(value, str) and value in self.choices:
+                return value, None
+            if isinstance(value, str) and value.lower() in self.choices:
+                return None, f'must be written in lower case: "{value.lower()}"'
+            return None, f"must be {self.describe_range()}, got {_show(value)}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, f"must be {self.describe_range()}, got {_show(value)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return None, f"must be {self.describe_range()}, got {_show(value)}"
+        if self.type == "int":
+            if isinstance(value, float):
+                if not value.is_integer():
+                    return None, f"must be {self.describe_range()}, got {_show(value)}"
+                value = int(value)
+        else:
+            value = float(value)
+        too_high = value >= self.high if self.high_open else value > self.high
+        if value < self.low or too_high:
+            return None, f"must be {self.describe_range()}, got {_show(value)}"
+        return value, None
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True)
+class KerasNode:
+    """One Keras layer of a kind's graph, as plain data: `keras.layers.<cls>(**kwargs, name=name)`.
+
+    `inputs` names earlier nodes of the same kind's graph, or "@in" for the kind's input.
+    The last node of a kind's graph is its output.
+    """
+
+    name: str
+    cls: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ("@in",)
+
+
+class ShapeError(Exception):
+    """Raised by a kind's shape rule: the layer cannot take this input."""
+
+    def __init__(self, message: str, *, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """What one kind of layer is, for every part of the program that needs to know."""
+
+    name: str
+    summary: str  # one line, for the sidebar
+    params: tuple[Param, ...]
+    accepts: str  # "spatial" (needs a feature map), "flat" (needs a vector) or "any"
+    output: Callable[[Shape, Mapping[str, Any]], Shape]
+    count_params: Callable[[Shape, Mapping[str, Any]], int]
+    count_macs: Callable[[Shape, Shape, Mapping[str, Any]], int]
+    nodes: Callable[[Mapping[str, Any], str], list[KerasNode]]
+    internal_values: Callable[[Shape, Shape, Mapping[str, Any]], int] = lambda i, o, p: 0
+    key_params: tuple[str, ...] = ()  # shown in the stack's one-line description
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The full parameter set: what the spec gives, Keras' defaults for the rest."""
+        resolved = {p.name: given.get(p.name, p.default) for p in self.params}
+        if "pool_size" in resolved and resolved.get("strides") is None:
+            resolved["strides"] = resolved["pool_size"]  # Keras: strides default to pool_size
+        return resolved
+
+    def describe(self, given: Mapping[str, Any]) -> str:
+        """A short description such as 'Conv2D 32, 3x3, same, relu'."""
+        params = self.resolve(given)
+        parts = []
+        for key in self.key_params:
+            value = params[key]
+            if key in ("kernel_size", "pool_size"):
+                parts.append(f"{value}x{value}")
+            elif key == "strides":
+                if value != 1 and value != params.get("pool_size"):
+                    parts.append(f"stride {value}")
+            elif key == "rate":
+                parts.append(f"{value:g}")
+            elif key == "activation" and value == "linear":
+                continue
+            else:
+                parts.append(str(value))
+        return " ".join([self.name, ", ".join(parts)]).strip()
+
+
+# --- shape arithmetic, exactly as Keras computes it ---------------------------------------------
+
+
+def window_out(size: int, window: int, stride: int, padding: str) -> int:
+    """Output length of a convolution or pooling window along one axis (Keras' rule)."""
+    if padding == "same":
+        return -(-size // stride)  # ceil(size / stride)
+    return (size - window) // stride + 1 if size >= window else 0
+
+
+def _prod(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def _fmt(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _windowed(kind: str, window_key: str) -> Callable[[Shape, Mapping[str, Any]], Shape]:
+    def output(shape: Shape, p: Mapping[str, Any]) -> Shape:
+        h, w, c = shape
+        window, stride, padding = p[window_key], p["strides"], p["padding"]
+        ho, wo = (window_out(n, window, stride, padding) for n in (h, w))
+        if ho < 1 or wo < 1:
+            what = "kernel" if window_key == "kernel_size" else "pooling window"
+            raise ShapeError(
+                f"the {h}x{w} feature map is too small for a {window}x{window} {what} with "
+                f"padding='valid' (the output would be {max(ho, 0)}x{max(wo, 0)}); remove a "
+                "pooling layer or use padding='same'",
+                rule="shrinks_to_zero",
+            )
+        channels = p["filters"] if kind == "conv" else c
+        return (ho, wo, channels)
+
+    return output
+
+
+def _conv_params(shape: Shape, p: Mapping[str, Any]) -> int:
+    k, f = p["kernel_size"], p["filters"]
+    return k * k * shape[-1] * f + (f if p["use_bias"] else 0)
+
+
+def _conv_macs(inp: Shape, out: Shape, p: Mapping[str, Any]) -> int:
+    k = p["kernel_size"]
+    return out[0] * out[1] * out[2] * k * k * inp[-1]
+
+
+def _residual_output(shape: Shape, p: Mapping[str, Any]) -> Shape:
+    h, w, _ = shape
+    s = p["strides"]
+    return (-(-h // s), -(-w // s), p["filters"])
+
+
+def _residual_projects(shape: Shape, p: Mapping[str, Any]) -> bool:
+    """A projection shortcut is needed when the channel count or the size changes."""
+    return shape[-1] != p["filters"] or p["strides"] != 1
+
+
+def _residual_params(shape: Shape, p: Mapping[str, Any]) -> int:
+    c, f = shape[-1], p["filters"]
+    total = 9 * c * f + 4 * f + 9 * f * f + 4 * f
+    if _residual_projects(shape, p):
+        total += c * f + 4 * f
+    return total
+
+
+def _residual_macs(inp: Shape, out: Shape, p: Mapping[str, Any]) -> int:
+    c, f = inp[-1], p["filters"]
+    pixels = out[0] * out[1]
+    macs = pixels * 9 * c * f + pixels * 9 * f * f
+    if _residual_projects(inp, p):
+        macs += pixels * c * f
+    return macs
+
+
+def _residual_internal(inp: Shape, out: Shape, p: Mapping[str, Any]) -> int:
+    # conv_a, bn_a, relu_a, conv_b, bn_b, add (+ shortcut conv and bn); the final ReLU is the output
+    tensors = 6 + (2 if _residual_projects(inp, p) else 0)
+    return tensors * _prod(out)
+
+
+def _residual_nodes(p: Mapping[str, Any], name: str) -> list[KerasNode]:
+    f, s = p["filters"], p["strides"]
+    conv = {"kernel_size": 3, "padding": "same", "use_bias": False}
+    nodes = []
+    shortcut = "@in"
+    if p["_projects"]:  # a 1x1 convolution matches the new channel count and size
+        nodes += [
+            KerasNode(
+                f"{name}_shortcut_conv",
+                "Conv2D",
+                {"filters": f, "kernel_size": 1, "strides": s, "use_bias": False},
+            ),
+            KerasNode(f"{name}_shortcut_bn", "BatchNormalization", {}, (f"{name}_shortcut_conv",)),
+        ]
+        shortcut = f"{name}_shortcut_bn"
+    nodes += [
+        KerasNode(f"{name}_conv_a", "Conv2D", {"filters": f, "strides": s, **conv}),
+        KerasNode(f"{name}_bn_a", "BatchNormalization", {}, (f"{name}_conv_a",)),
+        KerasNode(f"{name}_relu_a", "ReLU", {}, (f"{name}_bn_a",)),
+        KerasNode(f"{name}_conv_b", "Conv2D", {"filters": f, **conv}, (f"{name}_relu_a",)),
+        KerasNode(f"{name}_bn_b", "BatchNormalization", {}, (f"{name}_conv_b",)),
+        KerasNode(f"{name}_add", "Add", {}, (f"{name}_bn_b", shortcut)),
+        KerasNode(name, "ReLU", {}, (f"{name}_add",)),
+    ]
+    return nodes
+
+
+def _single(cls: str, keys: tuple[str, ...]) -> Callable[[Mapping[str, Any], str], list[KerasNode]]:
+    def nodes(p: Mapping[str, Any], name: str) -> list[KerasNode]:
+        return [KerasNode(name, cls, {k: p[k] for k in keys})]
+
+    return nodes
+
+
+def _same_shape(shape: Shape, p: Mapping[str, Any]) -> Shape:
+    return shape
+
+
+def _zero(*args: Any) -> int:
+    return 0
+
+
+# --- the parameters, shared between kinds ------------------------------------------------------
+
+_FILTERS = Param(
+    "filters",
+    "int",
+    low=1,
+    high=MAX_UNITS,
+    example=32,
+    help="Number of feature maps this layer learns. More filters: more capacity, more compute.",
+)
+_KERNEL = Param(
+    "kernel_size",
+    "int",
+    low=1,
+    high=11,
+    example=3,
+    help="Width and height of the square window each filter looks at (3 is the usual choice).",
+)
+_STRIDES = Param(
+    "strides",
+    "int",
+    default=1,
+    low=1,
+    high=4,
+    help="Step between windows. 2 halves the height and width.",
+)
+_PADDING = Param(
+    "padding",
+    "choice",
+    default="valid",
+    choices=PADDINGS,
+    help="'same' keeps the size (at stride 1) by padding the border; 'valid' shrinks it.",
+)
+_ACTIVATION = Param(
+    "activation",
+    "choice",
+    default="linear",
+    choices=ACTIVATIONS,
+    help="Non-linearity applied to the output. relu is the usual choice; linear means none.",
+)
+_USE_BIAS = Param(
+    "use_bias",
+    "bool",
+    default=True,
+    help="Learn an offset per output. Not needed right before BatchNormalization.",
+)
+_POOL = Param(
+    "pool_size",
+    "int",
+    default=2,
+    low=1,
+    high=11,
+    help="Width and height of the square pooling window. 2 halves the height and width.",
+)
+_POOL_STRIDES = Param(
+    "strides",
+    "int",
+    default=None,
+    low=1,
+    high=4,
+    help="Step between windows; defaults to the pool size.",
+)
+_POOL_PADDING = Param(
+    "padding",
+    "choice",
+    default="valid",
+    choices=PADDINGS,
+    help="'same' pads the border so no pixel is dropped; 'valid' drops leftover rows.",
+)
+
+
+def _rate(help_text: str) -> Param:
+    return Param("rate", "float", low=0.0, high=1.0, high_open=True, example=0.25, help=help_text)
+
+
+def _pool_kind(name: str, cls: str, summary: str) -> LayerKind:
+    return LayerKind(
+        name=name,
+        summary=summary,
+        params=(_POOL, _POOL_STRIDES, _POOL_PADDING),
+        accepts="spatial",
+        output=_windowed("pool", "pool_size"),
+        count_params=_zero,
+        count_macs=_zero,
+        nodes=_single(cls, ("pool_size", "strides", "padding")),
+        key_params=("pool_size", "strides", "padding"),
+    )
+
+
+def _global_kind(name: str, summary: str) -> LayerKind:
+    return LayerKind(
+        name=name,
+        summary=summary,
+        params=(),
+        accepts="spatial",
+        output=lambda shape, p: (shape[-1],),
+        count_params=_zero,
+        count_macs=_zero,
+        nodes=_single(name, ()),
+    )
+
+
+_KINDS = (
+    LayerKind(
+        name="Conv2D",
+        summary="Slides learned filters over the image to detect local patterns (edges, textures).",
+        params=(_FILTERS, _KERNEL, _STRIDES, _PADDING, _ACTIVATION, _USE_BIAS),
+        accepts="spatial",
+        output=_windowed("conv", "kernel_size"),
+        count_params=_conv_params,
+        count_macs=_conv_macs,
+        nodes=_single(
+            "Conv2D", ("filters", "kernel_size", "strides", "padding", "activation", "use_bias")
+        ),
+        key_params=("filters", "kernel_size", "strides", "padding", "activation"),
+    ),
+    _pool_kind(
+        "MaxPooling2D",
+        "MaxPooling2D",
+        "Keeps the strongest response in each window, shrinking the feature map.",
+    ),
+    _pool_kind(
+        "AveragePooling2D",
+        "AveragePooling2D",
+        "Averages each window, shrinking the feature map smoothly.",
+    ),
+    _global_kind(
+        "GlobalAveragePooling2D",
+        "Averages each feature map to one number: a flat vector with one value per channel.",
+    ),
+    _global_kind(
+        "GlobalMaxPooling2D",
+        "Keeps the maximum of each feature map: a flat vector with one value per channel.",
+    ),
+    LayerKind(
+        name="BatchNormalization",
+        summary="Normalises activations batch by batch; trains faster and more stably.",
+        params=(),
+        accepts="any",
+        output=_same_shape,
+        count_params=lambda shape, p: 4 * shape[-1],  # gamma, beta, moving mean and variance
+        count_macs=_zero,
+        nodes=_single("BatchNormalization", ()),
+    ),
+    LayerKind(
+        name="Activation",
+        summary="Applies a non-linearity on its own (e.g. after BatchNormalization).",
+        params=(
+            Param(
+                "activation", "choice", choices=ACTIVATIONS, example="relu", help="The function."
+            ),
+        ),
+        accepts="any",
+        output=_same_shape,
+        count_params=_zero,
+        count_macs=_zero,
+        nodes=_single("Activation", ("activation",)),
+        key_params=("activation",),
+    ),
+    LayerKind(
+        name="Dropout",
+        summary="Randomly zeroes a fraction of values while training, against overfitting.",
+        params=(_rate("Fraction of values dropped at each training step (0.2 to 0.5 is usual)."),),
+        accepts="any",
+        output=_same_shape,
+        count_params=_zero,
+        count_macs=_zero,
+        nodes=_single("Dropout", ("rate",)),
+        key_params=("rate",),
+    ),
+    LayerKind(
+        name="SpatialDropout2D",
+        summary="Drops whole feature maps while training; dropout suited to convolutions.",
+        params=(_rate("Fraction of feature maps dropped at each training step."),),
+        accepts="spatial",
+        output=_same_shape,
+        count_params=_zero,
+        count_macs=_zero,
+        nodes=_single("SpatialDropout2D", ("rate",)),
+        key_params=("rate",),
+    ),
+    LayerKind(
+        name="Flatten",
+        summary="Unrolls the feature map into one long vector for Dense layers.",
+        params=(),
+        accepts="any",
+        output=lambda shape, p: (_prod(shape),),
+        count_params=_zero,
+        count_macs=_zero,
+        nodes=_single("Flatten", ()),
+    ),
+    LayerKind(
+        name="Dense",
+        summary="Connects every input value to every output unit (a fully connected layer).",
+        params=(
+            Param(
+                "units",
+                "int",
+                low=1,
+                high=MAX_UNITS,
+                example=64,
+                help="Number of output values (neurons).",
+            ),
+            _ACTIVATION,
+            _USE_BIAS,
+        ),
+        accepts="flat",
+        output=lambda shape, p: (p["units"],),
+        count_params=lambda shape, p: shape[0] * p["units"] + (p["units"] if p["use_bias"] else 0),
+        count_macs=lambda inp, out, p: inp[0] * out[0],
+        nodes=_single("Dense", ("units", "activation", "use_bias")),
+        key_params=("units", "activation"),
+    ),
+    LayerKind(
+        name="ResidualBlock",
+        summary="Two 3x3 convolutions with a skip connection (ResNet's basic block).",
+        params=(
+            Param(
+                "filters",
+                "int",
+                low=1,
+                high=MAX_UNITS,
+                example=64,
+                help="Feature maps of both convolutions and of the block's output.",
+            ),
+            Param(
+                "strides",
+                "int",
+                default=1,
+                low=1,
+                high=2,
+                help="1 keeps the size; 2 halves the height and width.",
+            ),
+        ),
+        accepts="spatial",
+        output=_residual_output,
+        count_params=_residual_params,
+        count_macs=_residual_macs,
+        nodes=_residual_nodes,
+        internal_values=_residual_internal,
+        key_params=("filters", "strides"),
+    ),
+)
+
+KINDS: dict[str, LayerKind] = {kind.name: kind for kind in _KINDS}
+
+
+def snake_name(kind: str) -> str:
+    """'MaxPooling2D' -> 'max_pooling2d', for readable Keras layer names."""
+    out = []
+    for i, ch in enumerate(kind):
+        if ch.isupper() and i and kind[i - 1].islower():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def layer_name(index: int, kind: str) -> str:
+    """The Keras name of the spec's layer at 0-based `index` ('conv2d_1' for the first)."""
+    return f"{snake_name(kind)}_{index + 1}"
+
+
+def keras_nodes(index: int, kind: LayerKind, params: Mapping[str, Any], in_shape: Shape):
+    """The Keras layers that make up one spec layer, named after its 1-based position."""
+    resolved = dict(params)
+    if kind.name == "ResidualBlock":
+        resolved["_projects"] = _residual_projects(in_shape, params)
+    return kind.nodes(resolved, layer_name(index, kind.name))

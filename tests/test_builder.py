@@ -1,0 +1,137 @@
+"""The Keras builder: input convention, augmentation, names, dtype policy, refusal of bad specs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import cnn_core
+from cnn_core.augment import Augmentation
+from cnn_core.builder import build_model
+from cnn_core.errors import ConfigError, SpecError
+from cnn_core.presets import load_preset
+from cnn_core.spec import LayerSpec, ModelSpec
+
+TUTORIAL = load_preset("tutorial_cnn").spec
+TINY = ModelSpec(
+    name="Tiny net",
+    input_shape=(8, 8, 3),
+    num_classes=3,
+    layers=(
+        LayerSpec(
+            "Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"}
+        ),
+        LayerSpec("ResidualBlock", {"filters": 6, "strides": 2}),
+        LayerSpec("GlobalAveragePooling2D"),
+    ),
+)
+
+
+def test_tutorial_has_the_tutorials_parameters_and_readable_names():
+    model = build_model(TUTORIAL)
+    assert model.count_params() == 319_178
+    names = [layer.name for layer in model.layers]
+    assert names[:3] == ["image", "rescale", "conv2d_1"]
+    assert names[-1] == "classifier"
+    assert model.name == "tutorial_cnn"
+    assert model.get_layer("classifier").get_config()["activation"] == "softmax"
+
+
+def test_model_takes_raw_uint8_pixels_and_scales_them_inside():
+    model = build_model(TINY)
+    assert model.inputs[0].dtype == "uint8"
+    images = np.random.default_rng(0).integers(0, 256, size=(5, 8, 8, 3), dtype=np.uint8)
+    probs = np.asarray(model(images, training=False))
+    assert probs.shape == (5, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    rescale = model.get_layer("rescale")
+    scaled = np.asarray(rescale(images))
+    assert scaled.max() <= 1.0
+    assert scaled.min() >= 0.0
+    assert scaled.max() > 0.5
+
+
+def test_augmentation_is_active_only_in_training():
+    aug = Augmentation(flip=True, translation=0.2, rotation=0.1, zoom=0.2, contrast=0.3)
+    model = build_model(TINY, augmentation=aug)
+    names = [layer.name for layer in model.layers]
+    assert names[2:7] == [
+        "augment_flip",
+        "augment_translation",
+        "augment_rotation",
+        "augment_zoom",
+        "augment_contrast",
+    ]
+    assert model.count_params() == build_model(TINY).count_params()
+    images = np.random.default_rng(1).integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
+    first = np.asarray(model(images, training=False))
+    np.testing.assert_array_equal(first, np.asarray(model(images, training=False)))
+    flipper = model.get_layer("augment_translation")
+    moved = np.asarray(flipper(images.astype("float32") / 255, training=True))
+    assert not np.allclose(moved, images.astype("float32") / 255)
+
+
+def test_augmentation_settings_are_validated():
+    assert Augmentation.from_dict({"flip": True, "zoom": 0.1}) == Augmentation(flip=True, zoom=0.1)
+    assert Augmentation.from_dict(None) == Augmentation()
+    with pytest.raises(ConfigError, match='unknown key "flipp"'):
+        Augmentation.from_dict({"flipp": True})
+    with pytest.raises(ConfigError, match=r"from 0 to 0\.5"):
+        Augmentation.from_dict({"rotation": 2})
+    with pytest.raises(ConfigError, match="true or false"):
+        Augmentation.from_dict({"flip": "yes"})
+    with pytest.raises(ConfigError, match="from 0 to 1"):
+        Augmentation.from_dict({"contrast": float("nan")})
+
+
+def test_mixed_precision_keeps_the_head_in_float32():
+    model = build_model(TINY, dtype_policy="mixed_bfloat16")
+    assert model.get_layer("conv2d_1").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("classifier").dtype_policy.name == "float32"
+    images = np.zeros((2, 8, 8, 3), dtype=np.uint8)
+    assert keras.backend.standardize_dtype(model(images, training=False).dtype) == "float32"
+
+
+def test_invalid_spec_is_refused_before_keras_sees_it():
+    spec = ModelSpec(layers=(LayerSpec("Dense", {"units": 4}),))
+    with pytest.raises(SpecError, match="Layer 1 \\(Dense\\): needs a flat input"):
+        build_model(spec)
+
+
+def test_saved_model_loads_in_safe_mode(tmp_path):
+    model = build_model(TINY, augmentation=Augmentation(flip=True))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    images = np.random.default_rng(2).integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
+    expected = np.asarray(model(images, training=False))
+    np.testing.assert_allclose(np.asarray(loaded(images, training=False)), expected, rtol=1e-6)
+
+
+def test_inference_calls_leave_batchnorm_statistics_alone():
+    """Keras' augmentation layers default to training=True, so an unqualified call would update
+    BatchNormalization; `training=False` (what evaluation and prediction use) must not."""
+    model = build_model(TINY, augmentation=Augmentation(flip=True))
+    bn = model.get_layer("residual_block_2_bn_a")
+    before = np.asarray(bn.moving_mean).copy()
+    images = np.random.default_rng(3).integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
+    model(images, training=False)
+    model.predict(images, verbose=0)
+    np.testing.assert_array_equal(np.asarray(bn.moving_mean), before)
+
+
+def test_engine_code_uses_only_backend_neutral_keras():
+    """No TensorFlow calls in cnn_core, so the same code runs with KERAS_BACKEND=jax."""
+    package = Path(cnn_core.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if re.search(
+            r"^\s*(import tensorflow|from tensorflow)|\btf\.[A-Za-z_]", text, re.MULTILINE
+        ):
+            offenders.append(path.name)
+    assert offenders == []

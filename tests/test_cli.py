@@ -1,0 +1,143 @@
+"""The command line, run as users run it: `python -m cnn_core ...` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnn_core.cli import main
+from cnn_core.presets import load_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "cnn_core", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture
+def bad_spec(tmp_path: Path) -> Path:
+    data = load_preset("tutorial_cnn").spec.to_dict()
+    del data["layers"][5]  # the Flatten: Dense now sits on a feature map
+    data["layers"][0]["filtrs"] = 3
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_validate_prints_a_table_for_a_valid_spec(tmp_path):
+    path = tmp_path / "tutorial.json"
+    path.write_text(load_preset("tutorial_cnn").spec.to_json(), encoding="utf-8")
+    done = cli("validate", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "Conv2D 32, 3x3, same, relu" in done.stdout
+    assert "total: 319,178 parameters" in done.stdout
+    assert "Dense 10, softmax (classifier)" in done.stdout
+    assert done.stderr == ""
+
+
+def test_validate_json_matches_the_contract():
+    done = cli("validate", "tutorial_cnn", "--json")
+    assert done.returncode == 0
+    doc = json.loads(done.stdout.strip().splitlines()[-1])
+    assert doc["valid"] is True
+    assert doc["errors"] == []
+    assert doc["total_params"] == 319_178
+    assert [layer["index"] for layer in doc["layers"]] == [0, 1, 2, 3, 4, 5, 6, None]
+    assert doc["layers"][2] == {
+        "index": 2,
+        "type": "Conv2D",
+        "output_shape": [16, 16, 64],
+        "params": 18496,
+        "macs": 4_718_592,
+    }
+    assert doc["layers"][-1]["head"] is True
+
+
+def test_invalid_spec_exits_2_with_messages_and_no_traceback(bad_spec):
+    done = cli("validate", str(bad_spec))
+    assert done.returncode == 2
+    assert 'Layer 1 (Conv2D): unknown key "filtrs"; did you mean "filters"?' in done.stderr
+    assert "Layer 6 (Dense): needs a flat input" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    as_json = cli("validate", str(bad_spec), "--json")
+    assert as_json.returncode == 2
+    doc = json.loads(as_json.stdout)
+    assert doc["valid"] is False
+    assert {error["layer"] for error in doc["errors"]} == {0, 5}
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"version": 7}', "format version 7"),
+        ("[]", "JSON object"),
+    ],
+)
+def test_documents_that_are_not_specs_exit_2_in_one_line(tmp_path, content, words):
+    path = tmp_path / "x.json"
+    path.write_text(content, encoding="utf-8")
+    for args in (("validate", str(path)), ("code", str(path))):
+        done = cli(*args)
+        assert done.returncode == 2
+        assert words in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    doc = json.loads(cli("validate", str(path), "--json").stdout)
+    assert doc["valid"] is False
+    assert doc["errors"][0]["layer"] is None
+
+
+def test_missing_file_and_unknown_preset(tmp_path):
+    done = cli("validate", str(tmp_path / "nope.json"))
+    assert done.returncode == 2
+    assert "does not exist" in done.stderr
+    done = cli("code", "resnet9000")
+    assert done.returncode == 2
+    assert "tutorial_cnn" in done.stderr
+
+
+def test_code_prints_a_script(tmp_path):
+    done = cli("code", "tutorial_cnn")
+    assert done.returncode == 0
+    compile(done.stdout, "model.py", "exec")
+    assert "def build_model() -> keras.Model:" in done.stdout
+
+
+def test_presets_lists_the_tutorial_first():
+    done = cli("presets")
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[0].startswith("tutorial_cnn")
+    doc = json.loads(cli("presets", "--json").stdout)
+    assert [p["id"] for p in doc["presets"]] == ["tutorial_cnn", "fast_cpu", "resnet_gpu"]
+    assert doc["presets"][0]["total_params"] == 319_178
+
+
+def test_usage_errors_exit_2():
+    assert cli("validate").returncode == 2
+    assert cli("frobnicate").returncode == 2
+
+
+def test_unexpected_failures_exit_1_in_one_line(monkeypatch, capsys):
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("cnn_core.cli.analyze", explode)
+    assert main(["validate", "tutorial_cnn"]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected error: RuntimeError: disk on fire" in err
+    assert "Traceback" not in err

@@ -1,0 +1,70 @@
+"""The project's promises about itself: README and CI agree, light modules stay light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from cnn_core.presets import list_presets
+from cnn_core.shapes import analyze
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The training configuration's keys (issue 3); preset configs may use only these.
+CONFIG_KEYS = {
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "validation_split",
+    "lr_schedule",
+    "weight_decay",
+    "label_smoothing",
+    "augmentation",
+    "early_stopping_patience",
+    "seed",
+    "limit",
+    "mixed_precision",
+    "steps_per_execution",
+    "validation_freq",
+}
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    commands = [line for line in ci.splitlines() if "pytest" in line and not line.startswith("#")]
+    assert len(commands) == 1
+    assert f"```bash\n{commands[0]}\n```" in readme
+    assert "```bash\npip install -r requirements.txt && streamlit run app.py\n```" in readme
+
+
+def test_light_modules_do_not_import_keras_or_tensorflow():
+    """The Build page and `validate` must stay instant: no Keras behind spec and shapes."""
+    code = (
+        "import sys, json; import cnn_core.shapes, cnn_core.spec, cnn_core.presets, "
+        "cnn_core.export, cnn_core.cli, cnn_core.datasets, cnn_core.images; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('keras', 'tensorflow', 'jax', 'torch', 'streamlit'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert json.loads(done.stdout) == []
+
+
+def test_presets_are_valid_and_carry_known_config_keys():
+    presets = list_presets()
+    assert presets[0].spec.name == "Tutorial CNN"
+    assert analyze(presets[0].spec).total_params == 319_178
+    for preset in presets:
+        assert analyze(preset.spec).valid, preset.id
+        assert set(preset.config) <= CONFIG_KEYS, preset.id
+        assert preset.spec.description
+
+
+def test_core_never_imports_streamlit():
+    for path in (ROOT / "cnn_core").rglob("*.py"):
+        assert "streamlit" not in path.read_text(encoding="utf-8"), path.name

@@ -1,0 +1,282 @@
+"""Validation and shape inference in pure Python: figures, and every rule with its message."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnn_core.errors import SpecError
+from cnn_core.layers import KINDS
+from cnn_core.presets import load_preset
+from cnn_core.shapes import RULES, analyze, check_spec
+from cnn_core.spec import LayerSpec, ModelSpec
+
+
+def spec_of(*layers: dict, input_shape=(32, 32, 3), num_classes=10) -> ModelSpec:
+    return ModelSpec(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        layers=tuple(
+            LayerSpec(d["type"], {k: v for k, v in d.items() if k != "type"}) for d in layers
+        ),
+    )
+
+
+def only_problem(spec: ModelSpec):
+    problems = analyze(spec).problems
+    assert len(problems) == 1, [p.message for p in problems]
+    return problems[0]
+
+
+def test_tutorial_figures():
+    analysis = analyze(load_preset("tutorial_cnn").spec)
+    assert analysis.valid
+    assert analysis.total_params == 319_178
+    shapes = [info.output_shape for info in analysis.layers]
+    assert shapes == [
+        (32, 32, 32),
+        (16, 16, 32),
+        (16, 16, 64),
+        (8, 8, 64),
+        (8, 8, 64),
+        (4096,),
+        (64,),
+        (10,),
+    ]
+    assert [info.params for info in analysis.layers] == [896, 0, 18496, 0, 36928, 0, 262208, 650]
+    # multiply-adds: 32*32*32*27 + 16*16*64*288 + 8*8*64*576 + 4096*64 + 64*10
+    assert analysis.total_macs == 884_736 + 4_718_592 + 2_359_296 + 262_144 + 640
+    assert analysis.final_feature_map == (8, 8, 64)
+    assert analysis.layers[-1].head
+    assert analysis.layers[-1].index is None
+    assert analysis.model_bytes == 319_178 * 4
+
+
+def test_residual_block_identity_and_projection():
+    identity = analyze(spec_of({"type": "ResidualBlock", "filters": 3}, {"type": "Flatten"}))
+    assert identity.layers[0].output_shape == (32, 32, 3)
+    assert identity.layers[0].params == 9 * 3 * 3 * 2 + 4 * 3 * 2  # no shortcut convolution
+    projected = analyze(
+        spec_of({"type": "ResidualBlock", "filters": 8, "strides": 2}, {"type": "Flatten"})
+    )
+    assert projected.layers[0].output_shape == (16, 16, 8)
+    assert projected.layers[0].params == 9 * 3 * 8 + 9 * 8 * 8 + 3 * 8 + 3 * 4 * 8
+
+
+def test_pool_strides_default_to_pool_size_and_odd_sizes_round_like_keras():
+    spec = spec_of(
+        {"type": "MaxPooling2D", "pool_size": 3},
+        {"type": "AveragePooling2D", "pool_size": 2, "strides": 1, "padding": "same"},
+        {"type": "Conv2D", "filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},
+        {"type": "GlobalMaxPooling2D"},
+        input_shape=(31, 17, 1),
+    )
+    shapes = [info.output_shape for info in analyze(spec).layers]
+    assert shapes == [(10, 5, 1), (10, 5, 1), (5, 3, 4), (4,), (10,)]
+
+
+def test_every_problem_names_a_stated_rule():
+    assert set(RULES) == {
+        "unknown_kind",
+        "unknown_key",
+        "missing_key",
+        "bad_value",
+        "spatial_after_flat",
+        "dense_on_spatial",
+        "ends_spatial",
+        "shrinks_to_zero",
+        "too_many_params",
+    }
+
+
+def test_typo_in_a_key_is_caught_with_a_suggestion():
+    problem = only_problem(
+        spec_of(
+            {"type": "Conv2D", "filtrs": 32, "filters": 8, "kernel_size": 3}, {"type": "Flatten"}
+        )
+    )
+    assert problem.rule == "unknown_key"
+    assert problem.layer == 0
+    assert 'Layer 1 (Conv2D): unknown key "filtrs"; did you mean "filters"?' in problem.message
+
+
+def test_unknown_kind_suggests_the_right_spelling():
+    problem = only_problem(spec_of({"type": "Conv2d", "filters": 8}))
+    assert problem.rule == "unknown_kind"
+    assert 'unknown layer type "Conv2d"; did you mean "Conv2D"?' in problem.message
+
+
+def test_missing_required_key_says_what_to_add():
+    problem = only_problem(spec_of({"type": "Conv2D", "filters": 8}, {"type": "Flatten"}))
+    assert problem.rule == "missing_key"
+    assert 'kernel_size is required; add e.g. "kernel_size": 3' in problem.message
+
+
+@pytest.mark.parametrize(
+    ("layer", "words"),
+    [
+        (
+            {"type": "Conv2D", "filters": 0, "kernel_size": 3},
+            "filters must be a whole number from 1 to 8192, got 0",
+        ),
+        ({"type": "Conv2D", "filters": 8193, "kernel_size": 3}, "from 1 to 8192, got 8193"),
+        (
+            {"type": "Conv2D", "filters": 8, "kernel_size": 12},
+            "kernel_size must be a whole number from 1 to 11",
+        ),
+        (
+            {"type": "Conv2D", "filters": 8, "kernel_size": 3, "strides": 5},
+            "strides must be a whole number from 1 to 4",
+        ),
+        ({"type": "Conv2D", "filters": "32", "kernel_size": 3}, "got '32'"),
+        ({"type": "Conv2D", "filters": 3.5, "kernel_size": 3}, "got 3.5"),
+        ({"type": "Conv2D", "filters": True, "kernel_size": 3}, "got true"),
+        (
+            {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "SAME"},
+            'lower case: "same"',
+        ),
+        (
+            {"type": "Conv2D", "filters": 8, "kernel_size": 3, "activation": "softmaxx"},
+            "activation must be one of",
+        ),
+        (
+            {"type": "Conv2D", "filters": 8, "kernel_size": 3, "use_bias": "no"},
+            "use_bias must be true or false",
+        ),
+        ({"type": "Dropout", "rate": 1.0}, r"rate must be a number in \[0, 1\)"),
+        ({"type": "Dropout", "rate": -0.1}, r"rate must be a number in \[0, 1\)"),
+        ({"type": "Dropout", "rate": None}, "got null"),
+        ({"type": "SpatialDropout2D", "rate": 1}, r"\[0, 1\)"),
+        (
+            {"type": "ResidualBlock", "filters": 8, "strides": 3},
+            "strides must be a whole number from 1 to 2",
+        ),
+        ({"type": "MaxPooling2D", "pool_size": 0}, "pool_size must be a whole number from 1 to 11"),
+    ],
+)
+def test_values_out_of_bounds_or_of_the_wrong_type(layer, words):
+    spec = spec_of(layer, {"type": "Flatten"})
+    problems = [p for p in analyze(spec).problems if p.layer == 0]
+    assert len(problems) == 1
+    assert problems[0].rule == "bad_value"
+    assert problems[0].message.startswith(f"Layer 1 ({layer['type']}): ")
+    assert __import__("re").search(words, problems[0].message), problems[0].message
+
+
+def test_whole_floats_are_accepted_as_integers():
+    analysis = analyze(
+        spec_of({"type": "Conv2D", "filters": 8.0, "kernel_size": 3}, {"type": "Flatten"})
+    )
+    assert analysis.valid
+    assert analysis.layers[0].output_shape == (30, 30, 8)
+
+
+def test_dense_on_a_feature_map_offers_to_insert_flatten():
+    spec = spec_of(
+        {"type": "Conv2D", "filters": 8, "kernel_size": 3}, {"type": "Dense", "units": 4}
+    )
+    problem = only_problem(spec)
+    assert problem.rule == "dense_on_spatial"
+    assert problem.layer == 1
+    assert "Layer 2 (Dense): needs a flat input but gets a 30x30x8 feature map" in problem.message
+    assert "add Flatten or global pooling before it" in problem.message
+    fixed = problem.fix.apply(spec)
+    assert [layer.type for layer in fixed.layers] == ["Conv2D", "Flatten", "Dense"]
+    assert analyze(fixed).valid
+
+
+def test_spatial_layer_after_flatten_names_the_flatten():
+    spec = spec_of(
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 8},
+        {"type": "MaxPooling2D"},
+        {"type": "Dense", "units": 4},
+    )
+    problem = only_problem(spec)
+    assert problem.rule == "spatial_after_flat"
+    assert problem.layer == 2
+    assert (
+        "Layer 3 (MaxPooling2D): needs a feature map, but the tensor is already flat"
+        in problem.message
+    )
+    assert "after layer 1" in problem.message
+    assert analyze(problem.fix.apply(spec)).valid
+
+
+def test_body_that_ends_spatial_is_refused_and_fixable():
+    spec = spec_of({"type": "Conv2D", "filters": 8, "kernel_size": 3})
+    problem = only_problem(spec)
+    assert problem.rule == "ends_spatial"
+    assert "add Flatten or GlobalAveragePooling2D at the end" in problem.message
+    assert analyze(problem.fix.apply(spec)).valid
+    assert only_problem(spec_of()).rule == "ends_spatial"  # an empty body too
+
+
+def test_feature_map_shrinking_to_nothing():
+    spec = spec_of(
+        {"type": "MaxPooling2D", "pool_size": 4},
+        {"type": "Conv2D", "filters": 8, "kernel_size": 5},
+        {"type": "Flatten"},
+        input_shape=(8, 8, 3),
+    )
+    problem = only_problem(spec)
+    assert problem.rule == "shrinks_to_zero"
+    assert problem.layer == 1
+    assert "the 2x2 feature map is too small for a 5x5 kernel" in problem.message
+    assert "remove a pooling layer or use padding='same'" in problem.message
+    same = spec_of(
+        {"type": "MaxPooling2D", "pool_size": 4},
+        {"type": "Conv2D", "filters": 8, "kernel_size": 5, "padding": "same"},
+        {"type": "Flatten"},
+        input_shape=(8, 8, 3),
+    )
+    assert analyze(same).valid
+
+
+def test_more_than_fifty_million_parameters():
+    spec = spec_of(
+        {"type": "Flatten"}, {"type": "Dense", "units": 8192}, {"type": "Dense", "units": 8192}
+    )
+    problem = only_problem(spec)
+    assert problem.rule == "too_many_params"
+    assert "Layer 2 (Dense) holds" in problem.message or "Layer 3 (Dense) holds" in problem.message
+    assert "more than the 50,000,000" in problem.message
+
+
+def test_problems_after_a_broken_layer_are_still_reported():
+    spec = spec_of(
+        {"type": "Dense", "units": 4}, {"type": "Dropout", "rate": 2}, {"type": "Flatten", "x": 1}
+    )
+    rules = sorted(p.rule for p in analyze(spec).problems)
+    assert rules == ["bad_value", "dense_on_spatial", "unknown_key"]
+    shapes = [info.output_shape for info in analyze(spec).layers]
+    assert shapes == [None, None, None, None]  # unknown after the first broken layer
+
+
+def test_check_spec_raises_with_every_message():
+    spec = spec_of({"type": "Dense", "units": 4})
+    with pytest.raises(SpecError, match="Layer 1 \\(Dense\\)") as info:
+        check_spec(spec)
+    assert info.value.problems[0].rule == "dense_on_spatial"
+
+
+def test_every_kind_has_help_for_every_parameter():
+    for kind in KINDS.values():
+        assert kind.summary.endswith(".")
+        for param in kind.params:
+            assert param.help, f"{kind.name}.{param.name} has no help text"
+
+
+def test_to_dict_matches_the_cli_contract():
+    doc = analyze(load_preset("tutorial_cnn").spec).to_dict()
+    assert doc["valid"] is True
+    assert doc["errors"] == []
+    assert doc["total_params"] == 319_178
+    assert doc["layers"][0] == {
+        "index": 0,
+        "type": "Conv2D",
+        "output_shape": [32, 32, 32],
+        "params": 896,
+        "macs": 884_736,
+    }
+    assert doc["layers"][-1]["head"] is True
+    assert doc["layers"][-1]["type"] == "Dense"

@@ -1,0 +1,131 @@
+"""Shape inference agrees exactly with Keras, on hundreds of random specs (property-based).
+
+For every generated spec: if `analyze` accepts it, the Keras model built from it has the same
+output shape at every layer and the same `count_params()`; if `analyze` rejects it, building the
+layers one by one in Keras, with no validation, shows the rule it breaks at the layer it names.
+"""
+
+from __future__ import annotations
+
+import keras
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from cnn_core.builder import apply_nodes, build_model
+from cnn_core.layers import ACTIVATIONS, KINDS, keras_nodes, layer_name
+from cnn_core.shapes import MAX_PARAMS, analyze
+from cnn_core.spec import LayerSpec, ModelSpec
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+small_int = st.integers
+
+LAYERS = {
+    "Conv2D": st.fixed_dictionaries(
+        {"filters": small_int(1, 12), "kernel_size": small_int(1, 7)},
+        optional={
+            "strides": small_int(1, 4),
+            "padding": st.sampled_from(["valid", "same"]),
+            "activation": st.sampled_from(ACTIVATIONS),
+            "use_bias": st.booleans(),
+        },
+    ),
+    "MaxPooling2D": st.fixed_dictionaries(
+        {},
+        optional={
+            "pool_size": small_int(1, 5),
+            "strides": small_int(1, 4),
+            "padding": st.sampled_from(["valid", "same"]),
+        },
+    ),
+    "AveragePooling2D": st.fixed_dictionaries(
+        {}, optional={"pool_size": small_int(1, 5), "padding": st.sampled_from(["valid", "same"])}
+    ),
+    "GlobalAveragePooling2D": st.just({}),
+    "GlobalMaxPooling2D": st.just({}),
+    "BatchNormalization": st.just({}),
+    "Activation": st.fixed_dictionaries({"activation": st.sampled_from(ACTIVATIONS)}),
+    "Dropout": st.fixed_dictionaries({"rate": st.floats(0, 0.9)}),
+    "SpatialDropout2D": st.fixed_dictionaries({"rate": st.floats(0, 0.9)}),
+    "Flatten": st.just({}),
+    "Dense": st.fixed_dictionaries(
+        {"units": small_int(1, 24)},
+        optional={"activation": st.sampled_from(ACTIVATIONS), "use_bias": st.booleans()},
+    ),
+    "ResidualBlock": st.fixed_dictionaries(
+        {"filters": small_int(1, 8)}, optional={"strides": small_int(1, 2)}
+    ),
+}
+assert set(LAYERS) == set(KINDS), "a new layer kind needs a strategy here"
+
+layer = st.sampled_from(sorted(LAYERS)).flatmap(
+    lambda kind: LAYERS[kind].map(lambda params: LayerSpec(kind, params))
+)
+ending = st.sampled_from([[], [LayerSpec("Flatten")], [LayerSpec("GlobalAveragePooling2D")]])
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> ModelSpec:
+    body = draw(st.lists(layer, max_size=7)) + draw(ending)
+    return ModelSpec(
+        input_shape=(draw(small_int(3, 34)), draw(small_int(3, 34)), draw(st.sampled_from([1, 3]))),
+        num_classes=draw(small_int(2, 12)),
+        layers=tuple(body),
+    )
+
+
+def first_violation(spec: ModelSpec) -> int | None:
+    """Build layer by layer in Keras without validation; the 0-based index where a rule breaks,
+    len(layers) when the body ends on a feature map, or None when nothing is broken."""
+    x = keras.Input(shape=spec.input_shape)
+    for index, item in enumerate(spec.layers):
+        kind = KINDS[item.type]
+        rank = len(x.shape)
+        if (kind.accepts == "flat" and rank == 4) or (kind.accepts == "spatial" and rank == 2):
+            return index
+        nodes = keras_nodes(index, kind, kind.resolve(item.params), tuple(x.shape[1:]))
+        try:
+            x = apply_nodes(nodes, x)
+        except ValueError:  # Keras refuses: the output would be empty
+            return index
+        if any(d is not None and d <= 0 for d in x.shape[1:]):
+            return index
+    if len(x.shape) == 4:
+        return len(spec.layers)
+    return None
+
+
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(specs())
+def test_inference_agrees_with_keras(spec: ModelSpec):
+    analysis = analyze(spec)
+    event("valid" if analysis.valid else "invalid")
+    if analysis.valid:
+        model = build_model(spec)
+        for info in analysis.layers[:-1]:
+            keras_shape = tuple(model.get_layer(layer_name(info.index, info.type)).output.shape[1:])
+            assert keras_shape == info.output_shape, (info.index, info.type)
+        assert tuple(model.output.shape[1:]) == analysis.layers[-1].output_shape
+        assert model.count_params() == analysis.total_params
+        return
+    rules = {problem.rule for problem in analysis.problems}
+    assert rules <= {
+        "spatial_after_flat",
+        "dense_on_spatial",
+        "ends_spatial",
+        "shrinks_to_zero",
+        "too_many_params",
+    }, rules  # the strategy only draws valid parameter values
+    if rules == {"too_many_params"}:
+        assert analysis.total_params > MAX_PARAMS
+        return
+    violation = first_violation(spec)
+    assert violation is not None, [p.message for p in analysis.problems]
+    first = analysis.problems[0]
+    expected = len(spec.layers) if first.rule == "ends_spatial" else first.layer
+    assert violation == expected, (violation, first.message)
