@@ -67,7 +67,7 @@ def build_model(
     `dtype_policy` (e.g. "mixed_bfloat16") applies to every layer but the head, which stays
     float32 so that probabilities and the loss keep full precision.
     """
-    import keras
+    from cnn_core._keras import keras
 
     steps = model_nodes(spec, augmentation=augmentation)
     inputs = keras.Input(shape=tuple(spec.input_shape), dtype="uint8", name=INPUT_NAME)
@@ -87,7 +87,7 @@ def apply_nodes(
     nodes: list[KerasNode], x: keras.KerasTensor, *, dtype_policy: str | None = None
 ) -> keras.KerasTensor:
     """Create each node's Keras layer and call it on its inputs; return the last output."""
-    import keras
+    from cnn_core._keras import keras
 
     outputs = {"@in": x}
     for node in nodes:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cnn_core.errors import SpecError, UserError
+from cnn_core.runs import Run, RunStatus, list_runs, open_run, runs_root
 from cnn_core.shapes import Analysis, analyze
 from cnn_core.spec import ModelSpec, load_spec
 
@@ -79,7 +80,64 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, choices=(1, 3), default=3)
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.set_defaults(run=_data)
+
+    p = sub.add_parser("train", help="train SPEC in a new run; prints each epoch")
+    p.add_argument("spec", metavar="SPEC", help=spec_help)
+    p.add_argument("--config", metavar="CONFIG.json", help="training configuration file")
+    p.add_argument("--data", metavar="SOURCE", help="dataset source (default: $CNN_CORE_DATA)")
+    p.add_argument("--epochs", type=int, help="override the configuration's epochs")
+    p.add_argument("--limit", type=int, help="train on a random subset of this many images")
+    p.add_argument("--batch-size", type=int, help="override the configuration's batch size")
+    p.add_argument("--lr", type=float, help="override the configuration's learning rate")
+    p.add_argument("--detach", action="store_true", help="train in the background and return")
+    _run_options(p, json_help=True)
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("resume", help="continue a run from its last completed epoch")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--epochs", type=int, help="train this many more epochs (also after the end)")
+    p.add_argument("--detach", action="store_true", help="train in the background and return")
+    _run_options(p, json_help=True)
+    p.set_defaults(run=_resume)
+
+    p = sub.add_parser("stop", help="stop a run within one batch, keeping its model")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    _run_options(p, json_help=True)
+    p.set_defaults(run=_stop)
+
+    p = sub.add_parser("runs", help="list every run with its state")
+    _run_options(p, json_help=True)
+    p.set_defaults(run=_runs)
+
+    p = sub.add_parser("evaluate", help="evaluate a run's model on the test set")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", metavar="SOURCE", help="dataset source (default: the run's own)")
+    p.add_argument("--force", action="store_true", help="recompute a stored evaluation")
+    _run_options(p, json_help=True)
+    p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("predict", help="classify image files with a run's model")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
+    _run_options(p, json_help=True)
+    p.set_defaults(run=_predict)
+
+    p = sub.add_parser("worker")  # started by `train --detach` and the dashboard; not for users
+    p.add_argument("run_dir")
+    p.add_argument("--more-epochs", type=int)
+    p.set_defaults(run=_worker)
     return parser
+
+
+def _run_options(parser: argparse.ArgumentParser, *, json_help: bool) -> None:
+    parser.add_argument(
+        "--runs-dir", metavar="DIR", help="the runs root (default: $CNN_CORE_RUNS, else ./runs)"
+    )
+    if json_help:
+        parser.add_argument(
+            "--json", action="store_true", help="make the last line of output one JSON object"
+        )
 
 
 def resolve_spec(text: str) -> ModelSpec:
@@ -196,3 +254,152 @@ def _data(args: argparse.Namespace) -> int:
         f"({', '.join(data.class_names)}); loaded in {seconds:.2f} s"
     )
     return 0
+
+
+def _run_summary(run: Run, status: RunStatus) -> dict:
+    return {
+        "run_dir": str(run.path),
+        "name": run.name,
+        "state": status.state,
+        "epochs_completed": status.epochs_completed,
+        "epochs_target": status.epochs_target,
+        "best_val_accuracy": status.best_val_accuracy,
+        "error": status.error,
+    }
+
+
+def _exit_code(status: RunStatus) -> int:
+    if status.state in ("failed", "diverged"):
+        return 1 if (status.error or "").startswith("unexpected error") else 2
+    return 0
+
+
+def _report(run: Run, status: RunStatus, *, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(_run_summary(run, status)))
+    else:
+        best = status.best_val_accuracy
+        line = (
+            f"{run.path}: {status.state}, {status.epochs_completed}/{status.epochs_target} epochs"
+        )
+        if best is not None:
+            line += f", best validation accuracy {best:.4f}"
+        print(line)
+    if status.error:
+        print(f"error: {status.error}", file=sys.stderr)
+    for note in status.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return _exit_code(status)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cnn_core.api import start_run
+    from cnn_core.config import TrainConfig, load_config
+
+    spec = resolve_spec(args.spec)
+    config = load_config(args.config) if args.config else TrainConfig()
+    config = config.with_changes(
+        epochs=args.epochs, limit=args.limit, batch_size=args.batch_size, learning_rate=args.lr
+    )
+    run = start_run(spec, config, data_source=args.data, root=args.runs_dir, detach=args.detach)
+    if not args.detach:
+        print(f"run: {run.path}", file=sys.stderr)
+    return _report(run, run.status(), as_json=args.json)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from cnn_core.api import resume_run
+
+    run = open_run(args.run_dir, root=_root_of(args))
+    resume_run(run, more_epochs=args.epochs, detach=args.detach)
+    return _report(run, run.status(), as_json=args.json)
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from cnn_core.api import request_stop
+
+    run = open_run(args.run_dir, root=_root_of(args))
+    status = request_stop(run)
+    if args.json:
+        print(json.dumps({**_run_summary(run, status), "stop_requested": status.active}))
+    elif status.active:
+        print(f"{run.name}: stop requested; it stops within one batch and keeps its model.")
+    else:
+        print(f"{run.name} is not training (state: {status.state}); nothing to stop.")
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    found = list_runs(args.runs_dir)
+    summaries = [_run_summary(run, run.status()) for run in found]
+    if args.json:
+        print(json.dumps({"runs": summaries}))
+        return 0
+    if not summaries:
+        print(f"no runs in {runs_root(args.runs_dir)}")
+    for item in summaries:
+        best = item["best_val_accuracy"]
+        best_text = f"{best:.4f}" if best is not None else "-"
+        print(
+            f"{item['name']:<44} {item['state']:<11} "
+            f"{item['epochs_completed']:>4}/{item['epochs_target']:<4} best val {best_text}"
+        )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from cnn_core.evaluate import evaluate_run
+
+    run = open_run(args.run_dir, root=_root_of(args))
+    report = evaluate_run(run, data_source=args.data, force=args.force)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(
+        f"{run.name}: test accuracy {report['accuracy']:.4f}, loss {report['loss']:.4f} "
+        f"on {report['n']:,} images"
+    )
+    for row in report["per_class"]:
+        print(
+            f"  {row['class']:<16} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+            f"F1 {row['f1']:.3f}  support {row['support']}"
+        )
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from cnn_core.predict import predict_images
+
+    run = open_run(args.run_dir, root=_root_of(args))
+    if args.top < 1:
+        raise UserError("--top must be at least 1.")
+    results = predict_images(run, [(path, Path(path)) for path in args.images], top=args.top)
+    refused = 0
+    for result in results:
+        if result.error:
+            refused += 1
+        if args.json:
+            print(json.dumps(result.to_dict()))
+        elif result.error:
+            print(f"{result.image}: {result.error}", file=sys.stderr)
+        else:
+            ranked = ", ".join(f"{name} {p:.1%}" for name, p in result.top)
+            print(f"{result.image}: {ranked}")
+    return 2 if refused else 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from cnn_core.train import train_run
+
+    status = train_run(Run(Path(args.run_dir).resolve()), more_epochs=args.more_epochs)
+    return _exit_code(status)
+
+
+def _root_of(args: argparse.Namespace) -> Path | None:
+    """The runs root: --runs-dir, else the folder of a run given by path, else the default."""
+    if args.runs_dir:
+        return Path(args.runs_dir)
+    given = Path(args.run_dir)
+    if len(given.parts) > 1 or given.is_absolute():
+        return given.resolve().parent
+    return None

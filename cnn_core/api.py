@@ -1,0 +1,127 @@
+"""The Python API the dashboard uses: start, stop, resume and list runs, read what they wrote.
+
+Every call is quick and never imports Keras: training happens in a separate, detached process
+(`python -m cnn_core worker RUN`) that outlives a browser refresh or a restarted dashboard.
+Evaluation and prediction live in `cnn_core.evaluate` and `cnn_core.predict`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from cnn_core import settings
+from cnn_core.config import TrainConfig
+from cnn_core.runs import (
+    LOG,
+    STOP,
+    Run,
+    RunError,
+    RunStatus,
+    atomic_write_json,
+    atomic_write_text,
+    create_run,
+    list_runs,
+    now_iso,
+    open_run,
+)
+from cnn_core.shapes import check_spec
+from cnn_core.spec import ModelSpec
+
+__all__ = [
+    "list_runs",
+    "open_run",
+    "request_stop",
+    "resume_run",
+    "spawn_worker",
+    "start_run",
+]
+
+PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+
+
+def start_run(
+    spec: ModelSpec,
+    config: TrainConfig,
+    *,
+    data_source: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    detach: bool = True,
+) -> Run:
+    """Create a run (state queued) and start its training process.
+
+    With `detach=False` training happens in this process and the call returns when it ends.
+    Raises `SpecError` for an unbuildable spec before anything is written.
+    """
+    check_spec(spec)
+    run = create_run(spec, config, data_source=data_source or settings.data_source(), root=root)
+    _launch(run, more_epochs=None, detach=detach)
+    return run
+
+
+def resume_run(run: Run, *, more_epochs: int | None = None, detach: bool = True) -> Run:
+    """Continue an interrupted, stopped, failed or diverged run from its last completed epoch,
+    or train a finished run for `more_epochs` more."""
+    status = run.status()
+    if status.active:
+        raise RunError(f"run {run.name} is already {status.state}; stop it first.")
+    if more_epochs is not None and more_epochs < 1:
+        raise RunError("the number of extra epochs must be at least 1.")
+    if more_epochs is None and status.epochs_completed >= status.epochs_target:
+        raise RunError(
+            f"run {run.name} has completed all {status.epochs_target} epochs; ask for more "
+            "epochs (e.g. --epochs 5) to train it further."
+        )
+    queued = replace(
+        status, state="queued", pid=None, pid_started=None, queued_at=now_iso(), error=None
+    )
+    atomic_write_json(run.file("status.json"), queued.to_dict())
+    _launch(run, more_epochs=more_epochs, detach=detach)
+    return run
+
+
+def request_stop(run: Run) -> RunStatus:
+    """Ask the run's process to stop; it ends within one batch and keeps the model."""
+    status = run.status()
+    if status.active:
+        atomic_write_text(run.file(STOP), now_iso() + "\n")
+    return status
+
+
+def _launch(run: Run, *, more_epochs: int | None, detach: bool) -> None:
+    if detach:
+        spawn_worker(run, more_epochs=more_epochs)
+        return
+    from cnn_core.train import train_run  # imports Keras: only for foreground training
+
+    train_run(run, more_epochs=more_epochs, echo=True)
+
+
+def spawn_worker(run: Run, *, more_epochs: int | None = None) -> int:
+    """Start `python -m cnn_core worker RUN` in its own session; return its pid."""
+    command = [sys.executable, "-m", "cnn_core", "worker", str(run.path)]
+    if more_epochs:
+        command += ["--more-epochs", str(more_epochs)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
+    )
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with open(run.file(LOG), "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a closed terminal or a stopped dashboard leaves it running
+            close_fds=True,
+            env=env,
+            cwd=os.getcwd(),
+        )
+    # Reap it when it ends, so that a finished worker does not linger as a zombie.
+    threading.Thread(target=process.wait, daemon=True).start()
+    return process.pid

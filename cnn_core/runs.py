@@ -1,0 +1,391 @@
+"""Runs on disk: the run directory, the only channel between a training process and the UI.
+
+A run is a folder under the runs root (`settings.runs_root()`), named so that it sorts by time and
+says what it is (`20261125-101500-tutorial-cnn`). It holds:
+
+    spec.json        the architecture             config.json     the training configuration
+    dataset.json     the data source and classes  status.json     state, pid, times, best accuracy
+    history.csv      one row per completed epoch  progress.json   the epoch in progress
+    model.keras      the model, once one exists   checkpoint.*    weights + optimizer, for resuming
+    train.log        the training process's log   evaluation.json the test-set evaluation, once run
+
+The training process writes every file atomically (temp file, then rename), so readers never see
+half a file. Readers never write: whether a run's process is still alive is decided when reading
+(a `running` run whose process is gone reads as `interrupted`). This module imports no Keras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cnn_core import settings
+from cnn_core.config import TrainConfig, config_from_dict
+from cnn_core.errors import UserError
+from cnn_core.spec import ModelSpec, spec_from_dict
+
+SPEC = "spec.json"
+CONFIG = "config.json"
+DATASET = "dataset.json"
+STATUS = "status.json"
+HISTORY = "history.csv"
+PROGRESS = "progress.json"
+MODEL = "model.keras"
+CHECKPOINT = "checkpoint.weights.h5"
+CHECKPOINT_META = "checkpoint.json"
+LOG = "train.log"
+STOP = "stop.request"
+EVALUATION = "evaluation.json"
+PREDICTIONS = "predictions.npz"
+
+STATES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
+ACTIVE = ("queued", "running")
+STARTUP_GRACE_SECONDS = 120  # a queued run with no process yet is still starting up
+HISTORY_COLUMNS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss", "epoch_seconds", "lr")
+
+
+class RunError(UserError):
+    """A run that does not exist, is damaged, or cannot do what was asked right now."""
+
+
+# --- atomic files ---------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """The decoded file, or None if it is missing or not valid JSON (a damaged file)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What state a run is in; the training process rewrites it at every change."""
+
+    state: str = "queued"
+    pid: int | None = None  # the training process
+    pid_started: str | None = None  # that process's start time, so a reused pid is not mistaken
+    created_at: str | None = None
+    queued_at: str | None = None  # when it last joined the queue: queue order, start-up grace
+    started_at: str | None = None
+    ended_at: str | None = None
+    epochs_completed: int = 0
+    epochs_target: int = 0
+    best_val_accuracy: float | None = None
+    best_epoch: int | None = None  # 0-based, as in history.csv
+    error: str | None = None  # why it failed, diverged or is damaged
+    notes: tuple[str, ...] = ()  # warnings worth showing (batch size clamped, classes adapted)
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["notes"] = list(self.notes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunStatus | None:
+        if not isinstance(data, dict) or data.get("state") not in STATES:
+            return None
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["notes"] = tuple(str(n) for n in values.get("notes") or ())
+        try:
+            return cls(**values)
+        except TypeError:
+            return None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def finished(self) -> bool:
+        return not self.active
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (Linux), or None where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
+
+
+def process_alive(pid: int | None, started: str | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists but is someone else's
+    if started is not None:
+        current = process_start_time(pid)
+        if current is not None and current != started:
+            return False  # the pid now belongs to another process
+        if current is not None and _is_zombie(pid):
+            return False
+    return True
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """A handle on one run directory; every method reads the disk afresh."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def raw_status(self) -> RunStatus | None:
+        return RunStatus.from_dict(read_json(self.file(STATUS)))
+
+    def status(self) -> RunStatus:
+        """The status as recorded, corrected for a process that is gone (-> interrupted)."""
+        if not self.exists():
+            return RunStatus(state="failed", error=f"run {self.name} no longer exists.")
+        status = self.raw_status()
+        if status is None:
+            return RunStatus(
+                state="interrupted",
+                error="status.json is missing or damaged; the run's other files are kept.",
+                epochs_completed=len(self.history()),
+            )
+        if status.active and not process_alive(status.pid, status.pid_started):
+            if status.pid is None and _age_seconds(status.queued_at) < STARTUP_GRACE_SECONDS:
+                return status  # the process is still starting up
+            return replace(
+                status,
+                state="interrupted",
+                error="the training process stopped unexpectedly (killed or the machine "
+                "restarted); resume the run to continue from the last completed epoch.",
+            )
+        return status
+
+    def spec(self) -> ModelSpec:
+        data = read_json(self.file(SPEC))
+        if data is None:
+            raise RunError(f"run {self.name}: spec.json is missing or damaged.")
+        return spec_from_dict(data, source=f"run {self.name}: spec.json")
+
+    def config(self) -> TrainConfig:
+        data = read_json(self.file(CONFIG))
+        if data is None:
+            raise RunError(f"run {self.name}: config.json is missing or damaged.")
+        return config_from_dict(data, source=f"run {self.name}: config.json")
+
+    def dataset(self) -> dict[str, Any]:
+        """{"source": str, "class_names": [...] once known, ...}."""
+        data = read_json(self.file(DATASET))
+        return data if isinstance(data, dict) else {}
+
+    def progress(self) -> dict[str, Any]:
+        data = read_json(self.file(PROGRESS))
+        return data if isinstance(data, dict) else {}
+
+    def history(self) -> list[dict[str, float | None]]:
+        """Completed epochs, one dict per row; a damaged row ends the list instead of failing."""
+        return parse_history(_read_text(self.file(HISTORY)))
+
+    def evaluation(self) -> dict[str, Any] | None:
+        data = read_json(self.file(EVALUATION))
+        return data if isinstance(data, dict) else None
+
+    def has_model(self) -> bool:
+        return self.file(MODEL).is_file()
+
+    def stop_requested(self) -> bool:
+        return self.file(STOP).exists()
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = _read_text(self.file(LOG))
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def parse_history(text: str) -> list[dict[str, float | None]]:
+    rows: list[dict[str, float | None]] = []
+    reader = csv.DictReader(io.StringIO(text))
+    for record in reader:
+        try:
+            row = {
+                key: (float(value) if value not in ("", None) else None)
+                for key, value in record.items()
+                if key
+            }
+        except (TypeError, ValueError):
+            break  # a truncated or garbled line: keep what came before
+        if row.get("epoch") is None or int(row["epoch"]) != len(rows):
+            break
+        row["epoch"] = int(row["epoch"])  # type: ignore[assignment]
+        rows.append(row)
+    return rows
+
+
+def format_history(rows: Iterable[dict[str, Any]]) -> str:
+    rows = list(rows)
+    columns = list(HISTORY_COLUMNS)
+    for row in rows:  # any other metric keeps its column, after the standard ones
+        columns += [key for key in row if key not in columns]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return out.getvalue()
+
+
+def _age_seconds(iso: str | None) -> float:
+    if not iso:
+        return float("inf")
+    try:
+        return time.time() - datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return float("inf")
+
+
+# --- the runs root ----------------------------------------------------------------------------
+
+
+def runs_root(root: str | os.PathLike[str] | None = None) -> Path:
+    return Path(root) if root is not None else settings.runs_root()
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:40].strip("-") or "run"
+
+
+def create_run(
+    spec: ModelSpec,
+    config: TrainConfig,
+    *,
+    data_source: str,
+    root: str | os.PathLike[str] | None = None,
+) -> Run:
+    """Make a new run directory holding the spec, configuration and data source, state queued."""
+    base = runs_root(root)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create the runs folder {base} ({exc.strerror}).") from None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"{stamp}-{_slug(spec.name)}"
+    for suffix in range(1000):
+        path = base / (name if suffix == 0 else f"{name}-{suffix + 1}")
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - a thousand runs in one second
+        raise RunError(f"cannot create a run folder in {base}: too many runs this second.")
+    run = Run(path)
+    atomic_write_text(run.file(SPEC), spec.to_json())
+    atomic_write_text(run.file(CONFIG), config.to_json())
+    atomic_write_json(run.file(DATASET), {"source": data_source})
+    now = now_iso()
+    status = RunStatus(state="queued", created_at=now, queued_at=now, epochs_target=config.epochs)
+    atomic_write_json(run.file(STATUS), status.to_dict())
+    return run
+
+
+def open_run(name: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> Run:
+    """Find a run by folder name or path; refuse anything outside the runs root."""
+    base = runs_root(root).resolve()
+    text = str(name)
+    candidate = Path(text)
+    if not candidate.is_absolute() and len(candidate.parts) == 1:
+        candidate = base / candidate
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError):
+        raise RunError(f"{text[:80]} is not a run.") from None
+    if resolved.parent != base:
+        raise RunError(
+            f"{text[:80]} is not a run in the runs folder {base}; pass a run's name or its path "
+            "inside that folder (set --runs-dir or CNN_CORE_RUNS to use another folder)."
+        )
+    looks_like_run = (resolved / STATUS).exists() or (resolved / SPEC).exists()
+    if not resolved.is_dir() or not looks_like_run:
+        raise RunError(f"there is no run {resolved.name} in {base}.")
+    return Run(resolved)
+
+
+def list_runs(root: str | os.PathLike[str] | None = None) -> list[Run]:
+    """Every run under the root, newest first."""
+    base = runs_root(root)
+    try:
+        entries = [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
+    runs = [Run(p) for p in entries if (p / STATUS).exists() or (p / SPEC).exists()]
+    return sorted(runs, key=lambda run: run.name, reverse=True)

@@ -1,0 +1,574 @@
+"""The training worker: trains one run in this process, recording everything in its directory.
+
+`train_run(run)` waits for a free training slot (one run at a time per runs root by default), loads
+the data, builds and compiles the model, and calls `model.fit` with `RunRecorder`, which writes the
+history, progress, status and a resumable checkpoint after every epoch, ends training within one
+batch of a stop request, and catches a NaN loss. A killed process loses at most the epoch in
+progress: `train_run` on the same run continues from the last checkpoint.
+
+This is the only module that imports Keras at import time; the dashboard never imports it (it
+starts `python -m cnn_core worker RUN` as a separate process through `cnn_core.api`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import math
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnn_core import runs
+from cnn_core._keras import keras
+from cnn_core.builder import build_model
+from cnn_core.config import TrainConfig, effective_batch_size
+from cnn_core.datasets import Dataset, load_dataset
+from cnn_core.errors import UserError
+from cnn_core.runs import Run, RunStatus, atomic_write_json, atomic_write_text, now_iso
+
+log = logging.getLogger("cnn_core.train")
+
+PROGRESS_INTERVAL = 0.5  # seconds between progress.json writes within an epoch
+QUEUE_POLL = 0.5  # seconds between looks at the queue
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{5})\.weights\.h5$")
+
+
+class StopRequested(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside `fit` to end training within one batch of a stop request."""
+
+
+class Diverged(Exception):  # noqa: N818
+    """Raised inside `fit` when the loss is no longer a finite number."""
+
+    def __init__(self, epoch: int, batch: int, loss: float) -> None:
+        super().__init__(f"loss {loss} at epoch {epoch + 1}, batch {batch + 1}")
+        self.epoch, self.batch, self.loss = epoch, batch, loss
+
+
+# --- the queue --------------------------------------------------------------------------------
+
+
+def max_parallel() -> int:
+    """Runs that may train at once per runs root (CNN_CORE_MAX_PARALLEL, default 1)."""
+    try:
+        return max(1, int(os.environ.get("CNN_CORE_MAX_PARALLEL", "1")))
+    except ValueError:
+        return 1
+
+
+@contextlib.contextmanager
+def training_slot(run: Run, status: RunStatus) -> Iterator[bool]:
+    """Wait, as `queued`, until this run is first in line and a slot is free; hold it.
+
+    Yields False if a stop was requested while waiting. Slots are `flock`ed files, so a slot is
+    freed by the kernel the moment its process dies, however it dies.
+    """
+    folder = run.path.parent / ".slots"
+    folder.mkdir(exist_ok=True)
+    handles = [open(folder / f"slot-{i}.lock", "a+") for i in range(max_parallel())]  # noqa: SIM115
+    held = None
+    try:
+        while held is None:
+            if run.stop_requested():
+                yield False
+                return
+            ahead = _runs_ahead(run, status)
+            if ahead < len(handles):
+                for handle in handles:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue
+                    held = handle
+                    break
+            if held is None:
+                _write_progress(run, {"phase": "queued", "runs_ahead": ahead})
+                time.sleep(QUEUE_POLL)
+        yield True
+    finally:
+        for handle in handles:
+            handle.close()  # closing releases the lock
+
+
+def _runs_ahead(run: Run, status: RunStatus) -> int:
+    """Live queued runs that were queued before this one (they start first)."""
+    mine = (status.queued_at or "", run.name)
+    ahead = 0
+    for other in runs.list_runs(run.path.parent):
+        if other.path == run.path:
+            continue
+        theirs = other.status()
+        if theirs.state == "queued" and theirs.pid and (theirs.queued_at or "", other.name) < mine:
+            ahead += 1
+    return ahead
+
+
+# --- the recorder -----------------------------------------------------------------------------
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Writes history.csv, progress.json, status.json and a checkpoint as training goes."""
+
+    def __init__(
+        self,
+        run: Run,
+        status: RunStatus,
+        history: list[dict[str, Any]],
+        *,
+        batches: int,
+        batch_size: int,
+        epochs: int,
+        echo: bool,
+    ) -> None:
+        super().__init__()
+        self.run, self.status, self.rows = run, status, history
+        self.batches, self.batch_size, self.epochs, self.echo = batches, batch_size, epochs, echo
+        self.stop_path = str(run.file(runs.STOP))
+        self.last_epoch_seconds: float | None = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+        self.epoch_start = self.last_write = time.perf_counter()
+        self._progress(0, phase="training")
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise Diverged(self.epoch, batch, float(loss))
+        if os.path.exists(self.stop_path):
+            raise StopRequested
+        now = time.perf_counter()
+        if now - self.last_write >= PROGRESS_INTERVAL:
+            self.last_write = now
+            self._progress(batch + 1, phase="training")
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._progress(self.batches, phase="validating")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = time.perf_counter() - self.epoch_start
+        self.last_epoch_seconds = seconds
+        logs = dict(logs or {})
+        if not math.isfinite(float(logs.get("loss", 0.0))):
+            raise Diverged(epoch, self.batches - 1, float(logs["loss"]))
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items() if k != "learning_rate"}}
+        row["epoch_seconds"] = round(seconds, 4)
+        row["lr"] = current_learning_rate(self.model)
+        save_checkpoint(self.run, self.model, epoch + 1)
+        self.rows[:] = [r for r in self.rows if r["epoch"] < epoch] + [row]
+        atomic_write_text(self.run.file(runs.HISTORY), runs.format_history(self.rows))
+        best, best_epoch = self.status.best_val_accuracy, self.status.best_epoch
+        val = row.get("val_accuracy")
+        if val is not None and (best is None or val > best):
+            best, best_epoch = val, epoch
+        self.status = replace(
+            self.status, epochs_completed=epoch + 1, best_val_accuracy=best, best_epoch=best_epoch
+        )
+        write_status(self.run, self.status)
+        self._progress(self.batches, phase="epoch done")
+        if self.echo:
+            print(describe_epoch(row, self.epochs), flush=True)
+        log.info(describe_epoch(row, self.epochs))
+
+    def _progress(self, batch: int, *, phase: str) -> None:
+        elapsed = time.perf_counter() - self.epoch_start
+        per_batch = elapsed / batch if batch else None
+        left_in_epoch = (self.batches - batch) * per_batch if per_batch else None
+        epoch_seconds = self.last_epoch_seconds or (per_batch * self.batches if per_batch else None)
+        eta = None
+        if left_in_epoch is not None and epoch_seconds is not None:
+            eta = left_in_epoch + epoch_seconds * (self.epochs - self.epoch - 1)
+        _write_progress(
+            self.run,
+            {
+                "phase": phase,
+                "epoch": self.epoch + 1,
+                "epochs": self.epochs,
+                "batch": batch,
+                "batches": self.batches,
+                "images_per_second": round(self.batch_size / per_batch, 1) if per_batch else None,
+                "eta_seconds": round(eta, 1) if eta is not None else None,
+            },
+        )
+
+
+def describe_epoch(row: dict[str, Any], epochs: int) -> str:
+    parts = [f"epoch {row['epoch'] + 1}/{epochs}"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if row.get(key) is not None:
+            parts.append(f"{key} {row[key]:.4f}")
+    parts.append(f"{row['epoch_seconds']:.1f} s")
+    return ", ".join(parts)
+
+
+def _write_progress(run: Run, data: dict[str, Any]) -> None:
+    atomic_write_json(run.file(runs.PROGRESS), {**data, "updated": time.time()})
+
+
+def write_status(run: Run, status: RunStatus) -> None:
+    atomic_write_json(run.file(runs.STATUS), status.to_dict())
+
+
+def current_learning_rate(model: keras.Model) -> float:
+    lr = model.optimizer.learning_rate
+    return float(keras.ops.convert_to_numpy(lr))
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def checkpoints(run: Run) -> list[tuple[int, Path]]:
+    """(epochs completed, file) for every complete checkpoint, oldest first."""
+    found = []
+    for path in run.path.iterdir():
+        match = CHECKPOINT_RE.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def save_checkpoint(run: Run, model: keras.Model, epochs_done: int) -> None:
+    """Weights and optimizer state after `epochs_done` epochs; the name carries the epoch, and the
+    file appears only once complete (temp, then rename), so a crash leaves the previous one."""
+    final = run.file(f"checkpoint-{epochs_done:05d}.weights.h5")
+    tmp = run.file(f".checkpoint-{epochs_done:05d}.{os.getpid()}.tmp.weights.h5")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    for done, path in checkpoints(run):
+        if done < epochs_done:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def save_model(run: Run, model: keras.Model) -> None:
+    tmp = run.file(f".model.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, run.file(runs.MODEL))
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+# --- model and data ---------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="cnn_core")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """One-cycle: warm up from peak/25 to the peak over the first 30% of steps, then anneal with
+    a cosine to peak/25,000 (Smith & Topin's super-convergence recipe)."""
+
+    def __init__(self, peak: float, total_steps: int, warmup: float = 0.3) -> None:
+        self.peak, self.total_steps, self.warmup = float(peak), int(total_steps), float(warmup)
+
+    def __call__(self, step: Any) -> Any:
+        ops = keras.ops
+        step = ops.cast(step, "float32")
+        up_steps = max(1.0, self.warmup * self.total_steps)
+        down_steps = max(1.0, self.total_steps - up_steps)
+        start, end = self.peak / 25.0, self.peak / 25_000.0
+        rising = start + (self.peak - start) * ops.minimum(step / up_steps, 1.0)
+        t = ops.clip((step - up_steps) / down_steps, 0.0, 1.0)
+        falling = end + (self.peak - end) * 0.5 * (1.0 + ops.cos(math.pi * t))
+        return ops.where(step < up_steps, rising, falling)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup": self.warmup}
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int) -> Any:
+    total = max(1, steps_per_epoch * epochs)
+    lr: Any = config.learning_rate
+    if config.lr_schedule == "cosine":
+        warmup = int(total * 0.05)
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.learning_rate / 100 if warmup else config.learning_rate,
+            decay_steps=max(1, total - warmup),
+            warmup_target=config.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif config.lr_schedule == "one_cycle":
+        lr = OneCycle(config.learning_rate, total)
+    decay = config.weight_decay or None
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(lr, weight_decay=decay)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay
+        )
+    return keras.optimizers.RMSprop(lr, momentum=config.momentum, weight_decay=decay)
+
+
+def uses_gpu() -> bool:
+    return any(d.lower().startswith("gpu") for d in keras.distribution.list_devices())
+
+
+def dtype_policy(config: TrainConfig) -> str | None:
+    mixed = uses_gpu() if config.mixed_precision == "auto" else bool(config.mixed_precision)
+    return "mixed_bfloat16" if mixed else None
+
+
+def split_data(
+    data: Dataset, config: TrainConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Training and validation arrays: a seeded shuffle, the `limit`, then the split."""
+    order = np.random.default_rng(seed).permutation(len(data.y_train))
+    if config.limit:
+        order = order[: config.limit]
+    n_val = round(len(order) * config.validation_split)
+    if config.validation_split and n_val == 0 and len(order) > 1:
+        n_val = 1
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if len(train) == 0:
+        raise UserError(
+            f"no training images are left after the validation split ({len(order)} images, "
+            f"validation_split {config.validation_split}); lower validation_split or raise limit."
+        )
+    x_val = data.x_train[val] if n_val else None
+    y_val = data.y_train[val] if n_val else None
+    return data.x_train[train], data.y_train[train], x_val, y_val
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def train_run(run: Run, *, more_epochs: int | None = None, echo: bool = False) -> RunStatus:
+    """Train (or resume) `run` in this process; return its final status. Never raises for
+    problems of the run itself: they end up in status.json, where the dashboard reads them."""
+    status = run.raw_status() or RunStatus(created_at=now_iso(), queued_at=now_iso())
+    with contextlib.suppress(OSError):
+        run.file(runs.STOP).unlink()  # an old stop request must not stop a resumed run
+    pid = os.getpid()
+    target = status.epochs_completed + more_epochs if more_epochs else None
+    status = replace(
+        status,
+        state="queued",
+        queued_at=status.queued_at if status.state == "queued" else now_iso(),
+        pid=pid,
+        pid_started=runs.process_start_time(pid),
+        error=None,
+        ended_at=None,
+        epochs_target=target or status.epochs_target or run.config().epochs,
+    )
+    write_status(run, status)
+    _attach_log(run, echo=echo)
+    try:
+        with training_slot(run, status) as go:
+            if not go:
+                return _finish(run, status, "stopped", error=None)
+            status = replace(status, state="running", started_at=now_iso())
+            write_status(run, status)
+            return _train(run, status, echo=echo)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            return _finish(
+                run,
+                status,
+                "failed",
+                error="the disk is full, so the checkpoint could not be written; free some space "
+                "and resume the run (the last complete checkpoint is kept).",
+            )
+        log.exception("training failed")
+        return _finish(run, status, "failed", error=f"cannot write the run's files: {exc}.")
+    except UserError as exc:
+        return _finish(run, status, "failed", error=str(exc))
+    except Exception as exc:
+        log.exception("training failed")
+        return _finish(
+            run,
+            status,
+            "failed",
+            error=f"unexpected error: {type(exc).__name__}: {str(exc)[:300]} (see train.log).",
+        )
+
+
+def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
+    spec, config = run.spec(), run.config()
+    seed = config.seed if config.seed is not None else status.seed
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    status = replace(status, seed=seed)
+    keras.utils.set_random_seed(seed)
+
+    _write_progress(run, {"phase": "loading data"})
+    source = run.dataset().get("source")
+    h, w, c = spec.input_shape
+    data = load_dataset(source, image_size=(h, w), channels=c)
+    notes = list(status.notes)
+    if data.skipped:
+        notes.append(f"{data.skipped} unreadable image files were skipped.")
+    if spec.num_classes != len(data.class_names):
+        notes.append(
+            f"the spec had {spec.num_classes} classes, the data has {len(data.class_names)}; "
+            "the classifier was sized to the data."
+        )
+        spec = replace(spec, num_classes=len(data.class_names))
+        atomic_write_text(run.file(runs.SPEC), spec.to_json())
+    dataset_info = {**run.dataset(), "class_names": list(data.class_names)}
+    dataset_info.update(train_images=len(data.y_train), test_images=len(data.y_test))
+    atomic_write_json(run.file(runs.DATASET), dataset_info)
+
+    x_train, y_train, x_val, y_val = split_data(data, config, seed)
+    batch_size, warning = effective_batch_size(config, len(y_train))
+    if warning and warning not in notes:
+        notes.append(warning)
+    status = replace(status, notes=tuple(dict.fromkeys(notes)))
+    write_status(run, status)
+
+    steps = math.ceil(len(y_train) / batch_size)
+    target = status.epochs_target
+    model = build_model(spec, augmentation=config.augmentation, dtype_policy=dtype_policy(config))
+    num_classes = spec.num_classes
+    if config.label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        y_train = keras.utils.to_categorical(y_train, num_classes).astype("float32")
+        y_val = (
+            keras.utils.to_categorical(y_val, num_classes).astype("float32")
+            if x_val is not None
+            else None
+        )
+        metric = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(
+        optimizer=make_optimizer(config, steps, target),
+        loss=loss,
+        metrics=[metric],
+        steps_per_execution=config.steps_per_execution,
+    )
+
+    history = run.history()
+    initial_epoch = 0
+    found = checkpoints(run)
+    if found:
+        initial_epoch, path = found[-1]
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(path)
+        log.info("resuming from %s (%d epochs done)", path.name, initial_epoch)
+    history = [row for row in history if row["epoch"] < initial_epoch]
+    atomic_write_text(run.file(runs.HISTORY), runs.format_history(history))
+    status = replace(status, epochs_completed=initial_epoch)
+    write_status(run, status)
+    if initial_epoch >= target:
+        return _finish(run, status, "completed", model=model)
+
+    recorder = RunRecorder(
+        run, status, history, batches=steps, batch_size=batch_size, epochs=target, echo=echo
+    )
+    callbacks: list[keras.callbacks.Callback] = [recorder]
+    if config.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss" if x_val is not None else "loss",
+                patience=config.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    log.info(
+        "training %s: %d images (%d for validation), batch %d, epochs %d..%d, seed %d",
+        spec.name,
+        len(y_train),
+        0 if y_val is None else len(y_val),
+        batch_size,
+        initial_epoch + 1,
+        target,
+        seed,
+    )
+    try:
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=batch_size,
+            epochs=target,
+            initial_epoch=initial_epoch,
+            validation_data=(x_val, y_val) if x_val is not None else None,
+            validation_freq=config.validation_freq,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    except StopRequested:
+        return _finish(run, recorder.status, "stopped", model=model)
+    except Diverged as exc:
+        return _diverged(run, recorder.status, model, exc, config)
+    status = recorder.status
+    if recorder.status.epochs_completed < target:
+        status = replace(
+            status,
+            notes=(
+                *status.notes,
+                f"early stopping after {status.epochs_completed} epochs: the "
+                "validation loss stopped improving; the best weights were kept.",
+            ),
+        )
+    return _finish(run, status, "completed", model=model)
+
+
+def _diverged(
+    run: Run, status: RunStatus, model: keras.Model, exc: Diverged, config: TrainConfig
+) -> RunStatus:
+    found = checkpoints(run)
+    kept = "no epoch had completed, so there are no good weights to keep"
+    if found:
+        model.load_weights(found[-1][1])
+        save_model(run, model)
+        kept = f"the weights after epoch {found[-1][0]} (the last good one) are kept"
+    lr = config.learning_rate
+    value = "NaN (not a number)" if math.isnan(exc.loss) else "infinite"
+    error = (
+        f"training diverged: the loss became {value} in epoch {exc.epoch + 1}, batch "
+        f"{exc.batch + 1}. Lower the learning rate (now {lr:g}; try {lr / 10:g}), or add "
+        f"BatchNormalization; {kept}."
+    )
+    return _finish(run, status, "diverged", error=error)
+
+
+def _finish(
+    run: Run,
+    status: RunStatus,
+    state: str,
+    *,
+    error: str | None = None,
+    model: keras.Model | None = None,
+) -> RunStatus:
+    if model is not None:
+        save_model(run, model)
+    status = replace(status, state=state, ended_at=now_iso(), error=error)
+    write_status(run, status)
+    progress = {"phase": state}
+    with contextlib.suppress(OSError):
+        _write_progress(run, progress)
+        run.file(runs.STOP).unlink(missing_ok=True)
+    log.info("run %s: %s%s", run.name, state, f" ({error})" if error else "")
+    return status
+
+
+def _attach_log(run: Run, *, echo: bool) -> None:
+    handler = logging.FileHandler(run.file(runs.LOG), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    if echo:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setLevel(logging.WARNING)
+        log.addHandler(stream)
