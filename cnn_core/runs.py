@@ -272,20 +272,25 @@ def _read_text(path: Path) -> str:
 
 
 def parse_history(text: str) -> list[dict[str, float | None]]:
+    """Rows of history.csv in epoch order; a truncated or garbled row ends the list."""
     rows: list[dict[str, float | None]] = []
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header or header[0] != "epoch":
+        return rows
     for record in reader:
+        if len(record) != len(header):
+            break
         try:
             row = {
-                key: (float(value) if value not in ("", None) else None)
-                for key, value in record.items()
-                if key
+                key: float(value) if value else None
+                for key, value in zip(header, record, strict=True)
             }
-        except (TypeError, ValueError):
-            break  # a truncated or garbled line: keep what came before
-        if row.get("epoch") is None or int(row["epoch"]) != len(rows):
+        except ValueError:
             break
-        row["epoch"] = int(row["epoch"])  # type: ignore[assignment]
+        if row["epoch"] != len(rows):
+            break
+        row["epoch"] = len(rows)
         rows.append(row)
     return rows
 

@@ -1,0 +1,267 @@
+"""The training engine, for real: runs in separate processes on a few hundred synthetic images.
+
+Each test trains a tiny network on 8x8 PNG images of three colours, then checks what the run
+directory says: the artefacts, stop, SIGKILL and resume, divergence, the queue, damaged runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnn_core import api
+from cnn_core.config import TrainConfig
+from cnn_core.runs import HISTORY_COLUMNS, Run, RunError, RunStatus, open_run
+from cnn_core.spec import LayerSpec, ModelSpec
+
+COLOURS = {"blue": (30, 30, 200), "green": (30, 200, 30), "red": (200, 30, 30)}
+TINY = ModelSpec(
+    name="Tiny net",
+    input_shape=(8, 8, 3),
+    num_classes=3,
+    layers=(
+        LayerSpec(
+            "Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"}
+        ),
+        LayerSpec("GlobalAveragePooling2D"),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three classes of noisy solid colours: 80 training and 10 test images each."""
+    root = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 80), ("test", 10)):
+        for name, colour in COLOURS.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(np.array(colour) + rng.normal(0, 40, (8, 8, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def wait_for(run: Run, predicate: Callable[[RunStatus], bool], timeout: float = 90) -> RunStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run.status()
+        if predicate(status):
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"timed out; last status {run.status()}\n{run.log_tail()}")
+
+
+def epochs_in(run: Run) -> list[int]:
+    return [row["epoch"] for row in run.history()]
+
+
+def test_a_run_completes_with_every_artefact(data_dir, tmp_path):
+    config = TrainConfig(epochs=3, batch_size=16, seed=7, learning_rate=0.01)
+    run = api.start_run(TINY, config, data_source=str(data_dir), root=tmp_path, detach=False)
+    status = run.status()
+    assert status.state == "completed", status.error
+    assert status.epochs_completed == 3 and status.seed == 7
+    assert status.best_val_accuracy is not None and status.ended_at
+    for name in (
+        "spec.json",
+        "config.json",
+        "status.json",
+        "history.csv",
+        "progress.json",
+        "model.keras",
+        "checkpoint-00003.weights.h5",
+        "train.log",
+        "dataset.json",
+    ):
+        assert run.file(name).is_file(), name
+    header = run.file("history.csv").read_text().splitlines()[0].split(",")
+    assert tuple(header) == HISTORY_COLUMNS
+    assert epochs_in(run) == [0, 1, 2]
+    assert all(
+        row["epoch_seconds"] > 0 and row["lr"] == pytest.approx(0.01) for row in run.history()
+    )
+    assert run.dataset()["class_names"] == ["blue", "green", "red"]
+    assert run.progress()["phase"] == "completed"
+    assert run.name.endswith("-tiny-net") and run.name[:8].isdigit()
+    assert [p.name for p in run.path.iterdir() if p.name.startswith(".")] == []  # no temp files
+
+
+def test_stop_ends_training_within_a_batch_and_keeps_the_model(data_dir, tmp_path):
+    config = TrainConfig(epochs=500, batch_size=4, validation_split=0.1)
+    run = api.start_run(TINY, config, data_source=str(data_dir), root=tmp_path)
+    wait_for(run, lambda s: s.state == "running" and s.epochs_completed >= 1)
+    asked = time.monotonic()
+    api.request_stop(run)
+    status = wait_for(run, lambda s: s.state == "stopped", timeout=30)
+    assert time.monotonic() - asked < 5
+    assert 1 <= status.epochs_completed < 500
+    assert run.has_model()
+    assert epochs_in(run) == list(range(status.epochs_completed))
+    assert not run.file("stop.request").exists()
+
+
+def test_sigkill_reads_as_interrupted_and_resume_finishes_without_gaps(data_dir, tmp_path):
+    config = TrainConfig(epochs=12, batch_size=4, seed=3)
+    run = api.start_run(TINY, config, data_source=str(data_dir), root=tmp_path)
+    status = wait_for(run, lambda s: s.state == "running" and s.epochs_completed >= 2)
+    os.kill(status.pid, signal.SIGKILL)
+    status = wait_for(run, lambda s: s.state == "interrupted", timeout=10)
+    assert "resume" in status.error
+    done_before = len(run.history())
+    assert done_before >= 2
+    api.resume_run(run, detach=False)
+    status = run.status()
+    assert status.state == "completed", status.error
+    assert status.epochs_completed == 12
+    assert epochs_in(run) == list(range(12))  # nothing lost, nothing repeated
+    assert len(list(run.path.glob("checkpoint-*.weights.h5"))) == 1
+
+
+def test_more_epochs_on_a_finished_run(data_dir, tmp_path):
+    config = TrainConfig(epochs=2, batch_size=32, lr_schedule="one_cycle", learning_rate=0.01)
+    run = api.start_run(TINY, config, data_source=str(data_dir), root=tmp_path, detach=False)
+    with pytest.raises(RunError, match="completed all 2 epochs"):
+        api.resume_run(run)
+    api.resume_run(run, more_epochs=2, detach=False)
+    status = run.status()
+    assert (status.state, status.epochs_completed, status.epochs_target) == ("completed", 4, 4)
+    assert epochs_in(run) == [0, 1, 2, 3]
+
+
+def test_divergence_is_reported_with_what_to_change(data_dir, tmp_path):
+    linear = ModelSpec(
+        name="Linear",
+        input_shape=(8, 8, 3),
+        num_classes=3,
+        layers=(LayerSpec("Flatten"), *(LayerSpec("Dense", {"units": 64}),) * 3),
+    )
+    config = TrainConfig(optimizer="sgd", learning_rate=10, batch_size=4, epochs=3)
+    run = api.start_run(linear, config, data_source=str(data_dir), root=tmp_path, detach=False)
+    status = run.status()
+    assert status.state == "diverged"
+    assert "Lower the learning rate (now 10; try 1)" in status.error
+    assert "NaN" in status.error or "infinite" in status.error
+
+
+def test_a_second_start_waits_in_the_queue(data_dir, tmp_path):
+    long_run = api.start_run(
+        TINY, TrainConfig(epochs=500, batch_size=4), data_source=str(data_dir), root=tmp_path
+    )
+    wait_for(long_run, lambda s: s.state == "running")
+    second = api.start_run(
+        TINY, TrainConfig(epochs=1, batch_size=32), data_source=str(data_dir), root=tmp_path
+    )
+    wait_for(second, lambda s: s.pid is not None)
+    time.sleep(2)
+    assert second.status().state == "queued"
+    assert second.progress().get("phase") == "queued"
+    api.request_stop(long_run)
+    wait_for(long_run, lambda s: s.state == "stopped")
+    status = wait_for(second, lambda s: s.state == "completed")
+    assert status.epochs_completed == 1
+
+
+def test_bad_data_source_fails_the_run_with_a_message(tmp_path):
+    run = api.start_run(
+        TINY,
+        TrainConfig(epochs=1),
+        data_source=str(tmp_path / "nowhere"),
+        root=tmp_path,
+        detach=False,
+    )
+    status = run.status()
+    assert status.state == "failed"
+    assert "nowhere" in status.error and "Traceback" not in status.error
+
+
+def test_classifier_is_sized_to_the_data(data_dir, tmp_path):
+    ten = ModelSpec(name="Ten", input_shape=(8, 8, 3), num_classes=10, layers=TINY.layers)
+    run = api.start_run(
+        ten,
+        TrainConfig(epochs=1, batch_size=64),
+        data_source=str(data_dir),
+        root=tmp_path,
+        detach=False,
+    )
+    assert run.status().state == "completed"
+    assert run.spec().num_classes == 3
+    assert any("sized to the data" in note for note in run.status().notes)
+
+
+def test_damaged_run_directories_are_reported_not_crashed_on(data_dir, tmp_path):
+    run = api.start_run(
+        TINY,
+        TrainConfig(epochs=2, batch_size=64),
+        data_source=str(data_dir),
+        root=tmp_path,
+        detach=False,
+    )
+    history = run.file("history.csv").read_text()
+    run.file("history.csv").write_text(history[: history.rindex("\n", 0, -1) + 8])  # cut a row
+    assert epochs_in(run) == [0]
+    run.file("status.json").write_text("{garbage")
+    status = run.status()
+    assert status.state == "interrupted" and "damaged" in status.error
+    run.file("spec.json").unlink()
+    with pytest.raises(RunError, match=r"spec\.json is missing"):
+        run.spec()
+    assert [r.name for r in api.list_runs(tmp_path)] == [run.name]
+
+
+def test_run_names_cannot_escape_the_runs_root(tmp_path):
+    for name in ("../../etc", "/etc", "..", str(tmp_path / ".." / "x")):
+        with pytest.raises(RunError):
+            open_run(name, root=tmp_path)
+
+
+def test_cli_train_json_and_runs(data_dir, tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    spec_path = tmp_path / "tiny.json"
+    spec_path.write_text(TINY.to_json())
+    command = [
+        sys.executable,
+        "-m",
+        "cnn_core",
+        "train",
+        str(spec_path),
+        "--data",
+        str(data_dir),
+        "--epochs",
+        "1",
+        "--limit",
+        "60",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--json",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=root, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "completed" and summary["epochs_completed"] == 1
+    assert "epoch 1/1" in done.stdout
+    assert "Traceback" not in done.stderr and "oneDNN" not in done.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "cnn_core", "runs", "--json", "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=60,
+        check=True,
+    )
+    runs = json.loads(listed.stdout)["runs"]
+    assert [r["state"] for r in runs] == ["completed"]
