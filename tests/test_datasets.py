@@ -407,7 +407,7 @@ def test_cifar10_without_network_explains_the_offline_route(
             f"{urllib.error.URLError('Temporary failure in name resolution')}"
         )
 
-    monkeypatch.setitem(sys.modules, "keras", fake_keras(offline))
+    install_fake_keras(monkeypatch, offline)
     with pytest.raises(DataError, match="could not be downloaded") as caught:
         load_dataset("cifar10")
     message = str(caught.value)
@@ -421,15 +421,24 @@ def test_cifar10_url_error_is_a_data_error(monkeypatch: pytest.MonkeyPatch) -> N
     def offline() -> None:
         raise urllib.error.URLError("no route to host")
 
-    monkeypatch.setitem(sys.modules, "keras", fake_keras(offline))
+    install_fake_keras(monkeypatch, offline)
     with pytest.raises(DataError, match=r"cifar-10-python\.tar\.gz"):
         load_dataset()  # the default source is cifar10
+
+
+def install_fake_keras(monkeypatch: pytest.MonkeyPatch, loader) -> None:
+    """Replace Keras where `cnn_core._keras` hands it out; both come back after the test."""
+    fake = fake_keras(loader)
+    shim = types.ModuleType("cnn_core._keras")
+    shim.keras = fake
+    monkeypatch.setitem(sys.modules, "keras", fake)
+    monkeypatch.setitem(sys.modules, "cnn_core._keras", shim)
 
 
 def test_cifar10_from_keras_flattens_labels_and_resizes(monkeypatch: pytest.MonkeyPatch) -> None:
     x = np.full((4, 32, 32, 3), 50, dtype=np.uint8)
     y = np.array([[3], [1], [4], [1]], dtype=np.uint8)
-    monkeypatch.setitem(sys.modules, "keras", fake_keras(lambda: ((x, y), (x[:2], y[:2]))))
+    install_fake_keras(monkeypatch, lambda: ((x, y), (x[:2], y[:2])))
     data = load_dataset("CIFAR10", image_size=(8, 8))
     assert data.x_train.shape == (4, 8, 8, 3)
     assert data.y_train.tolist() == [3, 1, 4, 1]

@@ -1,0 +1,127 @@
+"""Bookkeeping overhead: what a run's recording (history, progress, status, checkpoint every
+epoch, the per-batch stop and NaN checks) costs against a bare `model.fit`, tutorial model.
+
+Same model, data, batch size and process; the two modes alternate so that drift hits both.
+Also times the recorder's own methods directly, which is the steadier figure.
+
+    python -m bench.bookkeeping [--train 10000] [--epochs 2] [--trials 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import cifar_source, write_result
+from cnn_core._keras import keras
+from cnn_core.builder import build_model
+from cnn_core.config import TrainConfig
+from cnn_core.datasets import load_dataset
+from cnn_core.presets import load_preset
+from cnn_core.runs import create_run
+from cnn_core.train import RunRecorder
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def timed(recorder: RunRecorder) -> list[float]:
+    """Wrap the recorder's methods to add up the time spent inside them."""
+    spent = [0.0]
+    for name in ("on_epoch_begin", "on_train_batch_end", "on_test_begin", "on_epoch_end"):
+        method = getattr(recorder, name)
+
+        def wrapper(*args, _method=method, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+
+        setattr(recorder, name, wrapper)
+    return spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=2)
+    args = parser.parse_args()
+
+    data = load_dataset(cifar_source())
+    x, y = data.x_train[: args.train], data.y_train[: args.train]
+    x_val, y_val = data.x_train[-2000:], data.y_train[-2000:]
+    spec = load_preset("tutorial_cnn").spec
+    results: dict[str, list[float]] = {"bare": [], "recorded": []}
+    inside: list[float] = []
+    with tempfile.TemporaryDirectory() as root:
+        for trial in range(args.trials):
+            for mode in ("bare", "recorded") if trial % 2 == 0 else ("recorded", "bare"):
+                keras.utils.set_random_seed(trial)
+                model = build_model(spec)
+                model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+                timer = EpochTimer()
+                callbacks: list = [timer]
+                if mode == "recorded":
+                    run = create_run(spec, TrainConfig(), data_source="bench", root=Path(root))
+                    status = run.status()
+                    recorder = RunRecorder(
+                        run,
+                        status,
+                        [],
+                        batches=-(-len(y) // 64),
+                        batch_size=64,
+                        epochs=args.epochs,
+                        echo=False,
+                    )
+                    spent = timed(recorder)
+                    callbacks.insert(0, recorder)
+                model.fit(
+                    x,
+                    y,
+                    batch_size=64,
+                    epochs=args.epochs,
+                    validation_data=(x_val, y_val),
+                    callbacks=callbacks,
+                    verbose=0,
+                )
+                results[mode] += timer.seconds[1:]  # the first epoch includes tracing
+                if mode == "recorded":
+                    inside.append(spent[0] / args.epochs)
+                print(f"trial {trial} {mode:>8}: epochs {[round(s, 2) for s in timer.seconds]}")
+    bare, recorded = statistics.median(results["bare"]), statistics.median(results["recorded"])
+    per_epoch_inside = statistics.median(inside)
+    print(f"bare model.fit:     {bare:.2f} s per epoch ({args.train:,} images, batch 64)")
+    print(f"with RunRecorder:   {recorded:.2f} s per epoch ({(recorded / bare - 1) * 100:+.1f}%)")
+    print(
+        f"inside the recorder: {per_epoch_inside * 1000:.0f} ms per epoch "
+        f"({per_epoch_inside / bare * 100:.2f}% of an epoch)"
+    )
+    write_result(
+        "bookkeeping",
+        {
+            "train_images": args.train,
+            "bare_epoch_seconds": bare,
+            "recorded_epoch_seconds": recorded,
+            "overhead_percent_ab": (recorded / bare - 1) * 100,
+            "recorder_seconds_per_epoch": per_epoch_inside,
+            "recorder_percent": per_epoch_inside / bare * 100,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
