@@ -394,3 +394,78 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[Run]:
         return []
     runs = [Run(p) for p in entries if (p / STATUS).exists() or (p / SPEC).exists()]
     return sorted(runs, key=lambda run: run.name, reverse=True)
+
+
+# --- the Runs page's view ---------------------------------------------------------------------
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start:
+        return None
+    try:
+        begin = datetime.fromisoformat(start).timestamp()
+        finish = datetime.fromisoformat(end).timestamp() if end else time.time()
+    except ValueError:
+        return None
+    return max(0.0, finish - begin)
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    """One row of the runs table, read from disk; a damaged run still gets a row."""
+    status = run.status()
+    row: dict[str, Any] = {
+        "run": run.name,
+        "state": status.state,
+        "architecture": None,
+        "parameters": None,
+        "epochs": f"{status.epochs_completed}/{status.epochs_target}",
+        "best val accuracy": status.best_val_accuracy,
+        "test accuracy": None,
+        "duration (s)": _seconds_between(status.started_at, status.ended_at),
+        "started": status.started_at or status.created_at,
+        "problem": status.error if status.state in ("failed", "diverged", "interrupted") else None,
+    }
+    try:
+        from cnn_core.shapes import analyze
+
+        spec = run.spec()
+        row["architecture"] = spec.name
+        row["parameters"] = analyze(spec).total_params
+    except UserError as exc:
+        row["problem"] = str(exc)
+    evaluation = run.evaluation()
+    if evaluation and isinstance(evaluation.get("accuracy"), int | float):
+        row["test accuracy"] = evaluation["accuracy"]
+    return row
+
+
+def delete_run(run: Run) -> None:
+    """Delete a finished run's folder; refuse while it trains."""
+    status = run.status()
+    if status.active:
+        raise RunError(f"run {run.name} is {status.state}; stop it before deleting it.")
+    import shutil
+
+    shutil.rmtree(run.path)
+
+
+def zip_run(run: Run) -> bytes:
+    """The run as a zip: model, spec, configuration, history, evaluation, log and exported code."""
+    import zipfile
+
+    from cnn_core.export import export_code
+
+    buffer = io.BytesIO()
+    names = (SPEC, CONFIG, DATASET, STATUS, HISTORY, MODEL, EVALUATION, PREDICTIONS, LOG)
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            path = run.file(name)
+            if path.is_file():
+                archive.write(path, f"{run.name}/{name}")
+        try:
+            code = export_code(run.spec(), augmentation=run.config().augmentation)
+        except UserError:
+            code = None
+        if code:
+            archive.writestr(f"{run.name}/model.py", code)
+    return buffer.getvalue()

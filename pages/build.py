@@ -1,51 +1,255 @@
-"""Build: choose or load an architecture and see every layer's output shape and parameters.
-
-Pure `cnn_core` (no TensorFlow), so the page opens at once.
+"""Build: stack layers, see every output shape and parameter count as you go, fix problems,
+export the spec or Keras code. Pure `cnn_core` (no TensorFlow), so it opens and redraws at once.
 """
 
-import pandas as pd
+import json
+from dataclasses import replace
+
 import streamlit as st
 
+from cnn_core.diagram import network_dot
 from cnn_core.errors import SpecError
+from cnn_core.export import export_code
+from cnn_core.layers import KINDS
 from cnn_core.presets import list_presets
 from cnn_core.shapes import analyze
-from cnn_core.spec import parse_spec
+from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
+from pages._ui import draft_ui, layer_params_ui, set_draft
+
+CHANNELS = {3: "3 (colour)", 1: "1 (grayscale)"}
+spec = draft_ui()
+analysis = analyze(spec)
+
+
+# --- edits (callbacks, so the page redraws once with the result) ------------------------------
+
+
+def edit(new_spec: ModelSpec) -> None:
+    if (new_spec.name, new_spec.input_shape) != (spec.name, spec.input_shape):
+        # the header widgets start afresh with the new values (their keys carry this version)
+        st.session_state.header_version = st.session_state.get("header_version", 0) + 1
+    set_draft(new_spec)
+    st.session_state.pop("editing", None)
+
+
+def start_editing(index: int) -> None:
+    st.session_state.editing = index
+
+
+def apply_edit(index: int, kind: str) -> None:
+    params = st.session_state.get(f"edit_values_{index}", {})
+    layers = list(spec.layers)
+    layers[index] = LayerSpec(kind, params)
+    edit(spec.with_layers(layers))
+
+
+def add_layer() -> None:
+    kind = st.session_state.add_kind
+    params = st.session_state.get("add_values", {})
+    where = st.session_state.add_where
+    index = len(spec.layers) if where == "end" else int(where)
+    edit(spec.insert(index, LayerSpec(kind, params)))
+
+
+# --- sidebar: presets and the add-layer controls ----------------------------------------------
+
+with st.sidebar:
+    st.header("Start from")
+    for preset in list_presets():
+        st.button(
+            preset.spec.name,
+            key=f"preset_{preset.id}",
+            help=preset.spec.description,
+            on_click=edit,
+            args=(preset.spec,),
+            use_container_width=True,
+        )
+    st.button(
+        "Empty network",
+        key="preset_empty",
+        on_click=edit,
+        args=(ModelSpec(name="My network", input_shape=spec.input_shape),),
+        use_container_width=True,
+    )
+    st.header("Add a layer")
+    kind_name = st.selectbox("Layer kind", list(KINDS), key="add_kind")
+    st.caption(KINDS[kind_name].summary)
+    st.session_state.add_values = layer_params_ui(kind_name, key="add")
+    positions = {"end": "at the end"} | {
+        str(i): f"before {i + 1}. {info.description}" for i, info in enumerate(analysis.layers[:-1])
+    }
+    st.selectbox("Where", list(positions), format_func=positions.get, key="add_where")
+    st.button(
+        f"Add {kind_name}",
+        type="primary",
+        on_click=add_layer,
+        key="add_button",
+        use_container_width=True,
+    )
+
+# --- main: the stack --------------------------------------------------------------------------
 
 st.title("Build")
-presets = {p.spec.name: p for p in list_presets()}
-choice = st.selectbox("Start from a preset", list(presets), key="build_preset")
-spec = presets[choice].spec
-upload = st.file_uploader("…or load a spec file (.json)", type=["json"], key="build_upload")
-if upload is not None:
-    try:
-        spec = parse_spec(upload.getvalue(), source=upload.name)
-    except SpecError as exc:
-        st.error(str(exc))
+if warning := st.session_state.pop("draft_warning", None):
+    st.warning(warning)
+h, w, c = spec.input_shape
+version = st.session_state.get("header_version", 0)
+name_col, h_col, w_col, c_col = st.columns([4, 1, 1, 1.3])
+new_name = " ".join(
+    name_col.text_input("Name", spec.name, max_chars=100, key=f"spec_name_{version}").split()
+)
+size_help = "Images are resized to this."
+new_h = h_col.number_input("Input height", 1, 1024, h, help=size_help, key=f"input_h_{version}")
+new_w = w_col.number_input("Input width", 1, 1024, w, help=size_help, key=f"input_w_{version}")
+new_c = c_col.selectbox(
+    "Channels", (3, 1), index=(3, 1).index(c), format_func=CHANNELS.get, key=f"input_c_{version}"
+)
+if (new_name or spec.name, (new_h, new_w, new_c)) != (spec.name, spec.input_shape):
+    set_draft(replace(spec, name=new_name or spec.name, input_shape=(new_h, new_w, new_c)))
+    st.rerun()
+st.caption(
+    f"{spec.num_classes} classes: the classifier head is sized to the dataset when training starts."
+)
 
-analysis = analyze(spec)
-st.subheader(spec.name)
-if spec.description:
-    st.caption(spec.description)
-rows = [
-    {
-        "#": "" if info.index is None else info.index + 1,
-        "layer": info.description,
-        "output shape": "x".join(map(str, info.output_shape)) if info.output_shape else "?",
-        "parameters": info.params,
-    }
-    for info in analysis.layers
-]
-st.dataframe(pd.DataFrame(rows), hide_index=True, key="build_table")
-left, middle, right = st.columns(3)
-left.metric("Parameters", f"{analysis.total_params:,}")
-middle.metric("Multiply-adds per image", f"{analysis.total_macs / 1e6:.1f} M")
-right.metric("Model size", f"{analysis.model_bytes / 1e6:.2f} MB")
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Parameters", f"{analysis.total_params:,}")
+m2.metric("Multiply-adds per image", f"{analysis.total_macs / 1e6:,.1f} M")
+m3.metric("Model size", f"{analysis.model_bytes / 1e6:,.2f} MB")
+final = analysis.final_feature_map
+m4.metric("Final feature map", "x".join(map(str, final)) if final else "?")
+
+widths = [0.5, 4.2, 1.6, 1.3, 0.55, 0.55, 0.55, 0.55, 0.55]
+header = st.columns(widths)
+for col, title in zip(header, ["#", "layer", "output", "params"], strict=False):
+    col.markdown(f"**{title}**")
+st.columns(widths)[1].markdown(f"Input &nbsp; `{h}x{w}x{c}` images, raw 0..255 pixels")
+
+for info in analysis.layers[:-1]:
+    i = info.index
+    row = st.columns(widths, vertical_alignment="center")
+    row[0].markdown(f"**{i + 1}**")
+    row[1].markdown(info.description)
+    row[2].markdown(f"`{'x'.join(map(str, info.output_shape))}`" if info.output_shape else "?")
+    row[3].markdown(f"{info.params:,}")
+    row[4].button(
+        ":material/edit:", key=f"edit_{i}", help="Edit", on_click=start_editing, args=(i,)
+    )
+    row[5].button(
+        ":material/arrow_upward:",
+        key=f"up_{i}",
+        help="Move up",
+        disabled=i == 0,
+        on_click=edit,
+        args=(spec.move(i, -1),),
+    )
+    row[6].button(
+        ":material/arrow_downward:",
+        key=f"down_{i}",
+        help="Move down",
+        disabled=i == len(spec.layers) - 1,
+        on_click=edit,
+        args=(spec.move(i, 1),),
+    )
+    row[7].button(
+        ":material/content_copy:",
+        key=f"dup_{i}",
+        help="Duplicate",
+        on_click=edit,
+        args=(spec.insert(i + 1, spec.layers[i]),),
+    )
+    row[8].button(
+        ":material/delete:", key=f"del_{i}", help="Delete", on_click=edit, args=(spec.delete(i),)
+    )
+    for problem in analysis.problems_for(i):
+        box = st.columns([0.5, 8.4])[1]
+        box.error(problem.message, icon=":material/error:")
+        if problem.fix:
+            box.button(
+                problem.fix.label,
+                key=f"fix_{i}_{problem.rule}",
+                type="primary",
+                on_click=edit,
+                args=(problem.fix.apply(spec),),
+            )
+    if st.session_state.get("editing") == i and spec.layers[i].type in KINDS:
+        with st.container(border=True):
+            layer = spec.layers[i]
+            st.markdown(f"**Edit layer {i + 1} ({layer.type})**")
+            st.session_state[f"edit_values_{i}"] = layer_params_ui(
+                layer.type, key=f"edit{i}", values=layer.params
+            )
+            a, b = st.columns(2)
+            a.button(
+                "Apply", key=f"apply_{i}", type="primary", on_click=apply_edit, args=(i, layer.type)
+            )
+            b.button(
+                "Cancel", key=f"cancel_{i}", on_click=st.session_state.pop, args=("editing", None)
+            )
+
+head = analysis.layers[-1]
+row = st.columns(widths)
+row[1].markdown(f"{head.description} &nbsp; (always added)")
+row[2].markdown(f"`{'x'.join(map(str, head.output_shape))}`" if head.output_shape else "?")
+row[3].markdown(f"{head.params:,}")
+for problem in analysis.problems_for(None):
+    st.error(problem.message, icon=":material/error:")
+    if problem.fix:
+        st.button(
+            problem.fix.label,
+            key=f"fix_head_{problem.rule}",
+            type="primary",
+            on_click=edit,
+            args=(problem.fix.apply(spec),),
+        )
 for problem in analysis.problems:
-    st.error(problem.message)
-st.download_button(
-    "Download spec JSON",
+    if problem.layer is not None and problem.layer >= len(spec.layers):
+        st.error(problem.message)
+
+if analysis.valid:
+    st.success("This network is ready to train.", icon=":material/check_circle:")
+    st.page_link("pages/train.py", label="Train it", icon=":material/play_arrow:")
+else:
+    st.warning(
+        f"{len(analysis.problems)} problem(s) to fix before this network can be trained.",
+        icon=":material/warning:",
+    )
+
+# --- diagram and export -----------------------------------------------------------------------
+
+with st.expander("Diagram", expanded=False, icon=":material/account_tree:"):
+    st.graphviz_chart(network_dot(spec, analysis))
+
+st.subheader("Export and import")
+left, right = st.columns(2)
+left.download_button(
+    "Download spec (.json)",
     spec.to_json(),
     file_name="spec.json",
     mime="application/json",
-    key="build_download",
+    key="download_spec",
+    icon=":material/download:",
 )
+upload = right.file_uploader("Load a spec (.json)", type=["json"], key="upload_spec")
+if upload is not None and st.session_state.get("loaded_upload") != upload.file_id:
+    st.session_state.loaded_upload = upload.file_id
+    st.session_state.pop("upload_error", None)
+    try:
+        edit(parse_spec(upload.getvalue(), source=upload.name))
+        st.rerun()
+    except SpecError as exc:
+        st.session_state.upload_error = str(exc)
+if error := st.session_state.get("upload_error"):
+    right.error(error, icon=":material/error:")
+    if upload is None:
+        st.session_state.pop("upload_error")
+
+if analysis.valid:
+    code = export_code(spec)
+    with st.expander("Keras code", icon=":material/code:"):
+        st.code(code, language="python")
+        st.download_button("Download model.py", code, file_name="model.py", key="download_code")
+else:
+    st.caption("Fix the problems above to export Keras code.")
+
+with st.expander("Spec JSON"):
+    st.code(json.dumps(spec.to_dict(), indent=2), language="json")

@@ -1,0 +1,228 @@
+"""Widgets and charts the pages share. Drawing only: every decision is made in `cnn_core`.
+
+Nothing here imports Keras or TensorFlow, so every page that uses it opens at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from cnn_core.drafts import load_draft, new_draft_id, save_draft, valid_draft_id
+from cnn_core.errors import UserError
+from cnn_core.layers import KINDS, Param
+from cnn_core.presets import load_preset
+from cnn_core.runs import Run, RunError, list_runs, open_run
+from cnn_core.spec import ModelSpec
+
+STATE_ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/sync:",
+    "completed": ":material/check_circle:",
+    "stopped": ":material/stop_circle:",
+    "diverged": ":material/trending_up:",
+    "failed": ":material/error:",
+    "interrupted": ":material/pause_circle:",
+}
+POOL_DEFAULT = "same as pool size"
+
+
+# --- the draft architecture, kept per browser session and in the URL --------------------------
+
+
+def draft_ui() -> ModelSpec:
+    """The architecture this browser session is editing; it survives a refresh (?draft=id)."""
+    draft_id = st.session_state.get("draft_id") or st.query_params.get("draft")
+    if not valid_draft_id(draft_id):
+        draft_id = new_draft_id()
+    if st.session_state.get("draft_id") != draft_id:
+        st.session_state.draft_id = draft_id
+        st.session_state.draft = load_draft(draft_id) or load_preset("tutorial_cnn").spec
+    if st.query_params.get("draft") != draft_id:
+        st.query_params["draft"] = draft_id
+    return st.session_state.draft
+
+
+def set_draft(spec: ModelSpec) -> None:
+    st.session_state.draft = spec
+    if not save_draft(st.session_state.draft_id, spec):
+        st.session_state.draft_warning = (
+            "The draft could not be saved to disk (is it full?); it is kept in this tab only."
+        )
+
+
+# --- layer parameters, generated from the registry ----------------------------------------------
+
+
+def param_input_ui(param: Param, *, key: str, value: Any) -> Any:
+    """One bounded widget for one parameter, with the registry's help text."""
+    label = param.name.replace("_", " ")
+    if param.type == "bool":
+        return st.checkbox(label, value=bool(value), key=key, help=param.help)
+    if param.type == "choice":
+        options = list(param.choices)
+        index = options.index(value) if value in options else 0
+        return st.selectbox(label, options, index=index, key=key, help=param.help)
+    if param.name == "strides" and param.default is None:  # pooling: default is the pool size
+        options = [POOL_DEFAULT, *range(int(param.low), int(param.high) + 1)]
+        index = options.index(value) if value in options else 0
+        chosen = st.selectbox(label, options, index=index, key=key, help=param.help)
+        return None if chosen == POOL_DEFAULT else chosen
+    if param.type == "int":
+        start = value if isinstance(value, int) and not isinstance(value, bool) else None
+        start = start if start is not None else param.example or param.default or int(param.low)
+        start = min(max(int(start), int(param.low)), int(param.high))
+        return st.number_input(
+            label,
+            min_value=int(param.low),
+            max_value=int(param.high),
+            value=start,
+            step=1,
+            key=key,
+            help=param.help,
+        )
+    top = 0.95 if param.high_open else float(param.high)
+    start = float(value) if isinstance(value, int | float) else float(param.example or 0.0)
+    return st.slider(
+        label,
+        min_value=float(param.low),
+        max_value=top,
+        value=min(start, top),
+        step=0.05,
+        key=key,
+        help=param.help,
+    )
+
+
+def layer_params_ui(kind_name: str, *, key: str, values: Mapping[str, Any] | None = None) -> dict:
+    """Widgets for every parameter of a kind; returns what differs from Keras' defaults."""
+    kind = KINDS[kind_name]
+    values = dict(values or {})
+    chosen: dict[str, Any] = {}
+    for param in kind.params:
+        current = values.get(param.name, None if param.required else param.default)
+        value = param_input_ui(param, key=f"{key}_{kind_name}_{param.name}", value=current)
+        if param.required or value != param.default:
+            chosen[param.name] = value
+    return chosen
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def run_picker_ui(*, key: str, need_model: bool = False, label: str = "Run") -> Run | None:
+    """Choose a run (the one in the URL, ?run=name, comes first); None when there is none."""
+    runs = [run for run in list_runs() if not need_model or run.has_model()]
+    wanted = st.query_params.get("run")
+    names = [run.name for run in runs]
+    if wanted and wanted not in names:
+        try:
+            open_run(wanted)
+        except RunError as exc:
+            st.warning(f"The run in the address (?run=...) cannot be shown: {exc}")
+        else:
+            if need_model:
+                st.info(f"Run {wanted} has no trained model yet.")
+    if not runs:
+        return None
+    index = names.index(wanted) if wanted in names else 0
+    name = st.selectbox(label, names, index=index, key=key, format_func=_run_label(runs))
+    if st.query_params.get("run") != name:
+        st.query_params["run"] = name
+    try:
+        return open_run(name)
+    except RunError as exc:
+        st.error(str(exc))
+        return None
+
+
+def _run_label(runs: Sequence[Run]) -> Callable[[str], str]:
+    states = {run.name: run.status().state for run in runs}
+    return lambda name: f"{name} ({states.get(name, '?')})"
+
+
+def show_error(exc: UserError) -> None:
+    st.error(str(exc), icon=":material/error:")
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    points = [(row["epoch"] + 1, row[key]) for row in history if row.get(key) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def curve_figure(
+    histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str, *, title: str
+) -> go.Figure:
+    """Training (solid) and validation (dotted) curves of `metric` for one run or several."""
+    figure = go.Figure()
+    palette = ["#2f6fde", "#e4572e", "#17a589", "#8e44ad", "#f39c12", "#34495e"]
+    for i, (name, history) in enumerate(histories.items()):
+        colour = palette[i % len(palette)]
+        prefix = f"{name}: " if len(histories) > 1 else ""
+        for key, dash, label in (
+            (metric, "solid", "training"),
+            (f"val_{metric}", "dot", "validation"),
+        ):
+            xs, ys = _series(history, key)
+            if xs:
+                figure.add_trace(
+                    go.Scatter(
+                        x=xs,
+                        y=ys,
+                        mode="lines+markers",
+                        name=f"{prefix}{label}",
+                        line={"color": colour, "dash": dash},
+                    )
+                )
+    figure.update_layout(
+        title=title,
+        xaxis_title="epoch",
+        yaxis_title=metric,
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    figure.update_xaxes(
+        rangemode="tozero", dtick=max(1, len(next(iter(histories.values()), [])) // 10 or 1)
+    )
+    return figure
+
+
+def top_k_figure(top: Sequence[tuple[str, float]]) -> go.Figure:
+    names = [name for name, _ in top][::-1]
+    values = [p * 100 for _, p in top][::-1]
+    figure = go.Figure(
+        go.Bar(
+            x=values,
+            y=names,
+            orientation="h",
+            text=[f"{v:.1f}%" for v in values],
+            textposition="auto",
+            marker_color="#2f6fde",
+        )
+    )
+    figure.update_layout(
+        height=40 + 32 * len(names),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"range": [0, 100], "title": "probability (%)"},
+    )
+    return figure
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -1,0 +1,104 @@
+"""Predict: classify your own photos with a run's model, see what it saw and where it looked.
+
+A broken or hostile file gets a one-line message next to its name; the other photos are still
+predicted.
+"""
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from cnn_core.errors import UserError
+from cnn_core.gradcam import grad_cam, overlay
+from cnn_core.images import open_image
+from cnn_core.predict import class_names, predict_images
+from pages._ui import run_picker_ui, show_error, top_k_figure
+
+UNSURE = 0.5  # below this top probability, say plainly that the model is unsure
+TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "webp"]
+
+st.title("Predict")
+run = run_picker_ui(key="predict_run", need_model=True)
+if run is None:
+    st.info("No run has a trained model yet: train one first.", icon=":material/info:")
+    st.stop()
+try:
+    names = class_names(run)
+    spec = run.spec()
+except UserError as exc:
+    show_error(exc)
+    st.stop()
+h, w, _ = spec.input_shape
+st.caption(f"Classes: {', '.join(names)}. Photos are resized to {h}x{w} for the model.")
+
+uploads = st.file_uploader(
+    "Photos (JPEG, PNG, GIF, BMP, WEBP)", type=TYPES, accept_multiple_files=True, key="photos"
+)
+camera = (
+    st.camera_input("…or take one", key="camera")
+    if st.toggle("Use the camera", key="use_cam")
+    else None
+)
+files = [(f.name, f.getvalue()) for f in uploads or []]
+if camera is not None:
+    files.append(("camera.jpg", camera.getvalue()))
+if not files:
+    st.stop()
+
+try:
+    results = predict_images(run, files, top=5)
+except UserError as exc:
+    show_error(exc)
+    st.stop()
+
+rows = []
+for (name, data), result in zip(files, results, strict=True):
+    with st.container(border=True):
+        st.markdown(f"**{name}**")
+        if result.error:
+            st.error(result.error, icon=":material/broken_image:")
+            rows.append(
+                {"photo": name, "prediction": None, "probability": None, "problem": result.error}
+            )
+            continue
+        best, probability = result.top[0]
+        rows.append(
+            {"photo": name, "prediction": best, "probability": probability, "problem": None}
+        )
+        photo = open_image(data, name=name)
+        photo.thumbnail((360, 360))
+        a, b, c, d = st.columns([3, 1.3, 3, 3])
+        a.image(photo, caption="your photo")
+        small = Image.fromarray(
+            result.pixels.squeeze() if result.pixels.shape[-1] == 1 else result.pixels
+        )
+        b.image(
+            small.resize((96, 96 * small.height // small.width), Image.Resampling.NEAREST),
+            caption=f"what the model sees ({w}x{h})",
+        )
+        c.plotly_chart(top_k_figure(result.top), key=f"top_{len(rows)}")
+        if probability < UNSURE:
+            c.info(
+                f"The model is unsure: its best guess, {best}, has only {probability:.0%}.",
+                icon=":material/help:",
+            )
+        try:
+            cam = grad_cam(run, result.pixels, names.index(best))
+        except UserError:
+            cam = None
+        if cam is None:
+            d.caption(
+                "No heat map for this model: it has no feature maps, or this Keras backend "
+                "gives no gradients."
+            )
+        else:
+            d.image(overlay(photo, cam), caption=f"where the model looked for '{best}'")
+
+if len(rows) > 1:
+    st.subheader("All photos")
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="predict_table",
+        column_config={"probability": st.column_config.NumberColumn(format="percent")},
+    )

@@ -1,0 +1,101 @@
+"""Runs: every run in a sortable table; select several to overlay their curves and compare them;
+download one as a zip, delete it, or open it in Evaluate or Predict.
+"""
+
+import pandas as pd
+import streamlit as st
+
+from cnn_core.errors import UserError
+from cnn_core.runs import delete_run, list_runs, run_row, zip_run
+from pages._ui import curve_figure, show_error
+
+st.title("Runs")
+runs = list_runs()
+if not runs:
+    st.info("No runs yet: build a network and train it.", icon=":material/info:")
+    st.page_link("pages/train.py", label="Train a network", icon=":material/play_arrow:")
+    st.stop()
+
+table = pd.DataFrame([run_row(run) for run in runs])
+selection = st.dataframe(
+    table,
+    hide_index=True,
+    key="runs_table",
+    on_select="rerun",
+    selection_mode="multi-row",
+    column_config={
+        "best val accuracy": st.column_config.NumberColumn(format="percent"),
+        "test accuracy": st.column_config.NumberColumn(format="percent"),
+        "parameters": st.column_config.NumberColumn(format="localized"),
+        "duration (s)": st.column_config.NumberColumn(format="%.0f"),
+    },
+)
+chosen = [runs[i] for i in selection.selection.rows]
+if not chosen:
+    st.caption("Select one or more rows to compare runs, download, delete or open them.")
+    st.stop()
+
+histories = {run.name: run.history() for run in chosen}
+left, right = st.columns(2)
+left.plotly_chart(curve_figure(histories, "accuracy", title="Accuracy"), key="cmp_acc")
+right.plotly_chart(curve_figure(histories, "loss", title="Loss"), key="cmp_loss")
+
+if len(chosen) > 1:
+    st.subheader("Side by side")
+    columns = {}
+    for run in chosen:
+        column: dict[str, object] = {}
+        try:
+            spec, config = run.spec(), run.config()
+        except UserError as exc:
+            column["problem"] = str(exc)
+        else:
+            column["architecture"] = spec.name
+            for i, layer in enumerate(spec.layers):
+                column[f"layer {i + 1}"] = " ".join(
+                    [layer.type, *(f"{k}={v}" for k, v in layer.params.items())]
+                )
+            for key, value in config.to_dict().items():
+                column[key] = str(value)
+        columns[run.name] = column
+    comparison = pd.DataFrame(columns)
+    differs = comparison.astype(str).nunique(axis=1) > 1
+    only_diff = st.toggle("Only what differs", value=True, key="only_diff")
+    st.dataframe(comparison[differs] if only_diff else comparison, key="comparison")
+
+st.subheader("Actions")
+for run in chosen:
+    with st.container(border=True):
+        st.markdown(f"**{run.name}** · {run.status().state}")
+        a, b, c, d = st.columns(4)
+        a.download_button(
+            "Download zip",
+            data=lambda run=run: zip_run(run),
+            file_name=f"{run.name}.zip",
+            mime="application/zip",
+            key=f"zip_{run.name}",
+            icon=":material/download:",
+        )
+        b.page_link(
+            "pages/evaluate.py",
+            label="Evaluate",
+            icon=":material/analytics:",
+            query_params={"run": run.name},
+            disabled=not run.has_model(),
+        )
+        c.page_link(
+            "pages/predict.py",
+            label="Predict",
+            icon=":material/image_search:",
+            query_params={"run": run.name},
+            disabled=not run.has_model(),
+        )
+        confirmed = d.checkbox("Delete…", key=f"confirm_{run.name}")
+        if confirmed and d.button("Really delete", key=f"delete_{run.name}", type="primary"):
+            try:
+                delete_run(run)
+            except (UserError, OSError) as exc:
+                show_error(exc if isinstance(exc, UserError) else UserError(str(exc)))
+            else:
+                st.toast(f"Deleted {run.name}.")
+                st.rerun()

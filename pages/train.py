@@ -1,0 +1,294 @@
+"""Train: pick an architecture, a dataset and the settings, start a run, and watch it live.
+
+Training runs in its own process; this page only reads the run directory (every 1.5 s, from a
+fragment), so a refresh, a second tab or a shared link (?run=name) shows the same run.
+"""
+
+import pandas as pd
+import streamlit as st
+
+from cnn_core import api, settings
+from cnn_core.advice import overfitting_advice
+from cnn_core.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict, parse_config
+from cnn_core.datasets import describe_source
+from cnn_core.errors import UserError
+from cnn_core.presets import list_presets
+from cnn_core.runs import Run, RunError, open_run
+from cnn_core.shapes import analyze
+from cnn_core.spec import parse_spec
+from pages._ui import STATE_ICONS, curve_figure, draft_ui, format_seconds, show_error
+
+st.title("Train")
+draft = draft_ui()
+presets = {p.id: p for p in list_presets()}
+
+
+# --- the live view of one run -----------------------------------------------------------------
+
+
+@st.fragment(run_every=1.5)
+def live_run_ui(name: str) -> None:
+    try:
+        run = open_run(name)
+    except RunError as exc:
+        show_error(exc)
+        return
+    status, history, progress = run.status(), run.history(), run.progress()
+    icon = STATE_ICONS.get(status.state, "")
+    st.subheader(f"{icon} {run.name}")
+    cols = st.columns(4)
+    cols[0].metric("State", status.state)
+    cols[1].metric("Epochs", f"{status.epochs_completed}/{status.epochs_target}")
+    best = status.best_val_accuracy
+    cols[2].metric("Best validation accuracy", f"{best:.2%}" if best is not None else "-")
+    last_lr = history[-1].get("lr") if history else None
+    cols[3].metric("Learning rate", f"{last_lr:.2e}" if last_lr else "-")
+    if status.error:
+        st.error(status.error, icon=":material/error:")
+    for note in status.notes:
+        st.info(note, icon=":material/info:")
+
+    if status.state == "queued":
+        ahead = progress.get("runs_ahead")
+        st.info(
+            "Waiting for the run before it to finish." if ahead else "Starting…",
+            icon=":material/schedule:",
+        )
+    elif status.state == "running":
+        phase = progress.get("phase", "starting")
+        batch, batches = progress.get("batch") or 0, progress.get("batches") or 0
+        text = f"{phase.capitalize()}"
+        if batches and phase in ("training", "validating", "epoch done"):
+            text = (
+                f"Epoch {progress.get('epoch')}/{progress.get('epochs')}, batch {batch}/{batches}"
+                f" ({phase})"
+            )
+            if progress.get("images_per_second"):
+                text += f" · {progress['images_per_second']:,.0f} images/s"
+            if progress.get("eta_seconds") is not None:
+                text += f" · about {format_seconds(progress['eta_seconds'])} left"
+        st.progress(min(batch / batches, 1.0) if batches else 0.0, text=text)
+
+    buttons = st.columns(4)
+    if status.active:
+        if buttons[0].button("Stop", key="stop_run", icon=":material/stop:"):
+            api.request_stop(run)
+            st.toast("Stop requested: it stops within one batch and keeps the model.")
+    else:
+        left = status.epochs_target - status.epochs_completed
+        if left > 0 and buttons[0].button(
+            f"Resume ({left} epochs left)", key="resume_run", icon=":material/play_arrow:"
+        ):
+            _resume(run, None)
+        more = buttons[1].number_input("More epochs", 1, 1000, 5, key="more_epochs")
+        if buttons[2].button(f"Train {more} more", key="more_run", icon=":material/add:"):
+            _resume(run, int(more))
+    if run.has_model():
+        buttons[3].page_link(
+            "pages/evaluate.py",
+            label="Evaluate",
+            icon=":material/analytics:",
+            query_params={"run": run.name},
+        )
+
+    if history:
+        charts = st.columns(2)
+        charts[0].plotly_chart(
+            curve_figure({run.name: history}, "accuracy", title="Accuracy"), key="acc_chart"
+        )
+        charts[1].plotly_chart(
+            curve_figure({run.name: history}, "loss", title="Loss"), key="loss_chart"
+        )
+        if advice := overfitting_advice(history):
+            st.warning(advice, icon=":material/warning:")
+        table = pd.DataFrame(history)
+        table["epoch"] = table["epoch"] + 1
+        st.dataframe(table, hide_index=True, key="epoch_table")
+    elif status.active:
+        st.caption("The charts appear when the first epoch ends.")
+
+
+def _resume(run: Run, more: int | None) -> None:
+    try:
+        api.resume_run(run, more_epochs=more)
+    except UserError as exc:
+        show_error(exc)
+
+
+current = st.query_params.get("run")
+if current:
+    live_run_ui(current)
+    if st.button("Set up a new run", key="new_run", icon=":material/add_circle:"):
+        del st.query_params["run"]
+        st.rerun()
+    st.stop()
+
+
+# --- setting up a new run ---------------------------------------------------------------------
+
+st.subheader("Architecture")
+choices = (
+    {"draft": f"Your draft: {draft.name}"}
+    | {pid: f"Preset: {p.spec.name}" for pid, p in presets.items()}
+    | {"upload": "A saved spec file"}
+)
+choice = st.radio(
+    "Architecture",
+    list(choices),
+    format_func=choices.get,
+    key="arch_choice",
+    label_visibility="collapsed",
+)
+spec = draft if choice == "draft" else presets[choice].spec if choice in presets else None
+if choice == "upload":
+    upload = st.file_uploader("Spec file (.json)", type=["json"], key="train_spec_upload")
+    if upload is not None:
+        try:
+            spec = parse_spec(upload.getvalue(), source=upload.name)
+        except UserError as exc:
+            show_error(exc)
+if spec is not None:
+    analysis = analyze(spec)
+    st.caption(
+        f"{spec.name}: {len(spec.layers)} layers, {analysis.total_params:,} parameters, "
+        f"{analysis.total_macs / 1e6:,.1f} M multiply-adds per image."
+    )
+    for problem in analysis.problems:
+        st.error(problem.message, icon=":material/error:")
+
+st.subheader("Dataset")
+source = st.text_input(
+    "Dataset source",
+    value=settings.data_source(),
+    key="data_source",
+    help="cifar10 (downloads once), the official cifar-10-python.tar.gz, or a folder or "
+    ".zip/.tar.gz with train/ and test/ folders holding one folder of images per class.",
+)
+st.caption(describe_source(source))
+
+st.subheader("Settings")
+version = st.session_state.get("config_version", 0)
+base = st.session_state.get("config_base", TrainConfig())
+recommend = st.columns(len(presets) + 1)
+for i, (pid, preset) in enumerate(presets.items()):
+    if recommend[i].button(f"{preset.spec.name} settings", key=f"recommend_{pid}"):
+        st.session_state.config_base = config_from_dict(preset.config, source=pid)
+        st.session_state.config_version = version + 1
+        st.rerun()
+config_upload = recommend[-1].file_uploader(
+    "Load settings (.json)", type=["json"], key="config_upload", label_visibility="collapsed"
+)
+if config_upload is not None and st.session_state.get("config_file") != config_upload.file_id:
+    st.session_state.config_file = config_upload.file_id
+    try:
+        st.session_state.config_base = parse_config(
+            config_upload.getvalue(), source=config_upload.name
+        )
+        st.session_state.config_version = version + 1
+        st.rerun()
+    except UserError as exc:
+        show_error(exc)
+
+k = f"v{version}"
+a, b, c, d, e = st.columns(5)
+values = {
+    "optimizer": a.selectbox(
+        "Optimizer", OPTIMIZERS, OPTIMIZERS.index(base.optimizer), key=f"opt_{k}"
+    ),
+    "learning_rate": b.number_input(
+        "Learning rate",
+        1e-6,
+        10.0,
+        base.learning_rate,
+        format="%.5f",
+        key=f"lr_{k}",
+        help="The peak rate when a schedule is used.",
+    ),
+    "batch_size": c.number_input("Batch size", 1, 65536, base.batch_size, key=f"bs_{k}"),
+    "epochs": d.number_input("Epochs", 1, 10000, base.epochs, key=f"ep_{k}"),
+    "validation_split": e.slider(
+        "Validation split",
+        0.0,
+        0.9,
+        base.validation_split,
+        0.05,
+        key=f"vs_{k}",
+        help="Share of the training images held out to measure overfitting.",
+    ),
+}
+with st.expander("Schedule and regularisation"):
+    a, b, c, d = st.columns(4)
+    values["lr_schedule"] = a.selectbox(
+        "Learning-rate schedule", SCHEDULES, SCHEDULES.index(base.lr_schedule), key=f"sched_{k}"
+    )
+    values["weight_decay"] = b.number_input(
+        "Weight decay", 0.0, 0.5, base.weight_decay, format="%.5f", key=f"wd_{k}"
+    )
+    values["label_smoothing"] = c.slider(
+        "Label smoothing", 0.0, 0.45, base.label_smoothing, 0.05, key=f"ls_{k}"
+    )
+    patience = d.number_input(
+        "Early stopping patience (0 = off)",
+        0,
+        1000,
+        base.early_stopping_patience or 0,
+        key=f"es_{k}",
+    )
+    values["early_stopping_patience"] = patience or None
+with st.expander("Augmentation"):
+    aug = base.augmentation
+    a, b, c, d, e = st.columns(5)
+    values["augmentation"] = {
+        "flip": a.checkbox("Horizontal flip", aug.flip, key=f"flip_{k}"),
+        "translation": b.slider("Translation", 0.0, 0.5, aug.translation, 0.025, key=f"tr_{k}"),
+        "rotation": c.slider("Rotation", 0.0, 0.5, aug.rotation, 0.025, key=f"rot_{k}"),
+        "zoom": d.slider("Zoom", 0.0, 0.9, aug.zoom, 0.05, key=f"zoom_{k}"),
+        "contrast": e.slider("Contrast", 0.0, 1.0, aug.contrast, 0.05, key=f"con_{k}"),
+    }
+with st.expander("Advanced"):
+    a, b, c, d = st.columns(4)
+    seed = a.number_input("Seed (0 = random)", 0, 2**31 - 1, base.seed or 0, key=f"seed_{k}")
+    values["seed"] = seed or None
+    limit = b.number_input(
+        "Use only N training images (0 = all)", 0, 100_000_000, base.limit or 0, key=f"lim_{k}"
+    )
+    values["limit"] = limit or None
+    mixed = {"auto": "auto (GPU only)", True: "on", False: "off"}
+    values["mixed_precision"] = c.selectbox(
+        "Mixed precision",
+        list(mixed),
+        list(mixed).index(base.mixed_precision),
+        format_func=mixed.get,
+        key=f"mp_{k}",
+    )
+    values["steps_per_execution"] = d.number_input(
+        "Steps per execution", 1, 10000, base.steps_per_execution, key=f"spe_{k}"
+    )
+    a, b, c, _ = st.columns(4)
+    values["validation_freq"] = a.number_input(
+        "Validate every N epochs", 1, 10000, base.validation_freq, key=f"vf_{k}"
+    )
+    values["momentum"] = b.slider(
+        "Momentum (sgd, rmsprop)", 0.0, 0.99, base.momentum, 0.01, key=f"mom_{k}"
+    )
+    values["nesterov"] = c.checkbox("Nesterov (sgd)", base.nesterov, key=f"nest_{k}")
+
+try:
+    config = config_from_dict(values, source="the settings")
+except UserError as exc:
+    show_error(exc)
+    config = None
+
+ready = spec is not None and config is not None and analyze(spec).valid
+if st.button(
+    "Start training", type="primary", disabled=not ready, key="start", icon=":material/play_arrow:"
+):
+    try:
+        run = api.start_run(spec, config, data_source=source.strip() or None)
+    except UserError as exc:
+        show_error(exc)
+    else:
+        st.query_params["run"] = run.name
+        st.rerun()
+if not ready:
+    st.caption("Fix the problems above to start training.")
