@@ -32,7 +32,7 @@ import numpy as np
 from cnn_core import runs
 from cnn_core._keras import keras
 from cnn_core.builder import build_model
-from cnn_core.config import TrainConfig, effective_batch_size
+from cnn_core.config import WARMUP_FRACTION, TrainConfig, effective_batch_size
 from cnn_core.datasets import Dataset, load_dataset
 from cnn_core.errors import UserError
 from cnn_core.runs import Run, RunStatus, atomic_write_json, atomic_write_text, now_iso
@@ -292,19 +292,24 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup": self.warmup}
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int) -> Any:
-    total = max(1, steps_per_epoch * epochs)
-    lr: Any = config.learning_rate
+def make_schedule(config: TrainConfig, total_steps: int) -> Any:
+    """The learning rate: a number, or a schedule over `total_steps` optimizer steps."""
+    total = max(1, total_steps)
     if config.lr_schedule == "cosine":
-        warmup = int(total * 0.05)
-        lr = keras.optimizers.schedules.CosineDecay(
+        warmup = int(total * WARMUP_FRACTION)
+        return keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=config.learning_rate / 100 if warmup else config.learning_rate,
             decay_steps=max(1, total - warmup),
             warmup_target=config.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
-    elif config.lr_schedule == "one_cycle":
-        lr = OneCycle(config.learning_rate, total)
+    if config.lr_schedule == "one_cycle":
+        return OneCycle(config.learning_rate, total)
+    return config.learning_rate
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int) -> Any:
+    lr = make_schedule(config, steps_per_epoch * epochs)
     decay = config.weight_decay or None
     if config.optimizer == "adam":
         return keras.optimizers.Adam(lr, weight_decay=decay)

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from cnn_core import api
+from cnn_core.augment import Augmentation
 from cnn_core.config import TrainConfig
 from cnn_core.runs import HISTORY_COLUMNS, Run, RunError, RunStatus, open_run
 from cnn_core.spec import LayerSpec, ModelSpec
@@ -265,3 +266,46 @@ def test_cli_train_json_and_runs(data_dir, tmp_path):
     )
     runs = json.loads(listed.stdout)["runs"]
     assert [r["state"] for r in runs] == ["completed"]
+
+
+def test_every_option_trains(data_dir, tmp_path):
+    """Schedules, optimizers, smoothing, augmentation, early stopping and mixed precision."""
+    config = TrainConfig(
+        optimizer="adamw",
+        lr_schedule="cosine",
+        weight_decay=0.01,
+        label_smoothing=0.1,
+        augmentation=Augmentation(
+            flip=True, translation=0.1, rotation=0.05, zoom=0.1, contrast=0.1
+        ),
+        early_stopping_patience=1,
+        learning_rate=1e-6,  # too small to improve: early stopping must end the run
+        epochs=30,
+        batch_size=32,
+        validation_freq=1,
+        steps_per_execution=2,
+        mixed_precision=True,
+        limit=120,
+        seed=1,
+    )
+    run = api.start_run(TINY, config, data_source=str(data_dir), root=tmp_path, detach=False)
+    status = run.status()
+    assert status.state == "completed", status.error
+    assert status.epochs_completed < 30
+    assert any("early stopping" in note for note in status.notes)
+    for optimizer in ("sgd", "rmsprop"):
+        other = TrainConfig(optimizer=optimizer, lr_schedule="one_cycle", epochs=1, batch_size=64)
+        run = api.start_run(TINY, other, data_source=str(data_dir), root=tmp_path, detach=False)
+        assert run.status().state == "completed", run.status().error
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "one_cycle"])
+def test_schedules_warm_up_then_anneal(schedule):
+    from cnn_core.train import make_schedule
+
+    lr = make_schedule(TrainConfig(lr_schedule=schedule, learning_rate=0.1), 1000)
+    values = [float(lr(step)) for step in (0, 10, 300, 600, 999)]
+    assert values[0] < values[1] < 0.1 + 1e-6  # warming up towards the peak
+    assert values[2] > values[3] > values[4]  # annealing
+    assert values[4] < 0.01
+    assert make_schedule(TrainConfig(), 1000) == 0.001  # constant: just the rate
