@@ -83,7 +83,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train SPEC in a new run; prints each epoch")
     p.add_argument("spec", metavar="SPEC", help=spec_help)
-    p.add_argument("--config", metavar="CONFIG.json", help="training configuration file")
+    p.add_argument(
+        "--config",
+        metavar="CONFIG.json",
+        help="training configuration file (default: a preset's recommended settings)",
+    )
     p.add_argument("--data", metavar="SOURCE", help="dataset source (default: $CNN_CORE_DATA)")
     p.add_argument("--epochs", type=int, help="override the configuration's epochs")
     p.add_argument("--limit", type=int, help="train on a random subset of this many images")
@@ -297,7 +301,15 @@ def _train(args: argparse.Namespace) -> int:
     from cnn_core.config import TrainConfig, load_config
 
     spec = resolve_spec(args.spec)
-    config = load_config(args.config) if args.config else TrainConfig()
+    if args.config:
+        config = load_config(args.config)
+    elif not Path(args.spec).exists():  # a preset id: train with its recommended settings
+        from cnn_core.config import config_from_dict
+        from cnn_core.presets import load_preset
+
+        config = config_from_dict(load_preset(args.spec).config, source=f"preset {args.spec}")
+    else:
+        config = TrainConfig()
     config = config.with_changes(
         epochs=args.epochs, limit=args.limit, batch_size=args.batch_size, learning_rate=args.lr
     )

@@ -1,0 +1,160 @@
+"""Training cost and time to accuracy, side by side in one run on one machine:
+
+1. the tutorial model through our engine vs the tutorial's own bare Keras script
+   (seconds per epoch, peak memory);
+2. our fastest CPU preset's wall time to the tutorial's 70% test accuracy vs the tutorial
+   script's whole 15-epoch run.
+
+Each contender runs in its own fresh process, one at a time.
+
+    python -m bench.training [--epochs 3] [--tutorial-epochs 15] [--preset fast_cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from bench.common import ROOT, cifar_source, write_result
+
+MEASURE = (
+    "import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+    "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+    "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr[-3000:]); "
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024; "
+    "print(json.dumps({'peak_rss_mb': peak, 'wall_seconds': time.perf_counter() - t, "
+    "'returncode': p.returncode}))"
+)
+
+
+def measured(command: list[str]) -> tuple[list[str], dict]:
+    """Run `command` under a wrapper that reports its peak memory and wall time."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *command],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    stats = json.loads(lines[-1])
+    if stats["returncode"] != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
+    return lines[:-1], stats
+
+
+def bare_tutorial(epochs: int) -> dict:
+    lines, stats = measured(
+        [sys.executable, "-m", "bench.tutorial_script", "--epochs", str(epochs)]
+    )
+    return {**json.loads(lines[-1]), **stats}
+
+
+def ours(preset: str, source: str, runs: str, epochs: int | None = None) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "cnn_core",
+        "train",
+        preset,
+        "--data",
+        source,
+        "--runs-dir",
+        runs,
+        "--json",
+    ]
+    if epochs:
+        command += ["--epochs", str(epochs)]
+    lines, stats = measured(command)
+    summary = json.loads(lines[-1])
+    run_dir = summary["run_dir"]
+    evaluation = subprocess.run(
+        [sys.executable, "-m", "cnn_core", "evaluate", run_dir, "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    report = json.loads(evaluation.stdout.strip().splitlines()[-1])
+    from pathlib import Path
+
+    from cnn_core.runs import Run
+
+    history = Run(Path(run_dir)).history()
+    return {
+        "epoch_seconds": [row["epoch_seconds"] for row in history],
+        "test_accuracy": report["accuracy"],
+        **stats,
+        "run_dir": run_dir,
+    }
+
+
+def steady(seconds: list[float]) -> float:
+    """Median epoch time without the first epoch, which includes tracing and compilation."""
+    return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=3, help="epochs for the per-epoch figures")
+    parser.add_argument("--tutorial-epochs", type=int, default=15)
+    parser.add_argument("--preset", default="fast_cpu")
+    args = parser.parse_args()
+    source = cifar_source()
+    with tempfile.TemporaryDirectory() as runs:
+        # warm the dataset cache so that neither side pays the first decode
+        subprocess.run(
+            [sys.executable, "-m", "cnn_core", "data", source],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        bare = bare_tutorial(args.tutorial_epochs)
+        engine = ours("tutorial_cnn", source, runs, epochs=args.epochs)
+        fast = ours(args.preset, source, runs)
+    rows = {
+        "tutorial script, s/epoch": steady(bare["epoch_seconds"]),
+        "our engine, s/epoch": steady(engine["epoch_seconds"]),
+        "tutorial script, peak MB": bare["peak_rss_mb"],
+        "our engine, peak MB": engine["peak_rss_mb"],
+    }
+    epoch_ratio = rows["our engine, s/epoch"] / rows["tutorial script, s/epoch"]
+    memory_ratio = rows["our engine, peak MB"] / rows["tutorial script, peak MB"]
+    time_ratio = fast["wall_seconds"] / bare["wall_seconds"]
+    print(f"{'':<34}{'tutorial':>12}{'ours':>12}{'ratio':>9}")
+    print(
+        f"{'seconds per epoch':<34}{rows['tutorial script, s/epoch']:>12.2f}"
+        f"{rows['our engine, s/epoch']:>12.2f}{epoch_ratio:>9.2f}"
+    )
+    print(
+        f"{'peak memory (MB)':<34}{bare['peak_rss_mb']:>12.0f}{engine['peak_rss_mb']:>12.0f}"
+        f"{memory_ratio:>9.2f}"
+    )
+    print(
+        f"{'wall time to result (s)':<34}{bare['wall_seconds']:>12.0f}{fast['wall_seconds']:>12.0f}"
+        f"{time_ratio:>9.2f}"
+    )
+    print(f"{'test accuracy':<34}{bare['test_accuracy']:>12.4f}{fast['test_accuracy']:>12.4f}")
+    print(
+        f"(ours: the {args.preset} preset with its recommended settings; tutorial: "
+        f"{args.tutorial_epochs} epochs)"
+    )
+    write_result(
+        "training",
+        {
+            "bare_tutorial": bare,
+            "engine_tutorial": engine,
+            "fast_preset": {"preset": args.preset, **fast},
+            "epoch_ratio": epoch_ratio,
+            "memory_ratio": memory_ratio,
+            "time_to_accuracy_ratio": time_ratio,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
