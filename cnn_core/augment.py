@@ -81,18 +81,10 @@ def augmentation_nodes(augmentation: Augmentation | None) -> list[KerasNode]:
         return []
     a = augmentation
     nodes = []
-    if a.flip:
-        nodes.append(KerasNode("augment_flip", "RandomFlip", {"mode": "horizontal"}))
-    if a.translation:
+    if a.flip or a.translation:  # one cheap layer for both (cnn_core.fast_augment)
         nodes.append(
             KerasNode(
-                "augment_translation",
-                "RandomTranslation",
-                {
-                    "height_factor": a.translation,
-                    "width_factor": a.translation,
-                    "fill_mode": "reflect",
-                },
+                "augment_shift_flip", "RandomShiftFlip", {"shift": a.translation, "flip": a.flip}
             )
         )
     if a.rotation:

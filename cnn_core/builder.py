@@ -21,6 +21,7 @@ from cnn_core.spec import ModelSpec
 if TYPE_CHECKING:
     import keras
 
+CUSTOM_LAYERS = ("RandomShiftFlip",)  # defined in cnn_core.fast_augment, not in keras.layers
 INPUT_NAME = "image"
 HEAD_NAME = "classifier"
 
@@ -87,7 +88,6 @@ def apply_nodes(
     nodes: list[KerasNode], x: keras.KerasTensor, *, dtype_policy: str | None = None
 ) -> keras.KerasTensor:
     """Create each node's Keras layer and call it on its inputs; return the last output."""
-    from cnn_core._keras import keras
 
     outputs = {"@in": x}
     for node in nodes:
@@ -96,7 +96,18 @@ def apply_nodes(
             kwargs["dtype"] = dtype_policy
         elif node.name == HEAD_NAME:
             kwargs["dtype"] = "float32"
-        layer = getattr(keras.layers, node.cls)(**kwargs, name=node.name)
+        layer = _layer_class(node.cls)(**kwargs, name=node.name)
         args = [outputs[name] for name in node.inputs]
         outputs[node.name] = layer(args if len(args) > 1 else args[0])
     return outputs[nodes[-1].name]
+
+
+def _layer_class(name: str) -> type:
+    """A Keras layer class by name: Keras' own, or one of ours (see CUSTOM_LAYERS)."""
+    from cnn_core._keras import keras
+
+    if name in CUSTOM_LAYERS:
+        from cnn_core import fast_augment
+
+        return getattr(fast_augment, name)
+    return getattr(keras.layers, name)
