@@ -7,6 +7,7 @@ Evaluation and prediction live in `cnn_core.evaluate` and `cnn_core.predict`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -93,6 +94,9 @@ def request_stop(run: Run) -> RunStatus:
 
 
 def _launch(run: Run, *, more_epochs: int | None, detach: bool) -> None:
+    # An old stop request must not stop the new process; one made from now on must.
+    with contextlib.suppress(FileNotFoundError):
+        run.file(STOP).unlink()
     if detach:
         spawn_worker(run, more_epochs=more_epochs)
         return

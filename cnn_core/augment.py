@@ -1,9 +1,8 @@
 """Data augmentation settings and the Keras layers that apply them.
 
 `Augmentation` is plain data (it lives in the training configuration); `augmentation_nodes` turns
-it into Keras layers, as `KerasNode` data that the builder and code export both read. The layers
-sit right after `Rescaling`, so they see pixels in [0, 1], and they are active only in training.
-Nothing here imports Keras.
+it into Keras layers, as `KerasNode` data that the builder and code export both read. All are
+active only in training. Nothing here imports Keras.
 """
 
 from __future__ import annotations
@@ -75,26 +74,50 @@ class Augmentation:
         return cls(**values)
 
 
-def augmentation_nodes(augmentation: Augmentation | None) -> list[KerasNode]:
-    """The Keras layers for `augmentation`, in a fixed order (geometry first, then contrast)."""
+def augmentation_nodes(
+    augmentation: Augmentation | None, *, compiled: bool = False
+) -> tuple[list, list]:
+    """The Keras layers for `augmentation`: those that run on the raw uint8 pixels, before
+    `Rescaling`, and those that run on the scaled [0, 1] image after it.
+
+    Flips and shifts: when the training step is compiled with XLA (JAX; TensorFlow on a GPU),
+    our `RandomShiftFlip` on the raw pixels, which XLA fuses into a few cheap passes where Keras'
+    own layers cost a hundredfold. Without XLA (TensorFlow on a CPU) Keras' RandomFlip and
+    RandomTranslation are the cheaper ones (fused native kernels), so they are used there.
+    """
     if augmentation is None:
-        return []
+        return [], []
     a = augmentation
-    nodes = []
-    if a.flip or a.translation:  # one cheap layer for both (cnn_core.fast_augment)
-        nodes.append(
+    raw, scaled = [], []
+    if compiled and (a.flip or a.translation):
+        raw.append(
             KerasNode(
                 "augment_shift_flip", "RandomShiftFlip", {"shift": a.translation, "flip": a.flip}
             )
         )
+    elif a.flip or a.translation:
+        if a.flip:
+            scaled.append(KerasNode("augment_flip", "RandomFlip", {"mode": "horizontal"}))
+        if a.translation:
+            scaled.append(
+                KerasNode(
+                    "augment_translation",
+                    "RandomTranslation",
+                    {
+                        "height_factor": a.translation,
+                        "width_factor": a.translation,
+                        "fill_mode": "reflect",
+                    },
+                )
+            )
     if a.rotation:
-        nodes.append(
+        scaled.append(
             KerasNode(
                 "augment_rotation", "RandomRotation", {"factor": a.rotation, "fill_mode": "reflect"}
             )
         )
     if a.zoom:
-        nodes.append(
+        scaled.append(
             KerasNode(
                 "augment_zoom",
                 "RandomZoom",
@@ -102,12 +125,16 @@ def augmentation_nodes(augmentation: Augmentation | None) -> list[KerasNode]:
             )
         )
     if a.contrast:
-        nodes.append(
+        scaled.append(
             KerasNode(
                 "augment_contrast", "RandomContrast", {"factor": a.contrast, "value_range": (0, 1)}
             )
         )
-    # chain them: each takes the previous one's output
+    return _chain(raw), _chain(scaled)
+
+
+def _chain(nodes: list[KerasNode]) -> list[KerasNode]:
+    """Each node takes the previous one's output."""
     return [
         KerasNode(n.name, n.cls, n.kwargs, (nodes[i - 1].name,) if i else ("@in",))
         for i, n in enumerate(nodes)

@@ -1,8 +1,9 @@
 """The Keras builder: spec (+ training options) -> `keras.Model`.
 
 The model takes raw 0..255 pixels (uint8) so that training, evaluation and prediction share one
-input convention: `Rescaling(1/255)` first, then the optional augmentation (active only in
-training), the body, and the classifier head `Dense(num_classes, softmax)`. Layer names follow the
+input convention: `Rescaling(1/255)`, with the optional augmentation (active only in training)
+around it (flips and shifts before, on uint8; the rest after), then the body and the classifier
+head `Dense(num_classes, softmax)`. Layer names follow the
 spec (`conv2d_1` is the spec's first layer), so shapes and Grad-CAM can find them again.
 
 Only backend-neutral Keras 3 is used here (no `tf.*`), so the same model builds on TensorFlow,
@@ -27,19 +28,18 @@ HEAD_NAME = "classifier"
 
 
 def model_nodes(
-    spec: ModelSpec, *, augmentation: Augmentation | None = None
+    spec: ModelSpec, *, augmentation: Augmentation | None = None, compiled: bool = False
 ) -> list[tuple[int | None, list[KerasNode]]]:
     """The whole model as plain data: (spec index or None, Keras nodes) per step, head last.
 
     Raises `SpecError` if the spec cannot be built. `code.export_code` prints these same nodes.
     """
     analysis = check_spec(spec)
-    steps: list[tuple[int | None, list[KerasNode]]] = [
-        (None, [KerasNode("rescale", "Rescaling", {"scale": 1 / 255})]),
-    ]
-    aug = augmentation_nodes(augmentation)
-    if aug:
-        steps.append((None, aug))
+    raw, scaled = augmentation_nodes(augmentation, compiled=compiled)
+    steps: list[tuple[int | None, list[KerasNode]]] = [(None, raw)] if raw else []
+    steps.append((None, [KerasNode("rescale", "Rescaling", {"scale": 1 / 255})]))
+    if scaled:
+        steps.append((None, scaled))
     shape = tuple(spec.input_shape)
     for index, layer in enumerate(spec.layers):
         kind = KINDS[layer.type]
@@ -60,17 +60,22 @@ def build_model(
     *,
     augmentation: Augmentation | None = None,
     dtype_policy: str | None = None,
+    compiled: bool | None = None,
 ) -> keras.Model:
     """Build the Keras model for `spec`; raise `SpecError` if the spec is not buildable.
 
     Call the model with `training=False` outside training: Keras' augmentation layers default
     to training mode, and an unqualified call would update BatchNormalization's statistics.
+    `compiled` says whether training will be XLA-compiled (default: as Keras decides, see
+    `xla_training`); it picks the cheaper flip-and-shift augmentation for that case.
     `dtype_policy` (e.g. "mixed_bfloat16") applies to every layer but the head, which stays
     float32 so that probabilities and the loss keep full precision.
     """
     from cnn_core._keras import keras
 
-    steps = model_nodes(spec, augmentation=augmentation)
+    if compiled is None:
+        compiled = xla_training()
+    steps = model_nodes(spec, augmentation=augmentation, compiled=compiled)
     inputs = keras.Input(shape=tuple(spec.input_shape), dtype="uint8", name=INPUT_NAME)
     x = inputs
     for _, nodes in steps:
@@ -111,3 +116,16 @@ def _layer_class(name: str) -> type:
 
         return getattr(fast_augment, name)
     return getattr(keras.layers, name)
+
+
+def xla_training() -> bool:
+    """Whether Keras' `jit_compile="auto"` compiles the train step with XLA here: always with JAX,
+    with TensorFlow only on a GPU (it leaves XLA off on CPU-only machines), never with torch."""
+    from cnn_core._keras import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return True
+    if backend == "tensorflow":
+        return any(d.lower().startswith("gpu") for d in keras.distribution.list_devices())
+    return False

@@ -1,18 +1,17 @@
 """Code export: spec -> a standalone, readable Python script that rebuilds the model with Keras.
 
 The script needs only `keras` (any backend). It prints the very `KerasNode`s the builder uses,
-so the exported model has the same layers, names, shapes and parameter count as ours.
+so the exported model has the same layers, names, shapes and parameter count as ours (with Keras'
+own augmentation layers, as our builder uses them where training is not XLA-compiled).
 """
 
 from __future__ import annotations
 
-import ast
 import json
 from collections import Counter
-from importlib import resources
 
 from cnn_core.augment import Augmentation
-from cnn_core.builder import CUSTOM_LAYERS, HEAD_NAME, INPUT_NAME, model_name, model_nodes
+from cnn_core.builder import HEAD_NAME, INPUT_NAME, model_name, model_nodes
 from cnn_core.layers import KerasNode
 from cnn_core.shapes import analyze
 from cnn_core.spec import ModelSpec
@@ -26,8 +25,6 @@ def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) ->
     steps = model_nodes(spec, augmentation=augmentation)
     analysis = analyze(spec)
     h, w, c = spec.input_shape
-    used = {node.cls for _, nodes in steps for node in nodes}
-    custom = [cls for cls in CUSTOM_LAYERS if cls in used]
     lines = [
         f'"""{_doc_safe(spec.name)}: a Keras model exported from CNN Workbench.',
         "",
@@ -37,12 +34,10 @@ def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) ->
         "build_model() to train it.",
         '"""',
         "",
-        *(["from typing import Any", ""] if custom else []),
         "import keras",
         "from keras import layers",
         "",
         "",
-        *(line for cls in custom for line in (*custom_layer_source(cls).splitlines(), "", "")),
         "def build_model() -> keras.Model:",
         f'    inputs = keras.Input(shape=({h}, {w}, {c}), dtype="uint8", name="{INPUT_NAME}")',
         "    x = inputs",
@@ -59,6 +54,8 @@ def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) ->
             lines += ["", "    # Classifier head: one probability per class"]
         elif nodes[0].name.startswith("augment_"):
             lines += ["", "    # Augmentation: random changes, active only while training"]
+        elif nodes[0].name == "rescale":
+            lines += ["", "    # Pixels 0..255 -> 0..1"]
         lines += _step_lines(nodes)
     lines += [
         f"    return keras.Model(inputs, x, name={_literal(model_name(spec))})",
@@ -86,24 +83,13 @@ def _step_lines(nodes: list[KerasNode]) -> list[str]:
         args = [variables[name] for name in node.inputs]
         call = args[0] if len(args) == 1 else "[" + ", ".join(args) + "]"
         kwargs = _kwargs(node)
-        cls = node.cls if node.cls in CUSTOM_LAYERS else f"layers.{node.cls}"
-        line = f"    {var} = {cls}({', '.join(kwargs)})({call})"
+        line = f"    {var} = layers.{node.cls}({', '.join(kwargs)})({call})"
         if len(line) > 99:  # one keyword per line, as a formatter would
             body = "".join(f"        {part},\n" for part in kwargs)
-            line = f"    {var} = {cls}(\n{body}    )({call})"
+            line = f"    {var} = layers.{node.cls}(\n{body}    )({call})"
         lines.append(line)
         variables[node.name] = var
     return lines
-
-
-def custom_layer_source(name: str) -> str:
-    """The source of one of our layer classes, read without importing Keras."""
-    text = resources.files("cnn_core").joinpath("fast_augment.py").read_text("utf-8")
-    for item in ast.parse(text).body:
-        if isinstance(item, ast.ClassDef) and item.name == name:
-            first = min([d.lineno for d in item.decorator_list] + [item.lineno])
-            return "\n".join(text.splitlines()[first - 1 : item.end_lineno])
-    raise KeyError(name)
 
 
 def _kwargs(node: KerasNode) -> list[str]:

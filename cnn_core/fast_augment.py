@@ -42,12 +42,17 @@ class RandomShiftFlip(keras.layers.Layer):
         if pad_h <= 0 and pad_w <= 0:
             return images
         padded = ops.pad(images, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]], mode="reflect")
-        dy = random.randint((batch, 1), 0, 2 * pad_h + 1, seed=self.seed_generator)
-        dx = random.randint((batch, 1), 0, 2 * pad_w + 1, seed=self.seed_generator)
-        rows = dy + ops.arange(height, dtype="int32")[None, :]
-        cols = dx + ops.arange(width, dtype="int32")[None, :]
-        images = ops.take_along_axis(padded, rows[:, :, None, None], axis=1)
-        return ops.take_along_axis(images, cols[:, None, :, None], axis=2)
+        # Each image takes one of a few static slices of the padded batch, chosen by `where`:
+        # elementwise work only, which every backend compiles well (a gather does not).
+        dy = random.randint((batch, 1, 1, 1), 0, 2 * pad_h + 1, seed=self.seed_generator)
+        dx = random.randint((batch, 1, 1, 1), 0, 2 * pad_w + 1, seed=self.seed_generator)
+        rows = padded[:, :height]
+        for offset in range(1, 2 * pad_h + 1):
+            rows = ops.where(dy == offset, padded[:, offset : offset + height], rows)
+        shifted = rows[:, :, :width]
+        for offset in range(1, 2 * pad_w + 1):
+            shifted = ops.where(dx == offset, rows[:, :, offset : offset + width], shifted)
+        return shifted
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "shift": self.shift, "flip": self.flip, "seed": self.seed}

@@ -208,10 +208,15 @@ class Run:
             return RunStatus(state="failed", error=f"run {self.name} no longer exists.")
         status = self.raw_status()
         if status is None:
+            try:
+                target = self.config().epochs
+            except UserError:
+                target = 0
             return RunStatus(
                 state="interrupted",
                 error="status.json is missing or damaged; the run's other files are kept.",
                 epochs_completed=len(self.history()),
+                epochs_target=max(target, len(self.history())),
             )
         if status.active and not process_alive(status.pid, status.pid_started):
             if status.pid is None and _age_seconds(status.queued_at) < STARTUP_GRACE_SECONDS:

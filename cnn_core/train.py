@@ -359,8 +359,6 @@ def train_run(run: Run, *, more_epochs: int | None = None, echo: bool = False) -
     """Train (or resume) `run` in this process; return its final status. Never raises for
     problems of the run itself: they end up in status.json, where the dashboard reads them."""
     status = run.raw_status() or RunStatus(created_at=now_iso(), queued_at=now_iso())
-    with contextlib.suppress(OSError):
-        run.file(runs.STOP).unlink()  # an old stop request must not stop a resumed run
     pid = os.getpid()
     target = status.epochs_completed + more_epochs if more_epochs else None
     status = replace(

@@ -110,6 +110,26 @@ def layer_params_ui(kind_name: str, *, key: str, values: Mapping[str, Any] | Non
     return chosen
 
 
+def layer_params_state(kind_name: str, *, key: str) -> dict:
+    """What the widgets of `layer_params_ui(kind_name, key=key)` hold now, for a button callback.
+
+    A callback runs before the page redraws, so a value changed in the same interaction as the
+    click (typed, then Apply clicked) is in the session state but not yet in what the widgets
+    returned on the last run.
+    """
+    chosen: dict[str, Any] = {}
+    for param in KINDS[kind_name].params:
+        widget = f"{key}_{kind_name}_{param.name}"
+        if widget not in st.session_state:
+            continue  # not drawn yet (the kind changed in this interaction); left to the checks
+        value = st.session_state[widget]
+        if param.name == "strides" and param.default is None and value == POOL_DEFAULT:
+            value = None
+        if param.required or value != param.default:
+            chosen[param.name] = value
+    return chosen
+
+
 # --- runs -------------------------------------------------------------------------------------
 
 

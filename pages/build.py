@@ -14,7 +14,7 @@ from cnn_core.layers import KINDS
 from cnn_core.presets import list_presets
 from cnn_core.shapes import analyze
 from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
-from pages._ui import draft_ui, layer_params_ui, set_draft
+from pages._ui import draft_ui, layer_params_state, layer_params_ui, set_draft
 
 CHANNELS = {3: "3 (colour)", 1: "1 (grayscale)"}
 spec = draft_ui()
@@ -37,7 +37,7 @@ def start_editing(index: int) -> None:
 
 
 def apply_edit(index: int, kind: str) -> None:
-    params = st.session_state.get(f"edit_values_{index}", {})
+    params = layer_params_state(kind, key=f"edit{index}")
     layers = list(spec.layers)
     layers[index] = LayerSpec(kind, params)
     edit(spec.with_layers(layers))
@@ -45,7 +45,7 @@ def apply_edit(index: int, kind: str) -> None:
 
 def add_layer() -> None:
     kind = st.session_state.add_kind
-    params = st.session_state.get("add_values", {})
+    params = layer_params_state(kind, key="add")
     where = st.session_state.add_where
     index = len(spec.layers) if where == "end" else int(where)
     edit(spec.insert(index, LayerSpec(kind, params)))
@@ -74,7 +74,7 @@ with st.sidebar:
     st.header("Add a layer")
     kind_name = st.selectbox("Layer kind", list(KINDS), key="add_kind")
     st.caption(KINDS[kind_name].summary)
-    st.session_state.add_values = layer_params_ui(kind_name, key="add")
+    layer_params_ui(kind_name, key="add")
     positions = {"end": "at the end"} | {
         str(i): f"before {i + 1}. {info.description}" for i, info in enumerate(analysis.layers[:-1])
     }
@@ -175,9 +175,7 @@ for info in analysis.layers[:-1]:
         with st.container(border=True):
             layer = spec.layers[i]
             st.markdown(f"**Edit layer {i + 1} ({layer.type})**")
-            st.session_state[f"edit_values_{i}"] = layer_params_ui(
-                layer.type, key=f"edit{i}", values=layer.params
-            )
+            layer_params_ui(layer.type, key=f"edit{i}", values=layer.params)
             a, b = st.columns(2)
             a.button(
                 "Apply", key=f"apply_{i}", type="primary", on_click=apply_edit, args=(i, layer.type)

@@ -57,10 +57,12 @@ def test_model_takes_raw_uint8_pixels_and_scales_them_inside():
 
 def test_augmentation_is_active_only_in_training():
     aug = Augmentation(flip=True, translation=0.2, rotation=0.1, zoom=0.2, contrast=0.3)
-    model = build_model(TINY, augmentation=aug)
+    model = build_model(TINY, augmentation=aug, compiled=False)
     names = [layer.name for layer in model.layers]
-    assert names[2:6] == [
-        "augment_shift_flip",
+    assert names[1:7] == [
+        "rescale",
+        "augment_flip",
+        "augment_translation",
         "augment_rotation",
         "augment_zoom",
         "augment_contrast",
@@ -69,9 +71,20 @@ def test_augmentation_is_active_only_in_training():
     images = np.random.default_rng(1).integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
     first = np.asarray(model(images, training=False))
     np.testing.assert_array_equal(first, np.asarray(model(images, training=False)))
-    flipper = model.get_layer("augment_shift_flip")
-    moved = np.asarray(flipper(images.astype("float32") / 255, training=True))
-    assert not np.allclose(moved, images.astype("float32") / 255)
+    shifter = model.get_layer("augment_translation")
+    scaled = images.astype("float32") / 255
+    assert not np.allclose(np.asarray(shifter(scaled, training=True)), scaled)
+
+
+def test_compiled_training_gets_the_fused_flip_and_shift_on_raw_pixels():
+    aug = Augmentation(flip=True, translation=0.125, contrast=0.1)
+    model = build_model(TINY, augmentation=aug, compiled=True)
+    names = [layer.name for layer in model.layers]
+    assert names[1:4] == ["augment_shift_flip", "rescale", "augment_contrast"]
+    images = np.random.default_rng(1).integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
+    moved = np.asarray(model.get_layer("augment_shift_flip")(images, training=True))
+    assert moved.dtype == np.uint8
+    assert not np.array_equal(moved, images)
 
 
 def test_augmentation_settings_are_validated():

@@ -309,3 +309,12 @@ def test_schedules_warm_up_then_anneal(schedule):
     assert values[2] > values[3] > values[4]  # annealing
     assert values[4] < 0.01
     assert make_schedule(TrainConfig(), 1000) == 0.001  # constant: just the rate
+
+
+def test_a_stop_while_the_worker_starts_up_is_kept(data_dir, tmp_path):
+    run = api.start_run(
+        TINY, TrainConfig(epochs=500, batch_size=4), data_source=str(data_dir), root=tmp_path
+    )
+    api.request_stop(run)  # the worker is still importing TensorFlow
+    status = wait_for(run, lambda s: s.state == "stopped", timeout=60)
+    assert status.epochs_completed == 0

@@ -1,0 +1,448 @@
+"""A new user's path through the dashboard, in headless Chromium against `streamlit run app.py`.
+
+Build (add, move, delete a layer; break the network and mend it with the one-click fix; size it
+for 8x8 images), Train (start, watch the curves grow, refresh, stop), Evaluate (confusion
+matrix), Runs, and Predict (a photo, then a broken file beside a good one), on a tiny synthetic
+image-folder dataset. After every step no Streamlit exception may be on the page, and at the end
+no traceback may be in the server's output. It also saves the README's screenshots.
+
+This test drives Debian's chromium (`/usr/bin/chromium`); it never runs `playwright install`.
+Figures (start-up time, redraw time, live-view delay) come from `python -m bench.ui`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+from cnn_core.api import request_stop
+from cnn_core.runs import Run, list_runs, process_alive
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TINTS = {"blue": (-20, -20, 20), "green": (-20, 20, -20), "red": (20, -20, -20)}
+WIDTH, HEIGHT = 1400, 900  # the viewport; screenshots grow to the page's full height
+MAX_SCREENSHOT_BYTES = 400_000  # they are committed and shown in the README
+EPOCHS, BATCH = 200, 1  # ~0.4 s an epoch: it trains while we watch, refresh and stop it
+LIVE_REFRESH = 1.5  # seconds between the Train page's reads of the run directory
+TIMEOUT_MS = 30_000
+PERCENT = re.compile(r"^\d+\.\d\d%$")
+
+
+# --- the server and the browser ---------------------------------------------------------------
+
+
+@dataclass
+class App:
+    url: str
+    runs: Path
+    data: Path
+    log: Path
+
+
+def write_dataset(root: Path) -> Path:
+    """Three classes of 8x8 PNGs, 40 training and 10 test images each: grey tinted towards blue,
+    green or red under heavy noise, so that the curves take a few epochs to climb."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 40), ("test", 10)):
+        for name, tint in TINTS.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(128 + np.array(tint) + rng.normal(0, 100, (8, 8, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def free_port() -> int:
+    ports = list(range(8600, 8701))
+    random.shuffle(ports)  # two sessions on one machine rarely pick the same one
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 8600-8700")
+
+
+def stop_runs(runs: Path, *, timeout: float = 30) -> None:
+    """Ask every active run to stop, wait for it, and kill what is still alive after that."""
+    for run in list_runs(runs):
+        request_stop(run)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(r.status().active for r in list_runs(runs)):
+        time.sleep(0.2)
+    for run in list_runs(runs):
+        status = run.raw_status()
+        if status and status.pid and process_alive(status.pid, status.pid_started):
+            os.kill(status.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    """`streamlit run app.py` on a free port, with its runs, cache and data in tmp_path."""
+    port = free_port()
+    runs, data, log = (
+        tmp_path / "runs",
+        write_dataset(tmp_path / "colours"),
+        tmp_path / "server.log",
+    )
+    env = dict(os.environ)
+    env.update(
+        CNN_CORE_RUNS=str(runs),
+        CNN_CORE_CACHE=str(tmp_path / "cache"),
+        CNN_CORE_DATA=str(data),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONUNBUFFERED="1",
+    )
+    command = [
+        *(sys.executable, "-m", "streamlit", "run", "app.py"),
+        *("--server.port", str(port), "--server.address", "127.0.0.1"),
+        *("--server.headless", "true", "--server.fileWatcherType", "none"),
+        *("--browser.gatherUsageStats", "false"),
+    ]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        )
+    try:
+        wait_for_health(f"http://localhost:{port}", server, log)
+        yield App(f"http://localhost:{port}", runs, data, log)
+    finally:
+        stop_runs(runs)
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def wait_for_health(url: str, server: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"streamlit did not answer within {timeout} s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        reason = "Debian's chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the browser test")
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+            page.set_default_timeout(TIMEOUT_MS)
+            expect.set_options(timeout=TIMEOUT_MS / 2)
+            yield page
+        finally:
+            browser.close()
+
+
+# --- finding things on a Streamlit page --------------------------------------------------------
+
+
+def widget(page: Page, key: str) -> Locator:
+    """The element container Streamlit marks with the widget's key (class `st-key-<key>`)."""
+    return page.locator(f".st-key-{key}")
+
+
+def button(page: Page, key: str) -> Locator:
+    # A button with a tooltip is drawn twice (one copy hidden); the user clicks the visible one.
+    return widget(page, key).locator("button").filter(visible=True).first
+
+
+def layer_row(page: Page, index: int) -> Locator:
+    """The Build page's row of layer `index` (0-based): the columns holding its delete button."""
+    return page.get_by_test_id("stHorizontalBlock").filter(has=widget(page, f"del_{index}"))
+
+
+def layer_count(page: Page) -> int:
+    return page.locator("[class*='st-key-del_']").count()
+
+
+def metric(page: Page, label: str) -> Locator:
+    return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+
+
+def nav(page: Page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+
+
+def settled(page: Page) -> None:
+    """Wait for the script run to end, then check that it drew no exception."""
+    expect(
+        page.locator("[data-testid='stApp'][data-test-script-state='notRunning']")
+    ).to_be_attached()
+    exceptions = page.get_by_test_id("stException")
+    assert exceptions.count() == 0, exceptions.first.inner_text()
+
+
+def chart_points(page: Page, key: str) -> int:
+    """Markers of the first (training) curve of a plotly line chart; 0 before it is drawn."""
+    return widget(page, key).locator(".scatterlayer .trace").first.locator(".point").count()
+
+
+def table_rows(page: Page) -> int:
+    """Data rows of the page's first dataframe (its accessible grid counts the header too)."""
+    grid = page.get_by_test_id("stDataFrame").locator("table[role='grid']").first
+    rows = grid.get_attribute("aria-rowcount", timeout=1000) if grid.count() else None
+    return int(rows) - 1 if rows else 0
+
+
+def screenshot(page: Page, name: str) -> None:
+    """The whole page (Streamlit scrolls inside its main area, so grow the viewport to fit)."""
+    height = page.evaluate(
+        "() => Math.max(...['stMain', 'stSidebarContent'].map(id =>"
+        " document.querySelector(`[data-testid=${id}]`)?.scrollHeight || 0))"
+    )
+    page.set_viewport_size({"width": WIDTH, "height": max(HEIGHT, min(int(height), 6000))})
+    page.wait_for_timeout(500)  # charts follow the new size
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=path, full_page=True, animations="disabled")
+    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+    if path.stat().st_size > MAX_SCREENSHOT_BYTES:  # mostly flat colours: a palette keeps it sharp
+        Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+    assert path.stat().st_size <= MAX_SCREENSHOT_BYTES, f"{path.name} is too big for the README"
+
+
+def png_bytes(colour: tuple[int, int, int], size: tuple[int, int]) -> bytes:
+    """A photo-sized PNG: a colour with texture, as a camera would give it."""
+    rng = np.random.default_rng(1)
+    pixels = np.clip(np.array(colour) + rng.normal(0, 25, (size[1], size[0], 3)), 0, 255)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def history_rows(run: Run) -> int:
+    return len(run.history())
+
+
+# --- the path ---------------------------------------------------------------------------------
+
+
+def test_a_new_users_path(app: App, page: Page) -> None:
+    defects: list[str] = []  # user-facing bugs that do not block the path: reported at the end
+    # Build: the tutorial network is waiting, with its seven layers.
+    page.goto(app.url)
+    expect(button(page, "add_button")).to_be_enabled()
+    settled(page)
+    assert "draft=" in page.url
+    assert layer_count(page) == 7
+    expect(layer_row(page, 5)).to_contain_text("Flatten")
+
+    # Add a Dropout at the end, move it above the Dense layer, then delete it.
+    widget(page, "add_kind").locator("input").click()
+    page.get_by_role("option", name="Dropout", exact=True).click()
+    expect(button(page, "add_button")).to_have_text("Add Dropout")
+    button(page, "add_button").click()
+    expect(layer_row(page, 7)).to_contain_text("Dropout")
+    settled(page)
+    button(page, "down_6").click()
+    expect(layer_row(page, 6)).to_contain_text("Dropout")
+    expect(layer_row(page, 7)).to_contain_text("Dense 64")
+    settled(page)
+    button(page, "del_6").click()
+    expect(widget(page, "del_7")).to_have_count(0)
+    expect(layer_row(page, 6)).to_contain_text("Dense 64")
+    settled(page)
+
+    # Delete the Flatten: the Dense layer now gets a feature map; the fix puts a Flatten back.
+    button(page, "del_5").click()
+    problem = page.get_by_test_id("stAlert").filter(has_text="needs a flat input")
+    expect(problem).to_contain_text("Layer 6 (Dense)")
+    expect(page.get_by_text("1 problem(s) to fix")).to_be_visible()
+    settled(page)
+    button(page, "fix_5_dense_on_spatial").click()
+    expect(page.get_by_text("This network is ready to train.")).to_be_visible()
+    expect(problem).to_have_count(0)
+    expect(layer_row(page, 5)).to_contain_text("Flatten")
+    settled(page)
+
+    # Size it for the dataset's 8x8 images.
+    for side, expected in (("h", "8x32x3"), ("w", "8x8x3")):
+        field = page.locator(f"[class*='st-key-input_{side}_'] input")
+        field.fill("8")
+        field.press("Enter")
+        expect(
+            page.get_by_role("code").filter(has_text=re.compile(f"^{expected}$"))
+        ).to_be_visible()
+        settled(page)
+    expect(metric(page, "Final feature map")).to_have_text("2x2x64")
+    expect(page.get_by_text("This network is ready to train.")).to_be_visible()
+    screenshot(page, "build")
+
+    # Train: the draft and the dataset are already chosen; a short run with tiny batches.
+    nav(page, "Train")
+    expect(button(page, "start")).to_be_enabled()
+    expect(page.get_by_text("Tutorial CNN: 7 layers")).to_be_visible()
+    expect(widget(page, "data_source").locator("input")).to_have_value(str(app.data))
+    for key, value in (("ep", EPOCHS), ("bs", BATCH)):
+        field = page.locator(f"[class*='st-key-{key}_v'] input")
+        field.fill(str(value))
+        field.press("Enter")
+        expect(field).to_have_value(str(value))
+        settled(page)
+    button(page, "start").click()
+    expect(button(page, "stop_run")).to_be_visible()
+    (run,) = list_runs(app.runs)
+    assert f"run={run.name}" in page.url
+    settled(page)
+
+    # Watch it: every epoch written to history.csv reaches the chart and the table within about
+    # one refresh of the live view.
+    delays = watch_epochs(page, run, epochs=6)
+    print(f"\nepoch on disk -> on the page: {delays} s")
+    assert max(delays) < 2 * LIVE_REFRESH + 1, f"epochs reached the page after {delays} s"
+    settled(page)
+    screenshot(page, "train")
+
+    # A refresh shows the same run, still training, with its history.
+    seen = chart_points(page, "acc_chart")
+    page.reload()
+    expect(widget(page, "acc_chart")).to_be_visible()
+    assert f"run={run.name}" in page.url
+    expect(page.get_by_role("heading", name=run.name)).to_be_visible()
+    expect(metric(page, "State")).to_have_text("running")
+    assert chart_points(page, "acc_chart") >= seen
+    settled(page)
+
+    # Stop it: it ends within a batch, keeps its model and offers to resume.
+    button(page, "stop_run").click()
+    expect(metric(page, "State")).to_have_text("stopped")
+    expect(button(page, "resume_run")).to_be_visible()
+    assert run.status().state == "stopped" and run.has_model()
+    assert history_rows(run) < EPOCHS
+    settled(page)
+
+    # Evaluate, from the run's own link.
+    page.get_by_test_id("stMain").get_by_role("link", name="Evaluate").click()
+    expect(button(page, "evaluate")).to_be_visible()
+    assert f"run={run.name}" in page.url
+    settled(page)
+    button(page, "evaluate").click()
+    expect(widget(page, "confusion").locator("g.hm")).to_be_attached(timeout=60_000)
+    expect(metric(page, "Test accuracy")).to_have_text(PERCENT)
+    expect(metric(page, "Test images")).to_have_text("30")
+    settled(page)
+    if page.get_by_text("has not been evaluated on the test set yet").count():
+        defects.append("Evaluate still says the run has not been evaluated, beside its results")
+    screenshot(page, "evaluate")
+
+    # Runs: the run is in the table; selecting its row (the grid's checkbox) draws its curves.
+    nav(page, "Runs")
+    table = page.get_by_test_id("stDataFrame")
+    expect(table).to_be_visible()
+    wait_until(lambda: table_rows(page) == 1, "the runs table to list the run")
+    settled(page)
+    table.click(position={"x": 16, "y": 52})  # header and rows are 35 px high
+    expect(widget(page, "cmp_acc").locator(".scatterlayer .trace").first).to_be_attached()
+    settled(page)
+    screenshot(page, "runs")
+
+    # Predict: a photo gets percentages.
+    nav(page, "Predict")
+    uploader = widget(page, "photos").locator("input[type='file']")
+    photo = {
+        "name": "red.png",
+        "mimeType": "image/png",
+        "buffer": png_bytes((200, 40, 40), (320, 240)),
+    }
+    uploader.set_input_files([photo])
+    expect(widget(page, "top_1").locator("text.bartext").first).to_contain_text("%")
+    settled(page)
+
+    # A broken file beside a good one: one line for the broken one, percentages for the good one.
+    broken = {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"not a picture\n"}
+    good = {
+        "name": "green.png",
+        "mimeType": "image/png",
+        "buffer": png_bytes((40, 200, 40), (200, 150)),
+    }
+    uploader.set_input_files([broken, good])
+    error = page.get_by_test_id("stAlert").filter(has_text="broken.jpg")
+    expect(error).to_have_count(1)
+    message = error.get_by_test_id("stMarkdownContainer").inner_text().strip()
+    assert "\n" not in message and "Traceback" not in message, message
+    expect(widget(page, "top_3").locator("text.bartext").first).to_contain_text("%")
+    expect(widget(page, "top_1").locator("text.bartext").first).to_contain_text("%")
+    settled(page)
+    screenshot(page, "predict")
+
+    assert "Traceback" not in app.log.read_text(errors="replace"), app.log.read_text()
+    assert not defects, defects
+
+
+def watch_epochs(page: Page, run: Run, *, epochs: int) -> list[float]:
+    """Seconds from each of `epochs` history.csv rows appearing on disk to its point on the page.
+
+    The disk is polled every 10 ms and the page every 100 ms, so each delay is good to ~0.1 s.
+    """
+    history = run.file("history.csv")
+    first_points, known = chart_points(page, "acc_chart"), history_rows(run)
+    written: dict[int, float] = {}  # epoch (1-based) -> when its row appeared on disk
+    shown: dict[int, float] = {}  # epoch -> when both its point and its table row were there
+    last_look, deadline = 0.0, time.monotonic() + 120
+    while len(shown) < epochs and time.monotonic() < deadline:
+        rows = history_rows(run)
+        for n in range(known + 1, rows + 1):  # only rows written while watching are timed
+            written.setdefault(n, history.stat().st_mtime)
+        if time.monotonic() - last_look >= 0.1:
+            last_look = time.monotonic()
+            on_page = min(chart_points(page, "acc_chart"), table_rows(page))
+            for n in written.keys() - shown.keys():
+                if n <= on_page:
+                    shown[n] = time.time()
+        time.sleep(0.01)
+    assert len(shown) >= epochs, f"{len(shown)} of {epochs} epochs reached the page: {run.status()}"
+    assert chart_points(page, "acc_chart") > first_points  # the chart grew between two looks
+    assert run.status().state == "running", "the run ended before it could be watched"
+    return [round(shown[n] - written[n], 2) for n in sorted(shown)]

@@ -1,0 +1,437 @@
+"""Tests for the dashboard pages, driven through Streamlit's `AppTest` and found by widget key.
+
+Every page opens without an exception with no runs, with a completed run and with a damaged
+one; the Build page's editing controls change the draft and the draft survives a refresh; the
+Train page starts a real (detached) worker and stops it; Evaluate, Runs and Predict show what the
+run directory holds. The data are a few 8x8 PNGs written in `tmp_path`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from cnn_core.builder import build_model
+from cnn_core.config import TrainConfig
+from cnn_core.drafts import new_draft_id, save_draft
+from cnn_core.evaluate import evaluate_run
+from cnn_core.presets import load_preset
+from cnn_core.runs import (
+    DATASET,
+    EVALUATION,
+    HISTORY,
+    MODEL,
+    PREDICTIONS,
+    STATUS,
+    Run,
+    RunStatus,
+    atomic_write_json,
+    atomic_write_text,
+    create_run,
+    format_history,
+    list_runs,
+    now_iso,
+    runs_root,
+)
+from cnn_core.shapes import analyze
+from cnn_core.spec import LayerSpec, ModelSpec
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+PAGES = ("build", "train", "runs", "evaluate", "predict")
+TIMEOUT = 60  # seconds per script run: Evaluate and Predict import TensorFlow on first use
+CLASSES = ("blue", "green", "red")  # folder order, sorted: the model's output order
+COLOURS = {"blue": (0, 0, 220), "green": (0, 200, 0), "red": (230, 0, 0)}
+TINY = ModelSpec(
+    name="Tiny net",
+    input_shape=(8, 8, 3),
+    num_classes=len(CLASSES),
+    layers=(
+        LayerSpec("Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same"}),
+        LayerSpec("GlobalAveragePooling2D"),
+    ),
+)
+TUTORIAL = load_preset("tutorial_cnn").spec
+
+
+# --- data and runs, written in the real formats -------------------------------------------------
+
+
+def png_bytes(colour: tuple[int, int, int], rng: np.random.Generator) -> bytes:
+    noise = rng.integers(-30, 31, size=(8, 8, 3))
+    pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An image-folder dataset: 3 classes of 8x8 PNGs, 30 training and 10 test images each."""
+    folder = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 30), ("test", 10)):
+        for cls in CLASSES:
+            (folder / split / cls).mkdir(parents=True)
+            for i in range(count):
+                (folder / split / cls / f"{i:02d}.png").write_bytes(png_bytes(COLOURS[cls], rng))
+    return folder
+
+
+def colour_model():
+    """A model that tells blue and green apart by their channel and calls red green: 2/3 right."""
+    model = build_model(TINY)
+    kernel = np.zeros((3, 3, 3, 4), dtype=np.float32)
+    for channel in range(3):
+        kernel[1, 1, channel, channel] = 1.0  # the centre tap copies each colour channel
+    model.get_layer("conv2d_1").set_weights([kernel, np.zeros(4, dtype=np.float32)])
+    head = np.zeros((4, len(CLASSES)), dtype=np.float32)
+    head[2, CLASSES.index("blue")] = head[1, CLASSES.index("green")] = 8.0
+    head[0, CLASSES.index("green")] = 8.0  # red looks green to it
+    model.get_layer("classifier").set_weights([head, np.zeros(len(CLASSES), dtype=np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def completed_template(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Run:
+    """A completed run with a model and an evaluation, made without training; tests copy it."""
+    base = tmp_path_factory.mktemp("template")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CNN_CORE_CACHE", str(base / "cache"))  # evaluate_run caches the decoded data
+        run = create_run(TINY, TrainConfig(epochs=2), data_source=str(data), root=base / "runs")
+        colour_model().save(run.file(MODEL))
+        status = RunStatus(
+            state="completed",
+            created_at=now_iso(),
+            started_at=now_iso(),
+            ended_at=now_iso(),
+            epochs_completed=2,
+            epochs_target=2,
+            best_val_accuracy=0.5,
+            best_epoch=1,
+        )
+        atomic_write_json(run.file(STATUS), status.to_dict())
+        history = [
+            {
+                "epoch": e,
+                "accuracy": 0.4 + e / 10,
+                "loss": 1.0 - e / 10,
+                "val_accuracy": 0.45 + e / 20,
+            }
+            for e in range(2)
+        ]
+        atomic_write_text(run.file(HISTORY), format_history(history))
+        atomic_write_json(run.file(DATASET), {"source": str(data), "class_names": list(CLASSES)})
+        evaluate_run(run)
+    return run
+
+
+def copy_run(template: Run, name: str | None = None) -> Run:
+    """The template run copied into this test's runs root (the autouse fixture's CNN_CORE_RUNS)."""
+    target = runs_root() / (name or template.name)
+    shutil.copytree(template.path, target)
+    return Run(target)
+
+
+def damaged_run(data: Path) -> Run:
+    """A run whose status.json is garbage, whose history.csv is cut mid-row, with no model."""
+    run = create_run(TINY, TrainConfig(), data_source=str(data))
+    run.file(STATUS).write_text("{not json", encoding="utf-8")
+    rows = [{"epoch": e, "accuracy": 0.5, "loss": 0.9} for e in range(3)]
+    run.file(HISTORY).write_text(format_history(rows)[:-12], encoding="utf-8")
+    assert not run.has_model()
+    return run
+
+
+# --- driving the app ----------------------------------------------------------------------------
+
+
+def rerun(at: AppTest) -> AppTest:
+    """Run the script and fail on any exception it showed."""
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def open_page(page: str, **query: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page(f"pages/{page}.py")
+    return rerun(at)
+
+
+def click(at: AppTest, key: str) -> AppTest:
+    at.button(key=key).click()
+    return rerun(at)
+
+
+def texts(elements) -> list[str]:
+    return [element.value for element in elements]
+
+
+def shown_layers(at: AppTest) -> list[str]:
+    """The layer descriptions in the Build page's stack, top to bottom."""
+    cells = texts(at.main.markdown)
+    return [cells[k + 1] for k, cell in enumerate(cells) if re.fullmatch(r"\*\*\d+\*\*", cell)]
+
+
+def kinds(spec: ModelSpec) -> list[str]:
+    return [layer.type for layer in spec.layers]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+# --- every page, every situation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("situation", ["no runs", "completed run", "damaged run"])
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_opens_without_exception(
+    page: str, situation: str, completed_template: Run, data: Path
+):
+    run = None
+    if situation == "completed run":
+        run = copy_run(completed_template)
+    elif situation == "damaged run":
+        run = damaged_run(data)
+    at = open_page(page)
+    assert at.title[0].value == page.capitalize()
+    if run is not None:  # and as a shared link to the run
+        open_page(page, run=run.name)
+
+
+# --- Build --------------------------------------------------------------------------------------
+
+
+def test_build_starts_from_the_tutorial_and_shows_it():
+    at = open_page("build")
+    assert at.session_state["draft"] == TUTORIAL
+    assert [d.split()[0] for d in shown_layers(at)] == kinds(TUTORIAL)
+    assert at.metric[0].value == f"{analyze(TUTORIAL).total_params:,}"
+    assert texts(at.success) == ["This network is ready to train."]
+
+
+def test_build_add_move_duplicate_delete():
+    at = open_page("build")
+    at.selectbox(key="add_kind").set_value("Dropout")
+    rerun(at)
+    at.slider(key="add_Dropout_rate").set_value(0.5)  # changed and clicked in one interaction
+    at.selectbox(key="add_where").set_value("1")  # before layer 2
+    click(at, "add_button")
+    draft = at.session_state["draft"]
+    assert draft.layers[1] == LayerSpec("Dropout", {"rate": 0.5})
+    assert len(draft.layers) == len(TUTORIAL.layers) + 1
+    assert shown_layers(at)[1].startswith("Dropout")
+
+    click(at, "down_1")
+    assert kinds(at.session_state["draft"])[:3] == ["Conv2D", "MaxPooling2D", "Dropout"]
+    click(at, "up_2")
+    assert kinds(at.session_state["draft"])[:3] == ["Conv2D", "Dropout", "MaxPooling2D"]
+    assert at.button(key="up_0").disabled
+    assert at.button(key=f"down_{len(TUTORIAL.layers)}").disabled
+
+    click(at, "dup_0")
+    assert kinds(at.session_state["draft"])[:3] == ["Conv2D", "Conv2D", "Dropout"]
+    click(at, "del_0")
+    click(at, "del_1")
+    assert at.session_state["draft"] == TUTORIAL
+    assert [d.split()[0] for d in shown_layers(at)] == kinds(TUTORIAL)
+
+
+def test_build_shows_a_problem_and_fixes_it_in_one_click():
+    at = open_page("build")
+    click(at, "del_5")  # the Flatten: Dense now gets a feature map
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("Layer 6 (Dense): needs a flat input")
+    assert "1 problem(s)" in at.warning[0].value
+    assert not at.success
+
+    click(at, "fix_5_dense_on_spatial")
+    assert at.session_state["draft"] == TUTORIAL
+    assert not at.error
+    assert texts(at.success) == ["This network is ready to train."]
+
+
+def test_build_presets_and_the_empty_network():
+    at = open_page("build")
+    click(at, "preset_fast_cpu")
+    assert at.session_state["draft"] == load_preset("fast_cpu").spec
+    assert len(shown_layers(at)) == len(load_preset("fast_cpu").spec.layers)
+
+    click(at, "preset_empty")
+    assert at.session_state["draft"].layers == ()
+    assert shown_layers(at) == []
+    click(at, "fix_head_ends_spatial")  # the input goes straight to the classifier: pool it
+    assert kinds(at.session_state["draft"]) == ["GlobalAveragePooling2D"]
+    assert texts(at.success) == ["This network is ready to train."]
+
+
+def test_build_edit_a_layer_and_the_draft_survives_a_refresh():
+    at = open_page("build")
+    click(at, "edit_0")
+    at.number_input(key="edit0_Conv2D_filters").set_value(16)  # changed and applied at once
+    at.selectbox(key="edit0_Conv2D_activation").set_value("gelu")
+    click(at, "apply_0")
+    edited = at.session_state["draft"]
+    assert edited.layers[0] == LayerSpec(
+        "Conv2D", {"filters": 16, "kernel_size": 3, "padding": "same", "activation": "gelu"}
+    )
+    assert shown_layers(at)[0] == "Conv2D 16, 3x3, same, gelu"
+    at.text_input(key="spec_name_0").set_value("My  edited net")
+    rerun(at)
+    assert at.session_state["draft"].name == "My edited net"
+
+    refreshed = open_page("build", draft=at.query_params["draft"])
+    assert refreshed.session_state["draft"] == at.session_state["draft"]
+    assert shown_layers(refreshed)[0] == "Conv2D 16, 3x3, same, gelu"
+    assert refreshed.text_input(key="spec_name_0").value == "My edited net"
+
+    other = open_page("build")  # another browser session edits its own draft
+    assert other.session_state["draft"] == TUTORIAL
+
+
+def test_build_loads_a_spec_file_and_explains_a_bad_one():
+    at = open_page("build")
+    at.file_uploader(key="upload_spec").set_value(("tiny.json", TINY.to_json().encode(), "x"))
+    rerun(at)
+    assert at.session_state["draft"] == TINY
+    at.file_uploader(key="upload_spec").set_value(("bad.json", b'{"layers": 3', "x"))
+    rerun(at)
+    assert at.session_state["draft"] == TINY
+    assert any("bad.json" in text for text in texts(at.error))
+
+
+# --- Train --------------------------------------------------------------------------------------
+
+
+def worker_pids(run: Run) -> list[int]:
+    """Processes whose command line names this run's folder: its training worker."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(run.path).encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def no_worker_left(run_of: Callable[[], Run | None]) -> Iterator[None]:
+    """Stop, and if need be kill, the worker of the run that `run_of()` returns at the end."""
+    try:
+        yield
+    finally:
+        run = run_of()
+        if run is not None:
+            with contextlib.suppress(OSError):
+                run.file("stop.request").write_text("test teardown\n")
+            wait_for(lambda: not worker_pids(run), 20)
+            for pid in worker_pids(run):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def test_train_starts_a_run_shows_it_live_and_stops_it(data: Path):
+    draft_id = new_draft_id()
+    assert save_draft(draft_id, TINY)
+    at = open_page("train", draft=draft_id)
+    assert at.radio(key="arch_choice").value == "draft"
+    at.text_input(key="data_source").set_value(str(data))
+    next(n for n in at.number_input if n.key.startswith("ep_v")).set_value(1000)
+    next(n for n in at.number_input if n.key.startswith("bs_v")).set_value(4)
+    rerun(at)
+    assert any("3 classes" in text or "image folders" in text for text in texts(at.caption))
+
+    with no_worker_left(lambda: next(iter(list_runs()), None)):
+        click(at, "start")
+        (run,) = list_runs()
+        assert at.query_params["run"] == run.name
+        assert run.config().epochs == 1000 and run.config().batch_size == 4
+        assert run.dataset()["source"] == str(data)
+
+        live = open_page("train", run=run.name)
+        assert live.metric[0].label == "State"
+        assert live.metric[0].value in ("queued", "running")
+        # A stop requested before the worker is running is lost (it clears old stop requests
+        # when it starts), so wait until it trains.
+        assert wait_for(lambda: run.status().state == "running", 60), run.log_tail()
+        rerun(live)
+        assert live.metric[0].value == "running"
+        click(live, "stop_run")
+        assert wait_for(lambda: run.status().finished, 60), run.log_tail()
+        assert run.status().state == "stopped", run.status()
+        rerun(live)
+        assert live.metric[0].value == "stopped"
+
+
+# --- Evaluate, Runs, Predict ----------------------------------------------------------------------
+
+
+def test_evaluate_computes_on_demand_and_shows_the_stored_accuracy(completed_template: Run):
+    evaluated = copy_run(completed_template, "20000101-000000-evaluated")
+    fresh = copy_run(completed_template, "20000101-000001-fresh")
+    for name in (EVALUATION, PREDICTIONS):
+        fresh.file(name).unlink()
+
+    at = open_page("evaluate", run=evaluated.name)
+    assert at.selectbox(key="eval_run").value == evaluated.name
+    stored = json.loads(evaluated.file(EVALUATION).read_text())
+    assert at.metric[0].value == f"{stored['accuracy']:.2%}"
+
+    at.selectbox(key="eval_run").set_value(fresh.name)
+    rerun(at)
+    assert at.query_params["run"] == fresh.name
+    assert not at.metric
+    click(at, "evaluate")
+    report = json.loads(fresh.file(EVALUATION).read_text())
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{report['accuracy']:.2%}" == "66.67%"  # red is missed
+    assert metrics["Test images"] == "30"
+
+
+def test_runs_table_lists_every_run(completed_template: Run, data: Path):
+    done = copy_run(completed_template)
+    broken = damaged_run(data)
+    table = open_page("runs").dataframe[0].value
+    rows = {row["run"]: row for row in table.to_dict("records")}
+    assert set(rows) == {done.name, broken.name}
+    assert rows[done.name]["state"] == "completed"
+    assert rows[done.name]["test accuracy"] == pytest.approx(done.evaluation()["accuracy"])
+    assert rows[broken.name]["state"] == "interrupted"
+
+
+def test_predict_names_the_classes_and_classifies_uploads(completed_template: Run):
+    copy_run(completed_template)
+    at = open_page("predict")
+    assert "Classes: blue, green, red." in at.caption[0].value
+
+    photo = png_bytes(COLOURS["red"], np.random.default_rng(1))
+    at.file_uploader(key="photos").set_value(
+        [("red.png", photo, "image/png"), ("broken.png", b"not an image", "image/png")]
+    )
+    rerun(at)
+    assert "**red.png**" in texts(at.markdown) and "**broken.png**" in texts(at.markdown)
+    assert len(at.error) == 1  # the broken file, named; the photo is still predicted
+    table = at.dataframe[0].value  # the page's "All photos" table (AppTest shows no key)
+    assert table["prediction"][0] == "green"  # the model calls red green
+    assert table["problem"].isna().tolist() == [True, False]
