@@ -1,0 +1,183 @@
+"""The benchmark suite: `python -m bench` runs every benchmark on the real CIFAR-10 copy, each in
+a fresh process, then writes BENCHMARKS.md from `bench/results/*.json`.
+
+    python -m bench                 # everything (about 15 minutes on a 2-core CPU)
+    python -m bench --only training inference
+    python -m bench --report        # only rewrite BENCHMARKS.md from the stored results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+
+from bench.common import RESULTS, ROOT
+
+SUITE = ("shapes", "dataset_load", "inference", "bookkeeping", "augment", "training", "ui")
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def report() -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `python -m bench` on {time.strftime('%Y-%m-%d')}; machine: "
+        f"{platform.machine()}, {_cpus()} CPU cores, no GPU, Python {platform.python_version()}. "
+        "Data: the JPEG copy of CIFAR-10 in `../shared/data/cifar10-jpeg.tar.gz`. Every ratio "
+        "compares figures measured in the same run on the same machine.",
+        "",
+    ]
+    training = load("training")
+    if training:
+        bare, ours, fast = (
+            training["bare_tutorial"],
+            training["engine_tutorial"],
+            training["fast_preset"],
+        )
+        lines += [
+            "## Training cost and time to accuracy (`python -m bench.training`)",
+            "",
+            "| figure | tutorial script | ours | ratio | goal |",
+            "| --- | --- | --- | --- | --- |",
+            f"| seconds per epoch, tutorial model (median after the first) | "
+            f"{_steady(bare['epoch_seconds']):.2f} | {_steady(ours['epoch_seconds']):.2f} | "
+            f"{training['epoch_ratio']:.2f} | <= 1.0: {verdict(training['epoch_ratio'] <= 1.0)} |",
+            f"| peak memory (MB), tutorial model | {bare['peak_rss_mb']:.0f} | "
+            f"{ours['peak_rss_mb']:.0f} | {training['memory_ratio']:.2f} | <= 0.5: "
+            f"{verdict(training['memory_ratio'] <= 0.5)} |",
+            f"| wall time to the result (s): tutorial 15 epochs vs our `{fast['preset']}` preset | "
+            f"{bare['wall_seconds']:.0f} | {fast['wall_seconds']:.0f} | "
+            f"{training['time_to_accuracy_ratio']:.2f} | <= 0.33: "
+            f"{verdict(training['time_to_accuracy_ratio'] <= 1 / 3)} |",
+            f"| test accuracy of those runs | {bare['test_accuracy']:.4f} | "
+            f"{fast['test_accuracy']:.4f} | | ours >= 0.70: "
+            f"{verdict(fast['test_accuracy'] >= 0.70)} |",
+            f"| test accuracy, tutorial model through our engine ({len(ours['epoch_seconds'])} "
+            f"epochs) | | {ours['test_accuracy']:.4f} | | |",
+            "",
+        ]
+    rows = []
+    inference = load("inference")
+    if inference:
+        for label, ms in inference["predict_ms"].items():
+            goal = f"< 20 ms: {verdict(ms < 20)}" if "32x32" in label else ""
+            rows.append(
+                f"| single-image prediction, {label} (decode + model) | {ms:.2f} ms | {goal} |"
+            )
+        rows.append(
+            f"| evaluation of the 10,000 test images | {min(inference['evaluate_seconds']):.2f} s "
+            "| a few seconds: met |"
+        )
+    dataset = load("dataset_load")
+    if dataset:
+        best = min(dataset["cached_seconds"])
+        rows.append(
+            f"| first load of 60,000 JPEGs (decode + cache) | {dataset['first_seconds']:.2f} s | |"
+        )
+        rows.append(
+            f"| cached dataset load, fresh process | {best:.3f} s | < 1 s: {verdict(best < 1)} |"
+        )
+    shapes = load("shapes")
+    if shapes:
+        rows.append(
+            f"| shape inference, 30-layer spec | {shapes['median_ms']:.3f} ms | < 10 ms: "
+            f"{verdict(shapes['median_ms'] < 10)} |"
+        )
+    ui = load("ui")
+    if ui:
+        for key, value in ui.items():
+            if key != "machine" and isinstance(value, int | float):
+                rows.append(f"| {key.replace('_', ' ')} | {value:.2f} |  |")
+    if rows:
+        lines += [
+            "## Responsiveness (`bench.inference`, `.dataset_load`, `.shapes`, `.ui`)",
+            "",
+            "| figure | measured | goal |",
+            "| --- | --- | --- |",
+            *rows,
+            "",
+        ]
+    bookkeeping = load("bookkeeping")
+    if bookkeeping:
+        lines += [
+            "## Bookkeeping overhead (`python -m bench.bookkeeping`)",
+            "",
+            "Time spent inside the run recorder (history, progress, status, checkpoint every "
+            "epoch; stop and NaN checks every batch): "
+            f"{bookkeeping['recorder_seconds_per_epoch'] * 1000:.0f} ms per epoch, "
+            f"{bookkeeping['recorder_percent']:.2f}% of a bare `model.fit` epoch of "
+            f"{bookkeeping['bare_epoch_seconds']:.2f} s ({bookkeeping['train_images']:,} images); "
+            f"goal < 3%: {verdict(bookkeeping['recorder_percent'] < 3)}. A/B epoch times, same "
+            f"process: bare {bookkeeping['bare_epoch_seconds']:.2f} s, recorded "
+            f"{bookkeeping['recorded_epoch_seconds']:.2f} s.",
+            "",
+        ]
+    augment = sorted(RESULTS.glob("augment_*.json"))
+    if augment:
+        lines += [
+            "## Augmentation cost per training step (`python -m bench.augment`)",
+            "",
+            "| backend | none | Keras RandomFlip + RandomTranslation | RandomShiftFlip |",
+            "| --- | --- | --- | --- |",
+        ]
+        for path in augment:
+            data = json.loads(path.read_text())
+            none = data["none"]
+            cells = [
+                f"{data[k] * 1000:.0f} ms ({data[k] / none:.2f}x)"
+                for k in ("none", "keras RandomFlip+RandomTranslation", "RandomShiftFlip")
+            ]
+            lines.append(f"| {path.stem.removeprefix('augment_')} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "The builder uses RandomShiftFlip where training is XLA-compiled (JAX, TensorFlow on "
+            "a GPU) and Keras' layers where it is not (TensorFlow on a CPU), whichever is cheaper.",
+            "",
+        ]
+    lines += [
+        "## GPU",
+        "",
+        "Not measured in this run: no GPU machine was lent to the task that wrote this file.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _steady(seconds: list[float]) -> float:
+    values = sorted(seconds[1:] if len(seconds) > 1 else seconds)
+    return values[len(values) // 2]
+
+
+def _cpus() -> int | None:
+    import os
+
+    return os.cpu_count()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--only", nargs="+", choices=SUITE, help="run only these benchmarks")
+    parser.add_argument("--report", action="store_true", help="only rewrite BENCHMARKS.md")
+    args = parser.parse_args()
+    if not args.report:
+        for name in args.only or SUITE:
+            print(f"== bench.{name}", flush=True)
+            subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=ROOT, check=True)
+    (ROOT / "BENCHMARKS.md").write_text(report())
+    print(f"wrote {ROOT / 'BENCHMARKS.md'}")
+
+
+if __name__ == "__main__":
+    main()
