@@ -28,6 +28,8 @@ if report is None:
                 report = evaluate_run(run)
             except UserError as exc:
                 show_error(exc)
+            else:
+                st.rerun()  # redraw without the "not evaluated yet" prompt
     if report is None:
         st.stop()
 
