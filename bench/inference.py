@@ -18,6 +18,7 @@ from PIL import Image
 from bench.common import cifar_source, write_result
 from cnn_core.builder import build_model
 from cnn_core.config import TrainConfig
+from cnn_core.datasets import CIFAR10_CLASSES
 from cnn_core.evaluate import evaluate_run
 from cnn_core.predict import predict_images
 from cnn_core.presets import load_preset
@@ -30,19 +31,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         run = create_run(spec, TrainConfig(), data_source=source, root=Path(root))
         build_model(spec).save(run.file(MODEL))  # timing does not depend on the weights
-        names = [
-            "airplane",
-            "automobile",
-            "bird",
-            "cat",
-            "deer",
-            "dog",
-            "frog",
-            "horse",
-            "ship",
-            "truck",
-        ]
-        atomic_write_json(run.file(DATASET), {"source": source, "class_names": names})
+        atomic_write_json(
+            run.file(DATASET), {"source": source, "class_names": list(CIFAR10_CLASSES)}
+        )
 
         rng = np.random.default_rng(0)
         photos = {}
