@@ -42,8 +42,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     args = parser.parse_args()
     data = load_dataset(cifar_source())
-    train_images, test_images = data.x_train / 255.0, data.x_test / 255.0  # float64, as users do
-    train_labels = keras.utils.to_categorical(data.y_train, 10)
+    # Keras' CIFAR-10 loader hands the images over in a mixed order; validation_split takes the
+    # last 20% as they come, so mix them the same way (image folders come class by class).
+    order = np.random.default_rng(0).permutation(len(data.y_train))
+    train_images, test_images = data.x_train[order] / 255.0, data.x_test / 255.0  # float64
+    train_labels = keras.utils.to_categorical(data.y_train[order], 10)
     test_labels = keras.utils.to_categorical(data.y_test, 10)
 
     model = keras.Sequential(

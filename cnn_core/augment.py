@@ -7,6 +7,7 @@ active only in training. Nothing here imports Keras.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -54,9 +55,8 @@ class Augmentation:
         for key, value in data.items():
             if key not in names:
                 raise ConfigError(
-                    f'{source} has unknown key "{str(key)[:40]}"; it takes '
-                    + ", ".join(names)
-                    + "."
+                    f"{source} has unknown key {json.dumps(str(key)[:40], ensure_ascii=False)}; "
+                    "it takes " + ", ".join(names) + "."
                 )
             if key == "flip":
                 if not isinstance(value, bool):

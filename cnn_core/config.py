@@ -11,6 +11,7 @@ import difflib
 import json
 import math
 import os
+import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def config_from_dict(data: Any, *, source: str = "the configuration") -> TrainCo
             guess = difflib.get_close_matches(str(key), _KEYS, n=1)
             hint = f'did you mean "{guess[0]}"? ' if guess else ""
             raise ConfigError(
-                f'{source} has unknown key "{str(key)[:40]}"; {hint}the keys are '
+                f"{source} has unknown key {_quote(key)}; {hint}the keys are "
                 + ", ".join(_KEYS)
                 + "."
             )
@@ -114,16 +115,21 @@ def parse_config(text: str | bytes, *, source: str = "the configuration") -> Tra
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
-        raise ConfigError(f"{source} is not valid JSON ({str(exc)[:80]}).") from None
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:80]
+        raise ConfigError(f"{source} is not valid JSON ({reason}).") from None
     return config_from_dict(data, source=source)
 
 
 def load_config(path: str | os.PathLike[str]) -> TrainConfig:
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # why: /dev/zero never ends, a named pipe may block
+            raise ConfigError(f"{path} is not a regular file; give the path of a .json file.")
+        if info.st_size > MAX_CONFIG_BYTES:
             raise ConfigError(f"{path} is too large for a training configuration.")
-        text = path.read_bytes()
+        with path.open("rb") as handle:
+            text = handle.read(MAX_CONFIG_BYTES + 1)  # +1: a file that grew is still too large
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist; check the path.") from None
     except OSError as exc:
@@ -213,6 +219,11 @@ class _Checker:
         if not low <= value <= high:
             raise self._fail(key, expected)
         return int(value)
+
+
+def _quote(key: Any) -> str:
+    """A key as JSON writes it: a null byte or other control character shows as \\u0000."""
+    return json.dumps(str(key)[:40], ensure_ascii=False)
 
 
 def _jsonable(value: Any) -> bool:

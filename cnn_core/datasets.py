@@ -471,6 +471,10 @@ def _archive_kind(path: Path) -> str:
             return "tar"
     except OSError as exc:
         raise DataError(f"{path} cannot be read ({exc.strerror}); check its permissions.") from None
+    except (EOFError, zlib.error, lzma.LZMAError):  # a compressed stream cut short or garbled
+        raise DataError(
+            f"The archive {path} is corrupt or cut short; download or create it again."
+        ) from None
     if path.name.lower().endswith(_ARCHIVE_SUFFIXES):
         raise DataError(
             f"The archive {path} is corrupt or not a tar/zip archive; download or create it again."

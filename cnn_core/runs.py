@@ -255,8 +255,9 @@ class Run:
         return parse_history(_read_text(self.file(HISTORY)))
 
     def evaluation(self) -> dict[str, Any] | None:
+        """The stored evaluation, or None if there is none or it lacks what a report holds."""
         data = read_json(self.file(EVALUATION))
-        return data if isinstance(data, dict) else None
+        return data if _complete_report(data) else None
 
     def has_model(self) -> bool:
         return self.file(MODEL).is_file()
@@ -267,6 +268,19 @@ class Run:
     def log_tail(self, lines: int = 40) -> str:
         text = _read_text(self.file(LOG))
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _complete_report(data: Any) -> bool:
+    """Whether decoded evaluation.json has every part the Evaluate page draws: a hand-edited or
+    foreign file is treated as no evaluation (it is computed again), not shown half."""
+    if not isinstance(data, dict):
+        return False
+    kinds = {"accuracy": (int, float), "loss": (int, float), "n": int, "class_names": list}
+    kinds |= {"per_class": list, "confusion_matrix": list, "data_source": str}
+    if not all(isinstance(data.get(key), kind) for key, kind in kinds.items()):
+        return False
+    row_keys = {"class", "precision", "recall", "f1", "support"}
+    return all(isinstance(row, dict) and row_keys <= row.keys() for row in data["per_class"])
 
 
 def _read_text(path: Path) -> str:
@@ -377,16 +391,19 @@ def open_run(name: str | os.PathLike[str], *, root: str | os.PathLike[str] | Non
         candidate = base / candidate
     try:
         resolved = candidate.resolve()
-    except (OSError, RuntimeError):
-        raise RunError(f"{text[:80]} is not a run.") from None
+    except (OSError, RuntimeError, ValueError):  # ValueError: a null byte in the name
+        raise RunError(f"{text[:80]!r} is not a run.") from None
     if resolved.parent != base:
         raise RunError(
             f"{text[:80]} is not a run in the runs folder {base}; pass a run's name or its path "
             "inside that folder (set --runs-dir or CNN_CORE_RUNS to use another folder)."
         )
-    looks_like_run = (resolved / STATUS).exists() or (resolved / SPEC).exists()
-    if not resolved.is_dir() or not looks_like_run:
-        raise RunError(f"there is no run {resolved.name} in {base}.")
+    try:
+        looks_like_run = (resolved / STATUS).exists() or (resolved / SPEC).exists()
+    except OSError:  # e.g. a name too long for the file system
+        looks_like_run = False
+    if not looks_like_run or not resolved.is_dir():
+        raise RunError(f"there is no run {resolved.name[:80]} in {base}.")
     return Run(resolved)
 
 
@@ -394,7 +411,11 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[Run]:
     """Every run under the root, newest first."""
     base = runs_root(root)
     try:
-        entries = [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        entries = [
+            p
+            for p in base.iterdir()
+            if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")  # as open_run
+        ]
     except OSError:
         return []
     runs = [Run(p) for p in entries if (p / STATUS).exists() or (p / SPEC).exists()]

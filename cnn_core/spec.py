@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -136,14 +138,17 @@ def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
     path = Path(path)
     name = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise _too_large(name, size)
-        data = path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise SpecError(f"{name} is a folder; give the path of a .json spec file.")
+        if not stat.S_ISREG(info.st_mode):  # why: /dev/zero never ends, a named pipe may block
+            raise SpecError(f"{name} is not a regular file; give the path of a .json spec file.")
+        if info.st_size > MAX_SPEC_BYTES:
+            raise _too_large(name, info.st_size)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)  # +1: a file that grew is still too large
     except FileNotFoundError:
         raise SpecError(f"spec file {name} does not exist; check the path.") from None
-    except IsADirectoryError:
-        raise SpecError(f"{name} is a folder; give the path of a .json spec file.") from None
     except OSError as exc:
         raise SpecError(f"cannot read spec file {name} ({exc.strerror}).") from None
     return parse_spec(data, source=name)
@@ -179,6 +184,11 @@ def spec_from_dict(data: Any, *, source: str = "the spec") -> ModelSpec:
     if not isinstance(name, str) or not name.strip():
         raise SpecError(f'{source}: "name" must be a non-empty string.')
     name = " ".join(name.split())  # no newlines or control whitespace in names
+    if any(unicodedata.category(ch) == "Cc" for ch in name):  # why: NUL breaks exported code
+        raise SpecError(
+            f'{source}: "name" contains a control character (such as a null byte); use '
+            "printable text."
+        )
     if len(name) > MAX_NAME_CHARS:
         raise SpecError(
             f'{source}: "name" is {len(name)} characters long; shorten it to at most '
@@ -275,7 +285,7 @@ def _json_type(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else "NaN"
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

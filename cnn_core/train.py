@@ -384,23 +384,32 @@ def train_run(run: Run, *, more_epochs: int | None = None, echo: bool = False) -
         if exc.errno == errno.ENOSPC:
             return _finish(
                 run,
-                status,
+                _recorded(run, status),
                 "failed",
                 error="the disk is full, so the checkpoint could not be written; free some space "
                 "and resume the run (the last complete checkpoint is kept).",
             )
         log.exception("training failed")
-        return _finish(run, status, "failed", error=f"cannot write the run's files: {exc}.")
+        return _finish(
+            run, _recorded(run, status), "failed", error=f"cannot write the run's files: {exc}."
+        )
     except UserError as exc:
-        return _finish(run, status, "failed", error=str(exc))
+        return _finish(run, _recorded(run, status), "failed", error=str(exc))
     except Exception as exc:
         log.exception("training failed")
         return _finish(
             run,
-            status,
+            _recorded(run, status),
             "failed",
             error=f"unexpected error: {type(exc).__name__}: {str(exc)[:300]} (see train.log).",
         )
+
+
+def _recorded(run: Run, status: RunStatus) -> RunStatus:
+    """What this process last wrote to status.json (epochs done, seed, notes), else `status`:
+    a failure after some epochs must not report fewer than the run's history and checkpoint."""
+    latest = run.raw_status()
+    return latest if latest is not None and latest.pid == status.pid else status
 
 
 def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:

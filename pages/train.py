@@ -197,10 +197,10 @@ values = {
     ),
     "learning_rate": b.number_input(
         "Learning rate",
-        1e-6,
+        0.0,  # the configuration's own bound (> 0) is checked below, with a message
         10.0,
         base.learning_rate,
-        format="%.5f",
+        format="%g",  # shows 1e-07 as such, not as 0.00000
         key=f"lr_{k}",
         help="The peak rate when a schedule is used.",
     ),
@@ -230,7 +230,7 @@ with st.expander("Schedule and regularisation"):
     patience = d.number_input(
         "Early stopping patience (0 = off)",
         0,
-        1000,
+        10_000,  # as in the configuration: a loaded file may ask for any of these
         base.early_stopping_patience or 0,
         key=f"es_{k}",
     )

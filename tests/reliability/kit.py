@@ -1,0 +1,203 @@
+"""What the reliability drills share: a tiny network, tiny data in the real formats, runs with a
+saved model, and ways to wait for a training process and to drive a page through `AppTest`.
+
+Nothing here is a drill; the drills are the `test_drill_*.py` files beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from cnn_core.config import TrainConfig
+from cnn_core.runs import DATASET, MODEL, Run, RunStatus, atomic_write_json, create_run
+from cnn_core.spec import LayerSpec, ModelSpec
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+TIMEOUT = 90  # seconds per script run: the first Evaluate or Predict run imports TensorFlow
+CLASSES = ("blue", "green", "red")  # sorted folder names: the model's output order
+COLOURS = {"blue": (30, 30, 200), "green": (30, 200, 30), "red": (200, 30, 30)}
+TINY = ModelSpec(
+    name="Tiny net",
+    input_shape=(8, 8, 3),
+    num_classes=3,
+    layers=(
+        LayerSpec(
+            "Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"}
+        ),
+        LayerSpec("GlobalAveragePooling2D"),
+    ),
+)
+
+
+# --- data and runs -------------------------------------------------------------------------------
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def write_colours(root: Path, *, train: int = 80, test: int = 10) -> Path:
+    """An image-folder dataset of noisy solid colours: `train` and `test` 8x8 PNGs per class."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train), ("test", test)):
+        for name in CLASSES:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(np.array(COLOURS[name]) + rng.normal(0, 40, (8, 8, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i:03d}.png")
+    return root
+
+
+def make_model_run(root: Path, *, data_source: str = "unused") -> Run:
+    """A run holding an untrained model.keras of TINY and its class names, made without training."""
+    from cnn_core.builder import build_model
+    from cnn_core.runs import STATUS, now_iso
+
+    run = create_run(TINY, TrainConfig(epochs=1), data_source=data_source, root=root)
+    build_model(TINY).save(run.file(MODEL))
+    atomic_write_json(run.file(DATASET), {"source": data_source, "class_names": list(CLASSES)})
+    done = RunStatus(
+        state="completed",
+        created_at=now_iso(),
+        started_at=now_iso(),
+        ended_at=now_iso(),
+        epochs_completed=1,
+        epochs_target=1,
+    )
+    atomic_write_json(run.file(STATUS), done.to_dict())
+    return run
+
+
+def copy_run(template: Run, root: Path) -> Run:
+    target = root / template.name
+    shutil.copytree(template.path, target)
+    return Run(target)
+
+
+def tree_snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folders` with its size and modification time, to prove nothing changed."""
+    found = {}
+    for folder in folders:
+        if folder.exists():
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    info = path.stat()
+                    found[str(path)] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+def rss_bytes() -> int:
+    """This process's resident memory, from /proc (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+# --- waiting for training processes ------------------------------------------------------------
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, *, what: str = "") -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    if not condition():
+        raise AssertionError(f"timed out after {seconds} s waiting for {what or condition}")
+
+
+def wait_for_state(
+    run: Run, predicate: Callable[[RunStatus], bool], seconds: float = 90
+) -> RunStatus:
+    wait_until(lambda: predicate(run.status()), seconds, what=f"{run.name}: {run.log_tail(20)}")
+    return run.status()
+
+
+def kill_mid_epoch(run: Run, *, after_epochs: int) -> int:
+    """SIGKILL the run's worker a little way into an epoch after the first `after_epochs`; return
+    the number of completed epochs, which the epoch cut short must not have changed."""
+
+    def training_next_epoch() -> bool:
+        status, progress = run.status(), run.progress()
+        return (
+            status.state == "running"
+            and status.epochs_completed >= after_epochs
+            and progress.get("phase") == "training"
+            and progress.get("epoch") == status.epochs_completed + 1
+        )
+
+    while True:
+        wait_until(training_next_epoch, 90, what=f"{run.name} mid-epoch: {run.log_tail(20)}")
+        done = run.status().epochs_completed
+        time.sleep(0.2)  # into the epoch, which takes about 0.7 s
+        status = run.status()
+        if status.epochs_completed == done and run.progress().get("phase") == "training":
+            break
+    os.kill(status.pid, signal.SIGKILL)
+    killed = wait_for_state(run, lambda s: s.state == "interrupted", 15)
+    assert killed.epochs_completed == done, (killed, done)
+    return done
+
+
+def worker_pids(run: Run) -> list[int]:
+    """Processes whose command line names the run's folder: its training worker."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(run.path).encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def no_worker_left(run: Run) -> Iterator[None]:
+    """However the drill ends, no training process of `run` outlives it."""
+    try:
+        yield
+    finally:
+        for pid in worker_pids(run):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def epochs_in(run: Run) -> list[int]:
+    return [int(row["epoch"]) for row in run.history()]
+
+
+# --- driving the dashboard -----------------------------------------------------------------------
+
+
+def rerun(at: AppTest) -> AppTest:
+    """Run the script; a drill fails on any exception the page showed."""
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def open_page(page: str, **query: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page(f"pages/{page}.py")
+    return rerun(at)
+
+
+def messages(at: AppTest) -> list[str]:
+    """Every error, warning and info the page shows, in that order."""
+    return [e.value for e in (*at.error, *at.warning, *at.info)]
