@@ -67,6 +67,14 @@ def report() -> str:
             f"| test accuracy, tutorial model through our engine ({len(ours['epoch_seconds'])} "
             f"epochs) | | {ours['test_accuracy']:.4f} | | |",
             "",
+            "Epoch times in that run (s): our preset "
+            + ", ".join(f"{t:.1f}" for t in fast["epoch_seconds"])
+            + "; the tutorial script "
+            + ", ".join(f"{t:.1f}" for t in bare["epoch_seconds"])
+            + ". This machine is a shared virtual machine: the same epoch can take 13 s or 21 s "
+            "from one minute to the next, so a ratio within a few percent of its goal can go "
+            "either way between runs.",
+            "",
         ]
     rows = []
     inference = load("inference")
