@@ -49,9 +49,11 @@ def live_run_ui(name: str) -> None:
         st.info(note, icon=":material/info:")
 
     if status.state == "queued":
-        ahead = progress.get("runs_ahead")
+        # The worker writes phase "queued" only while it waits for a slot: behind a run that
+        # trains (runs_ahead counts only queued runs, so it is 0 then) or behind queued ones.
+        waiting = progress.get("phase") == "queued"
         st.info(
-            "Waiting for the run before it to finish." if ahead else "Starting…",
+            "Waiting for the run before it to finish." if waiting else "Starting…",
             icon=":material/schedule:",
         )
     elif status.state == "running":

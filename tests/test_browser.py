@@ -371,7 +371,8 @@ def train_watch_refresh_and_stop(page: Page, app: App) -> Run:
     assert f"run={run.name}" in page.url
     expect(page.get_by_role("heading", name=run.name)).to_be_visible()
     expect(metric(page, "State")).to_have_text("running")
-    assert chart_points(page, "acc_chart") >= seen
+    # Plotly draws the points a moment after the chart's frame appears.
+    wait_until(lambda: chart_points(page, "acc_chart") >= seen, "the whole history after reload")
     settled(page)
 
     # Stop it: it ends within a batch, keeps its model and offers to resume.
