@@ -127,5 +127,12 @@ def xla_training() -> bool:
     if backend == "jax":
         return True
     if backend == "tensorflow":
-        return any(d.lower().startswith("gpu") for d in keras.distribution.list_devices())
+        return uses_gpu()
     return False
+
+
+def uses_gpu() -> bool:
+    """Whether Keras sees a GPU (backend-neutral)."""
+    from cnn_core._keras import keras
+
+    return any(d.lower().startswith("gpu") for d in keras.distribution.list_devices())

@@ -31,7 +31,7 @@ import numpy as np
 
 from cnn_core import runs
 from cnn_core._keras import keras
-from cnn_core.builder import build_model
+from cnn_core.builder import build_model, uses_gpu
 from cnn_core.config import WARMUP_FRACTION, TrainConfig, effective_batch_size
 from cnn_core.datasets import Dataset, load_dataset
 from cnn_core.errors import UserError
@@ -320,10 +320,6 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int) -> An
             lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay
         )
     return keras.optimizers.RMSprop(lr, momentum=config.momentum, weight_decay=decay)
-
-
-def uses_gpu() -> bool:
-    return any(d.lower().startswith("gpu") for d in keras.distribution.list_devices())
 
 
 def dtype_policy(config: TrainConfig) -> str | None:

@@ -6,13 +6,14 @@ import json
 from dataclasses import replace
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from cnn_core.diagram import network_dot
 from cnn_core.errors import SpecError
 from cnn_core.export import export_code
 from cnn_core.layers import KINDS
 from cnn_core.presets import list_presets
-from cnn_core.shapes import analyze
+from cnn_core.shapes import Problem, analyze
 from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
 from pages._ui import draft_ui, layer_params_state, layer_params_ui, set_draft
 
@@ -49,6 +50,19 @@ def add_layer() -> None:
     where = st.session_state.add_where
     index = len(spec.layers) if where == "end" else int(where)
     edit(spec.insert(index, LayerSpec(kind, params)))
+
+
+def problem_ui(box: DeltaGenerator, problem: Problem, *, key: str) -> None:
+    """The problem's message and, where there is an obvious one, its one-click fix."""
+    box.error(problem.message, icon=":material/error:")
+    if problem.fix:
+        box.button(
+            problem.fix.label,
+            key=key,
+            type="primary",
+            on_click=edit,
+            args=(problem.fix.apply(spec),),
+        )
 
 
 # --- sidebar: presets and the add-layer controls ----------------------------------------------
@@ -161,16 +175,7 @@ for info in analysis.layers[:-1]:
         ":material/delete:", key=f"del_{i}", help="Delete", on_click=edit, args=(spec.delete(i),)
     )
     for problem in analysis.problems_for(i):
-        box = st.columns([0.5, 8.4])[1]
-        box.error(problem.message, icon=":material/error:")
-        if problem.fix:
-            box.button(
-                problem.fix.label,
-                key=f"fix_{i}_{problem.rule}",
-                type="primary",
-                on_click=edit,
-                args=(problem.fix.apply(spec),),
-            )
+        problem_ui(st.columns([0.5, 8.4])[1], problem, key=f"fix_{i}_{problem.rule}")
     if st.session_state.get("editing") == i and spec.layers[i].type in KINDS:
         with st.container(border=True):
             layer = spec.layers[i]
@@ -190,18 +195,7 @@ row[1].markdown(f"{head.description} &nbsp; (always added)")
 row[2].markdown(f"`{'x'.join(map(str, head.output_shape))}`" if head.output_shape else "?")
 row[3].markdown(f"{head.params:,}")
 for problem in analysis.problems_for(None):
-    st.error(problem.message, icon=":material/error:")
-    if problem.fix:
-        st.button(
-            problem.fix.label,
-            key=f"fix_head_{problem.rule}",
-            type="primary",
-            on_click=edit,
-            args=(problem.fix.apply(spec),),
-        )
-for problem in analysis.problems:
-    if problem.layer is not None and problem.layer >= len(spec.layers):
-        st.error(problem.message)
+    problem_ui(st.container(), problem, key=f"fix_head_{problem.rule}")
 
 if analysis.valid:
     st.success("This network is ready to train.", icon=":material/check_circle:")
