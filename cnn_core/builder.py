@@ -12,6 +12,7 @@ JAX or PyTorch. Keras is imported when a model is built, not when this module is
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from cnn_core.augment import Augmentation, augmentation_nodes
@@ -136,3 +137,33 @@ def uses_gpu() -> bool:
     from cnn_core._keras import keras
 
     return any(d.lower().startswith("gpu") for d in keras.distribution.list_devices())
+
+
+def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16), from the
+    kernel's CPU flags (Linux); False where they cannot be read."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def bfloat16_is_faster() -> bool:
+    """Whether bfloat16 mixed precision speeds up training here: on a GPU, and with TensorFlow on
+    a CPU with native bfloat16 (its oneDNN kernels run bfloat16 convolutions about twice as fast
+    as float32 ones; whole training steps about 1.3 times, see BENCHMARKS.md). Not with JAX or
+    PyTorch on a CPU, nor where TensorFlow's oneDNN is turned off, where bfloat16 is emulated."""
+    if uses_gpu():
+        return True
+    from cnn_core._keras import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return False
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+        return False
+    return cpu_has_bfloat16()

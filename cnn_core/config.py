@@ -41,7 +41,7 @@ class TrainConfig:
     early_stopping_patience: int | None = None  # epochs without val_loss improvement; None = off
     seed: int | None = None  # None: a seed is drawn and recorded, so a run can be repeated
     limit: int | None = None  # train on a random subset of this many images, for quick tries
-    mixed_precision: bool | str = "auto"  # "auto": on for GPUs, off on CPUs
+    mixed_precision: bool | str = "auto"  # "auto": on where bfloat16 is faster (builder)
     steps_per_execution: int = 1  # batches per compiled call; higher cuts overhead on GPUs
     validation_freq: int = 1  # validate every N epochs
     momentum: float = 0.9  # sgd and rmsprop

@@ -31,7 +31,7 @@ import numpy as np
 
 from cnn_core import runs
 from cnn_core._keras import keras
-from cnn_core.builder import build_model, uses_gpu
+from cnn_core.builder import bfloat16_is_faster, build_model
 from cnn_core.config import WARMUP_FRACTION, TrainConfig, effective_batch_size
 from cnn_core.datasets import Dataset, load_dataset
 from cnn_core.errors import UserError
@@ -259,11 +259,28 @@ def save_checkpoint(run: Run, model: keras.Model, epochs_done: int) -> None:
 def save_model(run: Run, model: keras.Model) -> None:
     tmp = run.file(f".model.{os.getpid()}.tmp.keras")
     try:
-        model.save(tmp)
+        float32_model(model).save(tmp)
         os.replace(tmp, run.file(runs.MODEL))
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def float32_model(model: keras.Model) -> keras.Model:
+    """`model` with every layer computing in float32, sharing its trained values.
+
+    Mixed precision keeps every variable in float32 and only computes in bfloat16, so the copy
+    holds exactly the trained weights; the saved model then predicts at full precision, and runs
+    fast on machines without bfloat16 hardware (where bfloat16 is emulated)."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def in_float32(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=in_float32)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 # --- model and data ---------------------------------------------------------------------------
@@ -323,7 +340,11 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int) -> An
 
 
 def dtype_policy(config: TrainConfig) -> str | None:
-    mixed = uses_gpu() if config.mixed_precision == "auto" else bool(config.mixed_precision)
+    """ "mixed_bfloat16" where mixed precision is asked for, or "auto" and faster here; else None."""
+    if config.mixed_precision == "auto":
+        mixed = bfloat16_is_faster()
+    else:
+        mixed = bool(config.mixed_precision)
     return "mixed_bfloat16" if mixed else None
 
 
@@ -443,7 +464,8 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
 
     steps = math.ceil(len(y_train) / batch_size)
     target = status.epochs_target
-    model = build_model(spec, augmentation=config.augmentation, dtype_policy=dtype_policy(config))
+    policy = dtype_policy(config)
+    model = build_model(spec, augmentation=config.augmentation, dtype_policy=policy)
     num_classes = spec.num_classes
     if config.label_smoothing:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
@@ -492,7 +514,7 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
             )
         )
     log.info(
-        "training %s: %d images (%d for validation), batch %d, epochs %d..%d, seed %d",
+        "training %s: %d images (%d for validation), batch %d, epochs %d..%d, seed %d, %s",
         spec.name,
         len(y_train),
         0 if y_val is None else len(y_val),
@@ -500,6 +522,7 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
         initial_epoch + 1,
         target,
         seed,
+        "bfloat16 mixed precision" if policy else "float32",
     )
     try:
         model.fit(

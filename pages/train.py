@@ -255,13 +255,15 @@ with st.expander("Advanced"):
         "Use only N training images (0 = all)", 0, 100_000_000, base.limit or 0, key=f"lim_{k}"
     )
     values["limit"] = limit or None
-    mixed = {"auto": "auto (GPU only)", True: "on", False: "off"}
+    mixed = {"auto": "auto (where faster)", True: "on", False: "off"}
     values["mixed_precision"] = c.selectbox(
         "Mixed precision",
         list(mixed),
         list(mixed).index(base.mixed_precision),
         format_func=mixed.get,
         key=f"mp_{k}",
+        help="bfloat16 compute, float32 weights. Auto turns it on for GPUs and for CPUs with "
+        "native bfloat16 (AVX512-BF16, AMX) under TensorFlow.",
     )
     values["steps_per_execution"] = d.number_input(
         "Steps per execution", 1, 10000, base.steps_per_execution, key=f"spe_{k}"

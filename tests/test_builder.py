@@ -11,7 +11,7 @@ import pytest
 
 import cnn_core
 from cnn_core.augment import Augmentation
-from cnn_core.builder import build_model
+from cnn_core.builder import bfloat16_is_faster, build_model, cpu_has_bfloat16
 from cnn_core.errors import ConfigError, SpecError
 from cnn_core.presets import load_preset
 from cnn_core.spec import LayerSpec, ModelSpec
@@ -98,6 +98,23 @@ def test_augmentation_settings_are_validated():
         Augmentation.from_dict({"flip": "yes"})
     with pytest.raises(ConfigError, match="from 0 to 1"):
         Augmentation.from_dict({"contrast": float("nan")})
+
+
+def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_has_bfloat16(str(cpuinfo))
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
+    assert cpu_has_bfloat16(str(cpuinfo))
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert not cpu_has_bfloat16(str(cpuinfo))
+    assert not cpu_has_bfloat16(str(tmp_path / "missing"))
+    if keras.backend.backend() == "tensorflow" and cpu_has_bfloat16():
+        assert bfloat16_is_faster()
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # emulated bfloat16 is slower
+        assert bfloat16_is_faster() == any(
+            d.lower().startswith("gpu") for d in keras.distribution.list_devices()
+        )
 
 
 def test_mixed_precision_keeps_the_head_in_float32():

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -293,10 +294,44 @@ def test_every_option_trains(data_dir, tmp_path):
     assert status.state == "completed", status.error
     assert status.epochs_completed < 30
     assert any("early stopping" in note for note in status.notes)
+    assert "bfloat16 mixed precision" in run.file("train.log").read_text()
+    saved = keras.saving.load_model(run.file("model.keras"), compile=False)
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
     for optimizer in ("sgd", "rmsprop"):
         other = TrainConfig(optimizer=optimizer, lr_schedule="one_cycle", epochs=1, batch_size=64)
         run = api.start_run(TINY, other, data_source=str(data_dir), root=tmp_path, detach=False)
         assert run.status().state == "completed", run.status().error
+
+
+def test_mixed_precision_models_are_saved_in_float32_with_the_trained_weights():
+    from cnn_core.builder import build_model
+    from cnn_core.train import float32_model
+
+    mixed = build_model(TINY, augmentation=Augmentation(flip=True), dtype_policy="mixed_bfloat16")
+    images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
+    mixed.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    mixed.fit(images, np.arange(16) % 3, epochs=2, verbose=0)  # weights away from their init
+    copy = float32_model(mixed)
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    assert keras.backend.standardize_dtype(copy.inputs[0].dtype) == "uint8"
+    for a, b in zip(mixed.get_weights(), copy.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(
+        copy.predict(images, verbose=0), mixed.predict(images, verbose=0), atol=0.02
+    )
+    plain = build_model(TINY)
+    assert float32_model(plain) is plain
+
+
+def test_auto_mixed_precision_follows_the_machine(monkeypatch):
+    from cnn_core import train
+
+    monkeypatch.setattr(train, "bfloat16_is_faster", lambda: True)
+    assert train.dtype_policy(TrainConfig()) == "mixed_bfloat16"
+    assert train.dtype_policy(TrainConfig(mixed_precision=False)) is None
+    monkeypatch.setattr(train, "bfloat16_is_faster", lambda: False)
+    assert train.dtype_policy(TrainConfig()) is None
+    assert train.dtype_policy(TrainConfig(mixed_precision=True)) == "mixed_bfloat16"
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "one_cycle"])
