@@ -340,7 +340,7 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int) -> An
 
 
 def dtype_policy(config: TrainConfig) -> str | None:
-    """ "mixed_bfloat16" where mixed precision is asked for, or "auto" and faster here; else None."""
+    """The dtype policy: "mixed_bfloat16" if asked for, or "auto" and faster here; else None."""
     if config.mixed_precision == "auto":
         mixed = bfloat16_is_faster()
     else:
