@@ -208,8 +208,11 @@ else:
 
 # --- diagram and export -----------------------------------------------------------------------
 
-with st.expander("Diagram", expanded=False, icon=":material/account_tree:"):
-    st.graphviz_chart(network_dot(spec, analysis))
+# Closed expanders draw nothing: the graph and code viewers would cost a first visit about half a
+# second of loading and drawing (see bench/ui.py); opening one reruns the page and draws it.
+diagram = st.expander("Diagram", icon=":material/account_tree:", key="diagram", on_change="rerun")
+if diagram.open:
+    diagram.graphviz_chart(network_dot(spec, analysis))
 
 st.subheader("Export and import")
 left, right = st.columns(2)
@@ -236,12 +239,16 @@ if error := st.session_state.get("upload_error"):
         st.session_state.pop("upload_error")
 
 if analysis.valid:
-    code = export_code(spec)
-    with st.expander("Keras code", icon=":material/code:"):
-        st.code(code, language="python")
-        st.download_button("Download model.py", code, file_name="model.py", key="download_code")
+    keras_code = st.expander("Keras code", icon=":material/code:", key="code", on_change="rerun")
+    if keras_code.open:
+        code = export_code(spec)
+        keras_code.code(code, language="python")
+        keras_code.download_button(
+            "Download model.py", code, file_name="model.py", key="download_code"
+        )
 else:
     st.caption("Fix the problems above to export Keras code.")
 
-with st.expander("Spec JSON"):
-    st.code(json.dumps(spec.to_dict(), indent=2), language="json")
+spec_json = st.expander("Spec JSON", key="spec_json", on_change="rerun")
+if spec_json.open:
+    spec_json.code(json.dumps(spec.to_dict(), indent=2), language="json")

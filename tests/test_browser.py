@@ -333,6 +333,22 @@ def build_a_network(page: Page, app: App) -> None:
         settled(page)
     expect(metric(page, "Final feature map")).to_have_text("2x2x64")
     expect(page.get_by_text("This network is ready to train.")).to_be_visible()
+
+    # The diagram, the Keras code and the spec are drawn when their expander is opened.
+    for key, drawn in (
+        ("diagram", widget(page, "diagram").locator("svg .node")),
+        ("code", widget(page, "code").get_by_text("keras.Input(shape=(8, 8, 3)")),
+        ("spec_json", widget(page, "spec_json").get_by_text('"input_shape"')),
+    ):
+        expect(drawn).to_have_count(0)
+        widget(page, key).locator("summary").click()
+        expect(drawn.first).to_be_visible()
+        settled(page)
+    expect(button(page, "download_code")).to_be_visible()
+    for key in ("code", "spec_json"):  # closed again for the README's screenshot
+        widget(page, key).locator("summary").click()
+        expect(widget(page, key).locator("pre")).to_have_count(0)
+        settled(page)
     screenshot(page, "build")
 
 
