@@ -34,7 +34,8 @@ def report() -> str:
         "# Benchmarks",
         "",
         f"Written by `python -m bench` on {time.strftime('%Y-%m-%d')}; machine: "
-        f"{platform.machine()}, {_cpus()} CPU cores, no GPU, Python {platform.python_version()}. "
+        f"{platform.machine()}, {_cpus()} CPU cores ({_cpu_model()}), no GPU, "
+        f"Python {platform.python_version()}. "
         "Data: the JPEG copy of CIFAR-10 in `../shared/data/cifar10-jpeg.tar.gz`. Every ratio "
         "compares figures measured in the same run on the same machine.",
         "",
@@ -54,6 +55,17 @@ def report() -> str:
             f"| seconds per epoch, tutorial model (median after the first) | "
             f"{_steady(bare['epoch_seconds']):.2f} | {_steady(ours['epoch_seconds']):.2f} | "
             f"{training['epoch_ratio']:.2f} | <= 1.0: {verdict(training['epoch_ratio'] <= 1.0)} |",
+            *(
+                [
+                    "| the same with our engine in float32 | "
+                    f"{_steady(bare['epoch_seconds']):.2f} | "
+                    f"{_steady(training['engine_tutorial_float32']['epoch_seconds']):.2f} | "
+                    f"{training['epoch_ratio_float32']:.2f} | <= 1.0: "
+                    f"{verdict(training['epoch_ratio_float32'] <= 1.0)} |"
+                ]
+                if "engine_tutorial_float32" in training
+                else []
+            ),
             f"| peak memory (MB), tutorial model | {bare['peak_rss_mb']:.0f} | "
             f"{ours['peak_rss_mb']:.0f} | {training['memory_ratio']:.2f} | <= 0.5: "
             f"{verdict(training['memory_ratio'] <= 0.5)} |",
@@ -71,9 +83,13 @@ def report() -> str:
             + ", ".join(f"{t:.1f}" for t in fast["epoch_seconds"])
             + "; the tutorial script "
             + ", ".join(f"{t:.1f}" for t in bare["epoch_seconds"])
-            + ". This machine is a shared virtual machine: the same epoch can take 13 s or 21 s "
-            "from one minute to the next, so a ratio within a few percent of its goal can go "
-            "either way between runs.",
+            + ". Precision: the tutorial script float32 (as written); our engine "
+            f"{ours.get('precision', 'not recorded')} for the tutorial model and "
+            f'{fast.get("precision", "not recorded")} for the preset (mixed precision "auto": '
+            "on where bfloat16 is faster, which includes CPUs with AVX512-BF16 under "
+            "TensorFlow). This machine is a shared virtual machine whose speed drifts by up to "
+            "half from one minute to the next, so a ratio within a few percent of its goal can "
+            "go either way between runs.",
             "",
         ]
     rows = []
@@ -105,9 +121,24 @@ def report() -> str:
         )
     ui = load("ui")
     if ui:
-        for key, value in ui.items():
-            if key != "machine" and isinstance(value, int | float):
-                rows.append(f"| {key.replace('_', ' ')} | {value:.2f} |  |")
+        cold = ui["cold_start_median_seconds"]
+        rows.append(
+            f"| server start to a usable Build page, real browser (median) | {cold:.2f} s | "
+            f"< 2 s: {verdict(cold < 2)} |"
+        )
+        if "floor_cold_start_median_seconds" in ui:
+            rows.append(
+                "| the same for a one-button Streamlit app, alternated with ours (the floor) | "
+                f"{ui['floor_cold_start_median_seconds']:.2f} s | |"
+            )
+        rows.append(
+            f"| redraw after a Build edit (median) | {ui['build_edit_median_seconds'] * 1000:.0f}"
+            " ms | |"
+        )
+        rows.append(
+            "| an epoch on disk to its point on the Train chart (median) | "
+            f"{ui['epoch_to_chart_median_seconds']:.2f} s | |"
+        )
     if rows:
         lines += [
             "## Responsiveness (`bench.inference`, `.dataset_load`, `.shapes`, `.ui`)",
@@ -166,6 +197,21 @@ def report() -> str:
 def _steady(seconds: list[float]) -> float:
     values = sorted(seconds[1:] if len(seconds) > 1 else seconds)
     return values[len(values) // 2]
+
+
+def _cpu_model() -> str:
+    """The CPU's name and whether it has native bfloat16 (which mixed precision "auto" uses)."""
+    from cnn_core.builder import cpu_has_bfloat16
+
+    name = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            name = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name
+            )
+    except OSError:
+        pass
+    return f"{name}, {'with' if cpu_has_bfloat16() else 'without'} native bfloat16"
 
 
 def _cpus() -> int | None:

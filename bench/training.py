@@ -18,8 +18,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 from bench.common import ROOT, cifar_source, write_result
+from cnn_core.presets import load_preset
+from cnn_core.runs import Run
 
 MEASURE = (
     "import json, resource, subprocess, sys, time; t = time.perf_counter(); "
@@ -54,7 +57,9 @@ def bare_tutorial(epochs: int) -> dict:
     return {**json.loads(lines[-1]), **stats}
 
 
-def ours(preset: str, source: str, runs: str, epochs: int | None = None) -> dict:
+def ours(
+    preset: str, source: str, runs: str, epochs: int | None = None, config: str | None = None
+) -> dict:
     command = [
         sys.executable,
         "-m",
@@ -69,6 +74,8 @@ def ours(preset: str, source: str, runs: str, epochs: int | None = None) -> dict
     ]
     if epochs:
         command += ["--epochs", str(epochs)]
+    if config:
+        command += ["--config", config]
     lines, stats = measured(command)
     summary = json.loads(lines[-1])
     run_dir = summary["run_dir"]
@@ -80,14 +87,14 @@ def ours(preset: str, source: str, runs: str, epochs: int | None = None) -> dict
         check=True,
     )
     report = json.loads(evaluation.stdout.strip().splitlines()[-1])
-    from pathlib import Path
 
-    from cnn_core.runs import Run
-
-    history = Run(Path(run_dir)).history()
+    run = Run(Path(run_dir))
+    history = run.history()
+    log = run.file("train.log").read_text(errors="replace")
     return {
         "epoch_seconds": [row["epoch_seconds"] for row in history],
         "test_accuracy": report["accuracy"],
+        "precision": "bfloat16 mixed" if "bfloat16 mixed precision" in log else "float32",
         **stats,
         "run_dir": run_dir,
     }
@@ -115,6 +122,11 @@ def main() -> None:
         )
         bare = bare_tutorial(args.tutorial_epochs)
         engine = ours("tutorial_cnn", source, runs, epochs=args.epochs)
+        # the same in float32, to separate the engine's cost from mixed precision's gain
+        float32 = Path(runs) / "float32.json"
+        settings = {**load_preset("tutorial_cnn").config, "mixed_precision": False}
+        float32.write_text(json.dumps(settings))
+        engine32 = ours("tutorial_cnn", source, runs, epochs=args.epochs, config=str(float32))
         fast = ours(args.preset, source, runs)
     rows = {
         "tutorial script, s/epoch": steady(bare["epoch_seconds"]),
@@ -148,6 +160,9 @@ def main() -> None:
         {
             "bare_tutorial": bare,
             "engine_tutorial": engine,
+            "engine_tutorial_float32": engine32,
+            "epoch_ratio_float32": steady(engine32["epoch_seconds"])
+            / rows["tutorial script, s/epoch"],
             "fast_preset": {"preset": args.preset, **fast},
             "epoch_ratio": epoch_ratio,
             "memory_ratio": memory_ratio,

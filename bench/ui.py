@@ -1,7 +1,8 @@
 """Dashboard responsiveness in a real browser: headless Chromium driving `streamlit run app.py`.
 
 (a) cold start: from launching the server to a usable Build page (the layer table drawn and the
-    add button enabled), each a fresh server and a fresh browser context; median of 3;
+    add button enabled), each a fresh server and a fresh browser context; median of 5, alternated
+    with the same for a one-button Streamlit app (the floor that Streamlit itself sets);
 (b) a Build edit: click a move-down or delete button until the page shows the change; median of
     10 edits;
 (c) the Train page's live view: from an epoch's row landing in history.csv to its point on the
@@ -46,7 +47,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1400, "height": 900}
-COLD_STARTS = 3
+COLD_STARTS = 5
 EDITS = 10
 EPOCHS = 30  # batch 1 on 96 images: ~0.3 s an epoch on a laptop CPU
 
@@ -71,10 +72,20 @@ def free_port() -> int:
     raise SystemExit("no free port in 8600-8700")
 
 
-class Server:
-    """`streamlit run app.py` on a free port, with runs, cache and data under `home`."""
+# The floor for (a): a one-button Streamlit app, which pays Streamlit's own server start and
+# JavaScript bundle but draws next to nothing; it has the two buttons `usable_build_page` waits for.
+FLOOR_APP = """import streamlit as st
 
-    def __init__(self, home: Path, data: Path) -> None:
+st.button("Delete", key="del_0")
+st.button("Add", key="add_button")
+"""
+
+
+class Server:
+    """`streamlit run SCRIPT` (our app.py by default) on a free port, with runs, cache and data
+    under `home`."""
+
+    def __init__(self, home: Path, data: Path, script: str = "app.py") -> None:
         self.port = free_port()
         self.url = f"http://localhost:{self.port}"
         self.runs = home / "runs"
@@ -86,7 +97,7 @@ class Server:
             "TF_CPP_MIN_LOG_LEVEL": "3",
         }
         command = [
-            *(sys.executable, "-m", "streamlit", "run", "app.py"),
+            *(sys.executable, "-m", "streamlit", "run", script),
             *("--server.port", str(self.port), "--server.address", "127.0.0.1"),
             *("--server.headless", "true", "--server.fileWatcherType", "none"),
             *("--browser.gatherUsageStats", "false"),
@@ -157,9 +168,9 @@ def usable_build_page(page: Page) -> None:
     )
 
 
-def cold_start(browser: Browser, home: Path, data: Path) -> float:
+def cold_start(browser: Browser, home: Path, data: Path, script: str = "app.py") -> float:
     start = time.perf_counter()
-    server = Server(home, data)
+    server = Server(home, data, script)
     try:
         server.wait_healthy()
         context = browser.new_context(viewport=VIEWPORT)
@@ -268,7 +279,12 @@ def main() -> None:
         data = write_dataset(tmp_path / "colours")
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            starts = [cold_start(browser, tmp_path / f"cold{i}", data) for i in range(COLD_STARTS)]
+            floor_app = tmp_path / "floor_app.py"
+            floor_app.write_text(FLOOR_APP)
+            starts, floors = [], []
+            for i in range(COLD_STARTS):  # alternated, so that both see the same machine
+                starts.append(cold_start(browser, tmp_path / f"cold{i}", data))
+                floors.append(cold_start(browser, tmp_path / f"floor{i}", data, str(floor_app)))
             server = Server(tmp_path / "warm", data)
             try:
                 server.wait_healthy()
@@ -284,6 +300,7 @@ def main() -> None:
     print(f"{'measure':36} {'median':>8} {'min':>8} {'max':>8} {'n':>3}")
     for name, values, unit in (
         ("cold start -> usable Build page", starts, "s"),
+        ("  the same, one-button Streamlit app", floors, "s"),
         ("Build edit -> redrawn", edit_seconds, "ms"),
         ("epoch on disk -> on the Train chart", delays, "s"),
         ("  epochs shown by its first drawing", first, "s"),
@@ -295,6 +312,8 @@ def main() -> None:
         {
             "cold_start_seconds": starts,
             "cold_start_median_seconds": statistics.median(starts),
+            "floor_cold_start_seconds": floors,
+            "floor_cold_start_median_seconds": statistics.median(floors),
             "build_edit_seconds": [{"edit": kind, "seconds": s} for kind, s in edits],
             "build_edit_median_seconds": statistics.median(edit_seconds),
             "epoch_to_chart_seconds": delays,
