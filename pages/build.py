@@ -140,13 +140,13 @@ st.columns(widths)[1].markdown(f"Input &nbsp; `{h}x{w}x{c}` images, raw 0..255 p
 
 for info in analysis.layers[:-1]:
     i = info.index
-    # Tooltips on the first row only: the icons repeat, and each tooltip doubles its button's
-    # drawing (a hidden copy), which cost a first visit about 0.15 s with seven layers.
     row = st.columns(widths, vertical_alignment="center")
     row[0].markdown(f"**{i + 1}**")
     row[1].markdown(info.description)
     row[2].markdown(f"`{'x'.join(map(str, info.output_shape))}`" if info.output_shape else "?")
     row[3].markdown(f"{info.params:,}")
+    # Tooltips on the first row only: the icons repeat, and each tooltip doubles its button's
+    # drawing (a hidden copy), which cost a first visit about 0.15 s with seven layers.
     row[4].button(
         ":material/edit:",
         key=f"edit_{i}",
