@@ -15,7 +15,10 @@ from cnn_core.layers import KINDS
 from cnn_core.presets import list_presets
 from cnn_core.shapes import Problem, analyze
 from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
-from pages._ui import draft_ui, layer_params_state, layer_params_ui, set_draft
+from dashboard.routing import ensure_routed
+from dashboard.widgets import draft_ui, layer_params_state, layer_params_ui, set_draft
+
+ensure_routed()  # first: a fresh server's deep link must still go through app.py
 
 CHANNELS = {3: "3 (colour)", 1: "1 (grayscale)"}
 spec = draft_ui()

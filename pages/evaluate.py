@@ -11,7 +11,10 @@ from PIL import Image
 from cnn_core.datasets import load_dataset
 from cnn_core.errors import UserError
 from cnn_core.evaluate import cell_examples, confident_mistakes, evaluate_run, read_predictions
-from pages._ui import run_picker_ui, show_error
+from dashboard.routing import ensure_routed
+from dashboard.widgets import run_picker_ui, show_error
+
+ensure_routed()  # first: a fresh server's deep link must still go through app.py
 
 st.title("Evaluate")
 run = run_picker_ui(key="eval_run", need_model=True)

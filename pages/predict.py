@@ -12,7 +12,10 @@ from cnn_core.errors import UserError
 from cnn_core.gradcam import grad_cam, overlay
 from cnn_core.images import open_image
 from cnn_core.predict import class_names, predict_images
-from pages._ui import run_picker_ui, show_error, top_k_figure
+from dashboard.routing import ensure_routed
+from dashboard.widgets import run_picker_ui, show_error, top_k_figure
+
+ensure_routed()  # first: a fresh server's deep link must still go through app.py
 
 UNSURE = 0.5  # below this top probability, say plainly that the model is unsure
 TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "webp"]

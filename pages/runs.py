@@ -7,7 +7,10 @@ import streamlit as st
 
 from cnn_core.errors import UserError
 from cnn_core.runs import delete_run, list_runs, run_row, zip_run
-from pages._ui import curve_figure, show_error
+from dashboard.routing import ensure_routed
+from dashboard.widgets import curve_figure, show_error
+
+ensure_routed()  # first: a fresh server's deep link must still go through app.py
 
 st.title("Runs")
 runs = list_runs()

@@ -16,7 +16,10 @@ from cnn_core.presets import list_presets
 from cnn_core.runs import Run, RunError, open_run
 from cnn_core.shapes import analyze
 from cnn_core.spec import parse_spec
-from pages._ui import STATE_ICONS, curve_figure, draft_ui, format_seconds, show_error
+from dashboard.routing import ensure_routed
+from dashboard.widgets import STATE_ICONS, curve_figure, draft_ui, format_seconds, show_error
+
+ensure_routed()  # first: a fresh server's deep link must still go through app.py
 
 st.title("Train")
 draft = draft_ui()
