@@ -16,7 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from cnn_core import settings
+from cnn_core.backends import check_backend
 from cnn_core.config import TrainConfig
+from cnn_core.datasets import check_source
+from cnn_core.errors import UserError
 from cnn_core.runs import (
     LOG,
     STOP,
@@ -26,16 +29,20 @@ from cnn_core.runs import (
     atomic_write_json,
     atomic_write_text,
     create_run,
+    fail_run,
     list_runs,
     now_iso,
     open_run,
+    record_launch,
 )
 from cnn_core.shapes import check_spec
 from cnn_core.spec import ModelSpec
 
 __all__ = [
+    "launch_run",
     "list_runs",
     "open_run",
+    "prepare_run",
     "request_stop",
     "resume_run",
     "spawn_worker",
@@ -43,6 +50,26 @@ __all__ = [
 ]
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+
+
+def prepare_run(
+    spec: ModelSpec,
+    config: TrainConfig,
+    *,
+    data_source: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+) -> Run:
+    """Check all that can be known before training, then create the run (state queued).
+
+    Refuses, before anything is written, an unbuildable spec (`SpecError`), a Keras backend that
+    is not installed (`BackendError`) and a data source that cannot be a dataset (`DataError`:
+    a wrong path, a single image, an unreadable folder). The run records the source resolved to
+    an absolute path, so it can be evaluated and resumed from any working directory.
+    """
+    check_spec(spec)
+    check_backend()
+    source = check_source(data_source or settings.data_source())
+    return create_run(spec, config, data_source=source, root=root)
 
 
 def start_run(
@@ -53,14 +80,10 @@ def start_run(
     root: str | os.PathLike[str] | None = None,
     detach: bool = True,
 ) -> Run:
-    """Create a run (state queued) and start its training process.
-
-    With `detach=False` training happens in this process and the call returns when it ends.
-    Raises `SpecError` for an unbuildable spec before anything is written.
-    """
-    check_spec(spec)
-    run = create_run(spec, config, data_source=data_source or settings.data_source(), root=root)
-    _launch(run, more_epochs=None, detach=detach)
+    """`prepare_run`, then `launch_run`: the new run trains in its own process (or, with
+    `detach=False`, in this one, returning when it ends)."""
+    run = prepare_run(spec, config, data_source=data_source, root=root)
+    launch_run(run, detach=detach)
     return run
 
 
@@ -77,11 +100,21 @@ def resume_run(run: Run, *, more_epochs: int | None = None, detach: bool = True)
             f"run {run.name} has completed all {status.epochs_target} epochs; ask for more "
             "epochs (e.g. --epochs 5) to train it further."
         )
+    check_backend()
+    check_source(run.dataset().get("source") or "")  # moved or deleted since: say so now
     queued = replace(
-        status, state="queued", pid=None, pid_started=None, queued_at=now_iso(), error=None
+        status,
+        state="queued",
+        pid=None,
+        pid_started=None,
+        queued_at=now_iso(),
+        error=None,
+        seconds_before=run.duration(status) or 0.0,  # this part's time is added to the earlier
+        started_at=None,
+        ended_at=None,
     )
     atomic_write_json(run.file("status.json"), queued.to_dict())
-    _launch(run, more_epochs=more_epochs, detach=detach)
+    launch_run(run, more_epochs=more_epochs, detach=detach)
     return run
 
 
@@ -93,15 +126,19 @@ def request_stop(run: Run) -> RunStatus:
     return status
 
 
-def _launch(run: Run, *, more_epochs: int | None, detach: bool) -> None:
+def launch_run(run: Run, *, more_epochs: int | None = None, detach: bool = True) -> None:
+    """Train a queued run: in a detached worker process, or here when `detach` is False."""
     # An old stop request must not stop the new process; one made from now on must.
     with contextlib.suppress(FileNotFoundError):
         run.file(STOP).unlink()
     if detach:
         spawn_worker(run, more_epochs=more_epochs)
         return
-    from cnn_core.train import train_run  # imports Keras: only for foreground training
-
+    try:
+        from cnn_core.train import train_run  # imports Keras: only for foreground training
+    except UserError as exc:
+        fail_run(run, str(exc))
+        raise
     train_run(run, more_epochs=more_epochs, echo=True)
 
 
@@ -116,6 +153,7 @@ def spawn_worker(run: Run, *, more_epochs: int | None = None) -> int:
     )
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with open(run.file(LOG), "ab") as log:
+        log_offset = log.seek(0, os.SEEK_END)  # the new process's part of the log starts here
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -126,6 +164,7 @@ def spawn_worker(run: Run, *, more_epochs: int | None = None) -> int:
             env=env,
             cwd=os.getcwd(),
         )
+    record_launch(run, process.pid, log_offset=log_offset)
     # Reap it when it ends, so that a finished worker does not linger as a zombie.
     threading.Thread(target=process.wait, daemon=True).start()
     return process.pid

@@ -8,6 +8,7 @@ never import Keras, so they answer at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -21,7 +22,8 @@ from cnn_core.runs import Run, RunStatus, list_runs, open_run, runs_root
 from cnn_core.shapes import Analysis, analyze
 from cnn_core.spec import ModelSpec, load_spec
 
-PROG = "python -m cnn_core"
+WORKER_NICENESS = 10  # a detached training process yields the CPU to the dashboard
+PROG = "cnn-workbench"  # the console script; `python -m cnn_core` is the same program
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -297,7 +299,7 @@ def _report(run: Run, status: RunStatus, *, as_json: bool) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cnn_core.api import start_run
+    from cnn_core.api import launch_run, prepare_run
     from cnn_core.config import TrainConfig, load_config
 
     spec = resolve_spec(args.spec)
@@ -313,9 +315,14 @@ def _train(args: argparse.Namespace) -> int:
     config = config.with_changes(
         epochs=args.epochs, limit=args.limit, batch_size=args.batch_size, learning_rate=args.lr
     )
-    run = start_run(spec, config, data_source=args.data, root=args.runs_dir, detach=args.detach)
-    if not args.detach:
-        print(f"run: {run.path}", file=sys.stderr)
+    run = prepare_run(spec, config, data_source=args.data, root=args.runs_dir)
+    if not args.detach:  # first, so that whoever presses Ctrl-C knows what to resume
+        print(
+            f"run: {run.path} (stop with Ctrl-C; resume with: {PROG} resume {run.path})",
+            file=sys.stderr,
+            flush=True,
+        )
+    launch_run(run, detach=args.detach)
     return _report(run, run.status(), as_json=args.json)
 
 
@@ -360,10 +367,12 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from cnn_core.datasets import check_source
     from cnn_core.evaluate import evaluate_run
 
     run = open_run(args.run_dir, root=_root_of(args))
-    report = evaluate_run(run, data_source=args.data, force=args.force)
+    data = check_source(args.data) if args.data else None  # absolute: stored with the report
+    report = evaluate_run(run, data_source=data, force=args.force)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -401,9 +410,19 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from cnn_core.train import train_run
+    from cnn_core.runs import fail_run
 
-    status = train_run(Run(Path(args.run_dir).resolve()), more_epochs=args.more_epochs)
+    # Below the dashboard's priority: training takes every core it gets, and a starved
+    # dashboard froze for seconds at each epoch's end. Alone on the machine it loses nothing.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
+    run = Run(Path(args.run_dir).resolve())
+    try:
+        from cnn_core.train import train_run
+    except UserError as exc:  # e.g. the Keras backend is not installed: the run says so
+        fail_run(run, str(exc))
+        raise
+    status = train_run(run, more_epochs=args.more_epochs)
     return _exit_code(status)
 
 

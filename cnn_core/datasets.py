@@ -143,13 +143,7 @@ def load_dataset(
 
     elif path.is_file():
         archive = _archive_kind(path)
-        info = path.stat()
-        identity = {
-            "kind": archive,
-            "path": str(path.resolve()),
-            "bytes": info.st_size,
-            "mtime_ns": info.st_mtime_ns,
-        }
+        identity = _archive_identity(path, archive)
 
         def build() -> Dataset:
             return _load_archive(
@@ -172,28 +166,166 @@ def load_dataset(
     return dataset
 
 
-def describe_source(source: str | os.PathLike[str] | None = None) -> str:
-    """A short description of a source for display, e.g. "image folders in /x (cifar10-jpeg)".
+@dataclasses.dataclass(frozen=True)
+class SourceInfo:
+    """What a dataset source is, found cheaply before loading it (for the Train page and runs)."""
 
-    Cheap (reads at most a folder's top level or an archive's first entries) and never raises.
+    source: str  # as a run records it: "cifar10", or the absolute, resolved path
+    description: str  # one line for display: what it is and where
+    problem: str | None = None  # why it cannot be a dataset and how to fix it; None if it can
+    needs_network: bool = False  # CIFAR-10 not yet in Keras' download cache
+    cached: bool | None = None  # decoded before (loads in about a second); None: not known here
+
+
+def inspect_source(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+    channels: int = 3,
+) -> SourceInfo:
+    """Look at a source without loading it: its top level, or an archive's first entries. With
+    `image_size`, also whether an archive was decoded at that size before (`cached`).
+
+    Never raises. A source it finds no problem with may still fail to load (an empty class
+    folder deep inside, say); one it refuses would certainly fail.
     """
     display = settings.data_source() if source is None else os.fspath(source)
     text = display.strip()
+    if not text:
+        return SourceInfo(
+            "", "no dataset source", problem=f"No dataset source given; give {_EXPECTED}."
+        )
     if text.lower() == "cifar10":
-        return "CIFAR-10, downloaded by Keras (cached in ~/.keras/datasets)"
+        return _inspect_keras_cifar10()
     path = Path(text).expanduser()
     try:
+        resolved = str(path.resolve())
         if not path.exists():
-            return f"{text} (not found)"
+            return SourceInfo(
+                resolved,
+                f"{text} (not found)",
+                problem=f"The dataset source {text} does not exist; give {_EXPECTED}.",
+            )
         if path.is_dir():
-            return _describe_folder(path)
+            return _inspect_folder(path, resolved)
         if path.is_file():
-            return _describe_archive(path)
-    except DataError:
-        return f"{text} (not a usable dataset source)"
+            return _inspect_file(path, resolved, image_size=image_size, channels=channels)
+    except DataError as exc:
+        return SourceInfo(resolved, f"{text} (not a usable dataset source)", problem=str(exc))
     except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
-        return f"{text} (unreadable: {exc})"
-    return f"{text} (not a folder or file)"
+        reason = getattr(exc, "strerror", None) or _first_line(exc)
+        return SourceInfo(
+            text,
+            f"{text} (unreadable)",
+            problem=f"{text} cannot be read ({reason}); check the path and its permissions.",
+        )
+    return SourceInfo(
+        resolved,
+        f"{text} (not a folder or file)",
+        problem=f"{text} is neither a folder nor a file; give {_EXPECTED}.",
+    )
+
+
+def check_source(source: str | os.PathLike[str] | None = None) -> str:
+    """The source as a run records it (absolute and resolved); a `DataError` if it cannot be a
+    dataset, so that no run is created for it."""
+    info = inspect_source(source)
+    if info.problem:
+        raise DataError(info.problem)
+    return info.source
+
+
+def describe_source(source: str | os.PathLike[str] | None = None) -> str:
+    """A short description of a source for display, e.g. "image folders in /x (cifar10-jpeg)"."""
+    return inspect_source(source).description
+
+
+def keras_cifar10_folder() -> Path:
+    """Where Keras' CIFAR-10 loader keeps the extracted batches once downloaded."""
+    from cnn_core.backends import keras_home
+
+    return keras_home() / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py"
+
+
+def _inspect_keras_cifar10() -> SourceInfo:
+    folder = keras_cifar10_folder()
+    if (folder / _TEST_BATCH).is_file():
+        return SourceInfo(
+            "cifar10", f"CIFAR-10, already downloaded by Keras ({folder.parent})", cached=True
+        )
+    return SourceInfo(
+        "cifar10",
+        "CIFAR-10, not downloaded yet: Keras downloads it when training starts (170 MB, "
+        f"once; kept in {folder.parent})",
+        needs_network=True,
+        cached=False,
+    )
+
+
+def _inspect_folder(path: Path, resolved: str) -> SourceInfo:
+    try:
+        entries = [e for e in os.scandir(path) if not _ignored(e.name)]
+    except PermissionError:
+        raise DataError(
+            f"The folder {path} cannot be read (permission denied); check its permissions."
+        ) from None
+    names = {e.name for e in entries}
+    folders = sorted(e.name for e in entries if e.is_dir())
+    if {_TEST_BATCH, _BATCH_NAMES[0]} & names:
+        return SourceInfo(resolved, f"CIFAR-10 batches in {path}")
+    if {"train", "test"} <= set(folders):
+        return SourceInfo(resolved, f"image folders in {path}")
+    for inner in folders:
+        inner_names = {e.name for e in os.scandir(path / inner)}
+        if {_TEST_BATCH, _BATCH_NAMES[0]} & inner_names:
+            return SourceInfo(resolved, f"CIFAR-10 batches in {path / inner}")
+        if len(folders) == 1 and {"train", "test"} <= inner_names:
+            return SourceInfo(resolved, f"image folders in {path} ({inner})")
+    found = ", ".join(f"{name}/" for name in folders[:8]) or "no folders"
+    return SourceInfo(
+        resolved,
+        f"folder {path} (no train/ and test/ folders)",
+        problem=f"The folder {path} has no train/ and test/ folders (found {found}); expected "
+        "train/<class>/ and test/<class>/ image folders at its top or inside one top-level folder.",
+    )
+
+
+def _inspect_file(
+    path: Path, resolved: str, *, image_size: tuple[int, int] | None, channels: int
+) -> SourceInfo:
+    if images.has_image_suffix(path.name) or _looks_like_image(path):
+        return SourceInfo(
+            resolved,
+            f"{path} (a single image)",
+            problem=f"{path} is a single image, not a dataset; give the folder (or a .zip or "
+            ".tar.gz) holding train/<class>/ and test/<class>/ image folders. To classify one "
+            "photo, use Predict.",
+        )
+    description = _describe_archive(path)
+    if image_size is None:
+        return SourceInfo(resolved, description)
+    identity = _archive_identity(path, _archive_kind(path))
+    cache = _cache_file(identity, size=_check_size(image_size), channels=channels)
+    return SourceInfo(resolved, description, cached=cache.is_file())
+
+
+def _looks_like_image(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            return image.format is not None
+    except Exception:  # why: whatever Pillow cannot open is not an image
+        return False
+
+
+def _archive_identity(path: Path, kind: str) -> dict[str, object]:
+    """What the decoded cache of an archive is keyed by: it is decoded again when it changes."""
+    info = path.stat()
+    return {
+        "kind": kind,
+        "path": str(path.resolve()),
+        "bytes": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+    }
 
 
 # ---------------------------------------------------------------------------- CIFAR-10 via Keras
@@ -207,9 +339,9 @@ def _load_keras_cifar10(display: str) -> Dataset:
         (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
     except Exception as exc:  # why: download failures surface as many types
         raise DataError(
-            f"CIFAR-10 could not be downloaded ({_first_line(exc)}); on a machine with network, "
-            f"get the official cifar-10-python.tar.gz from {CIFAR10_URL}, copy it here and pass "
-            "its path with --data or set CNN_CORE_DATA to it (an image-folder copy such as "
+            f"CIFAR-10 could not be downloaded ({_first_line(exc)}); on a machine with a network, "
+            f"get the official cifar-10-python.tar.gz from {CIFAR10_URL}, copy it to this one "
+            "and give its path as the dataset source (an image-folder copy such as "
             "cifar10-jpeg.tar.gz works too)."
         ) from None
     return Dataset(

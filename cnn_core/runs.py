@@ -8,10 +8,12 @@ says what it is (`20261125-101500-tutorial-cnn`). It holds:
     history.csv      one row per completed epoch  progress.json   the epoch in progress
     model.keras      the model, once one exists   checkpoint.*    weights + optimizer, for resuming
     train.log        the training process's log   evaluation.json the test-set evaluation, once run
+    launch.json      the process last started for the run, and where its part of train.log begins
 
 The training process writes every file atomically (temp file, then rename), so readers never see
 half a file. Readers never write: whether a run's process is still alive is decided when reading
-(a `running` run whose process is gone reads as `interrupted`). This module imports no Keras.
+(a `queued` or `running` run whose process is gone reads as `failed`, with the first error its
+process left in train.log, or else as `interrupted`). This module imports no Keras.
 """
 
 from __future__ import annotations
@@ -45,13 +47,18 @@ MODEL = "model.keras"
 CHECKPOINT = "checkpoint.weights.h5"
 CHECKPOINT_META = "checkpoint.json"
 LOG = "train.log"
+LAUNCH = "launch.json"
 STOP = "stop.request"
 EVALUATION = "evaluation.json"
 PREDICTIONS = "predictions.npz"
 
 STATES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
 ACTIVE = ("queued", "running")
-STARTUP_GRACE_SECONDS = 120  # a queued run with no process yet is still starting up
+STARTUP_GRACE_SECONDS = 120  # a queued run with no process or launch record is still starting
+# Lines a dying training process leaves in train.log: the CLI's one-line errors, Python's
+# tracebacks (whose last line names the exception) and interpreter crashes.
+_ERROR_LINE = re.compile(r"^(?:error: |unexpected error: |Fatal Python error: )")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b:?")
 HISTORY_COLUMNS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss", "epoch_seconds", "lr")
 
 
@@ -65,7 +72,10 @@ class RunError(UserError):
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The writer's pid in the name: what a killed writer leaves is known as litter (see below).
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -76,6 +86,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def remove_dead_writers_files(folder: Path) -> None:
+    """Delete temporary files whose writer (the pid in their name) is gone: a killed process
+    leaves its half-written file behind, never in place of the real one."""
+    for path in Path(folder).glob(".*.tmp*"):
+        match = re.search(r"\.(\d+)\.", path.name)
+        if match and not process_alive(int(match.group(1)), None):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -115,6 +135,7 @@ class RunStatus:
     error: str | None = None  # why it failed, diverged or is damaged
     notes: tuple[str, ...] = ()  # warnings worth showing (batch size clamped, classes adapted)
     seed: int | None = None
+    seconds_before: float = 0.0  # time spent training in earlier parts (before the last resume)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -203,7 +224,8 @@ class Run:
         return RunStatus.from_dict(read_json(self.file(STATUS)))
 
     def status(self) -> RunStatus:
-        """The status as recorded, corrected for a process that is gone (-> interrupted)."""
+        """The status as recorded, corrected for a process that is gone: `failed` with the error
+        it left in train.log, else `interrupted`."""
         if not self.exists():
             return RunStatus(state="failed", error=f"run {self.name} no longer exists.")
         status = self.raw_status()
@@ -218,16 +240,51 @@ class Run:
                 epochs_completed=len(self.history()),
                 epochs_target=max(target, len(self.history())),
             )
-        if status.active and not process_alive(status.pid, status.pid_started):
-            if status.pid is None and _age_seconds(status.queued_at) < STARTUP_GRACE_SECONDS:
-                return status  # the process is still starting up
+        if not status.active or process_alive(status.pid, status.pid_started):
+            return status
+        launch = self.launch()
+        if status.pid is None:  # the worker has not written its own pid yet
+            if launch is None and _age_seconds(status.queued_at) < STARTUP_GRACE_SECONDS:
+                return status
+            if launch is not None and process_alive(launch.get("pid"), launch.get("pid_started")):
+                return status  # started, still importing its libraries
+        error = first_error(self.log_text(since=(launch or {}).get("log_offset", 0)))
+        if error:
             return replace(
                 status,
-                state="interrupted",
-                error="the training process stopped unexpectedly (killed or the machine "
-                "restarted); resume the run to continue from the last completed epoch.",
+                state="failed",
+                error=f"the training process ended with an error: {error} (more in train.log); "
+                "fix it and resume the run.",
             )
-        return status
+        return replace(
+            status,
+            state="interrupted",
+            error="the training process stopped unexpectedly (killed or the machine "
+            "restarted); resume the run to continue from the last completed epoch.",
+        )
+
+    def launch(self) -> dict[str, Any] | None:
+        """What `record_launch` wrote when the run's process was last started, if anything."""
+        data = read_json(self.file(LAUNCH))
+        return data if isinstance(data, dict) else None
+
+    def last_activity(self) -> float | None:
+        """When the training process last reported progress (epoch seconds), if ever."""
+        updated = self.progress().get("updated")
+        return float(updated) if isinstance(updated, int | float) else None
+
+    def duration(self, status: RunStatus | None = None) -> float | None:
+        """Seconds spent training over every part of the run (each resume adds one), or None
+        if it has not started. A part whose process was killed ends at its last progress."""
+        status = status or self.status()
+        if not status.started_at:
+            return status.seconds_before or None
+        end = _timestamp(status.ended_at)
+        if end is None:
+            end = time.time() if status.active else self.last_activity()
+        start = _timestamp(status.started_at)
+        part = max(0.0, end - start) if end is not None and start is not None else 0.0
+        return status.seconds_before + part
 
     def spec(self) -> ModelSpec:
         data = read_json(self.file(SPEC))
@@ -268,6 +325,51 @@ class Run:
     def log_tail(self, lines: int = 40) -> str:
         text = _read_text(self.file(LOG))
         return "\n".join(text.splitlines()[-lines:])
+
+    def log_text(self, *, since: int = 0) -> str:
+        """train.log from byte `since` on (where the last process's part of it begins)."""
+        try:
+            with open(self.file(LOG), "rb") as handle:
+                handle.seek(max(0, int(since)))
+                return handle.read().decode("utf-8", errors="replace")
+        except (OSError, ValueError, TypeError):
+            return ""
+
+
+def first_error(log: str) -> str | None:
+    """The first error a dying process wrote to its log: a one-line error, or the exception that
+    ends a traceback; None if it wrote none (it was killed)."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if _ERROR_LINE.match(line):
+            return line.split(": ", 1)[1].strip() if line.startswith("error: ") else line.strip()
+        if line.startswith("Traceback (most recent call last)"):
+            for after in lines[i + 1 :]:
+                if _EXCEPTION_LINE.match(after):
+                    return after.strip()
+    return None
+
+
+def record_launch(run: Run, pid: int, *, log_offset: int) -> None:
+    """Note the process just started for `run` (before it can write its own status), and where
+    its part of train.log begins, so a process that dies while starting is seen as gone."""
+    atomic_write_json(
+        run.file(LAUNCH),
+        {
+            "pid": pid,
+            "pid_started": process_start_time(pid),
+            "at": now_iso(),
+            "log_offset": log_offset,
+        },
+    )
+
+
+def fail_run(run: Run, error: str) -> RunStatus:
+    """Record that the run's process cannot train at all (e.g. Keras' backend is missing)."""
+    status = replace(run.raw_status() or RunStatus(), state="failed", ended_at=now_iso())
+    status = replace(status, error=error)
+    atomic_write_json(run.file(STATUS), status.to_dict())
+    return status
 
 
 def _complete_report(data: Any) -> bool:
@@ -327,13 +429,18 @@ def format_history(rows: Iterable[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _age_seconds(iso: str | None) -> float:
+def _timestamp(iso: str | None) -> float | None:
     if not iso:
-        return float("inf")
+        return None
     try:
-        return time.time() - datetime.fromisoformat(iso).timestamp()
+        return datetime.fromisoformat(iso).timestamp()
     except ValueError:
-        return float("inf")
+        return None
+
+
+def _age_seconds(iso: str | None) -> float:
+    stamp = _timestamp(iso)
+    return float("inf") if stamp is None else time.time() - stamp
 
 
 # --- the runs root ----------------------------------------------------------------------------
@@ -425,17 +532,6 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[Run]:
 # --- the Runs page's view ---------------------------------------------------------------------
 
 
-def _seconds_between(start: str | None, end: str | None) -> float | None:
-    if not start:
-        return None
-    try:
-        begin = datetime.fromisoformat(start).timestamp()
-        finish = datetime.fromisoformat(end).timestamp() if end else time.time()
-    except ValueError:
-        return None
-    return max(0.0, finish - begin)
-
-
 def run_row(run: Run) -> dict[str, Any]:
     """One row of the runs table, read from disk; a damaged run still gets a row."""
     status = run.status()
@@ -447,7 +543,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "epochs": f"{status.epochs_completed}/{status.epochs_target}",
         "best val accuracy": status.best_val_accuracy,
         "test accuracy": None,
-        "duration (s)": _seconds_between(status.started_at, status.ended_at),
+        "duration (s)": run.duration(status),
         "started": status.started_at or status.created_at,
         "problem": status.error if status.state in ("failed", "diverged", "interrupted") else None,
     }

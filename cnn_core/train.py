@@ -135,12 +135,16 @@ class RunRecorder(keras.callbacks.Callback):
         self.run, self.status, self.rows = run, status, history
         self.batches, self.batch_size, self.epochs, self.echo = batches, batch_size, epochs, echo
         self.stop_path = str(run.file(runs.STOP))
-        self.last_epoch_seconds: float | None = None
+        self.seconds_per_batch: float | None = None  # measured, never guessed
+        self.validation_seconds = 0.0  # the last validation pass, for the epochs still to come
+        self.test_start: float | None = None
+        self.first_batch: tuple[int, float] | None = None
         self.epoch = 0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
         self.epoch_start = self.last_write = time.perf_counter()
+        self.first_batch: tuple[int, float] | None = None  # where this epoch's timing starts
         self._progress(0, phase="training")
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
@@ -150,16 +154,24 @@ class RunRecorder(keras.callbacks.Callback):
         if os.path.exists(self.stop_path):
             raise StopRequested
         now = time.perf_counter()
+        if self.first_batch is None:
+            # The first batch pays for tracing and compiling the step (seconds, on a CPU): time
+            # per batch is measured from its end, or the estimate starts many times too long.
+            self.first_batch = (batch + 1, now)
         if now - self.last_write >= PROGRESS_INTERVAL:
             self.last_write = now
             self._progress(batch + 1, phase="training")
 
     def on_test_begin(self, logs: dict | None = None) -> None:
+        self.test_start = time.perf_counter()
         self._progress(self.batches, phase="validating")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        seconds = time.perf_counter() - self.epoch_start
-        self.last_epoch_seconds = seconds
+        now = time.perf_counter()
+        seconds = now - self.epoch_start
+        if self.test_start is not None:
+            self.validation_seconds = now - self.test_start
+            self.test_start = None
         logs = dict(logs or {})
         if not math.isfinite(float(logs.get("loss", 0.0))):
             raise Diverged(epoch, self.batches - 1, float(logs["loss"]))
@@ -183,13 +195,18 @@ class RunRecorder(keras.callbacks.Callback):
         log.info(describe_epoch(row, self.epochs))
 
     def _progress(self, batch: int, *, phase: str) -> None:
-        elapsed = time.perf_counter() - self.epoch_start
-        per_batch = elapsed / batch if batch else None
-        left_in_epoch = (self.batches - batch) * per_batch if per_batch else None
-        epoch_seconds = self.last_epoch_seconds or (per_batch * self.batches if per_batch else None)
-        eta = None
-        if left_in_epoch is not None and epoch_seconds is not None:
+        now = time.perf_counter()
+        if self.first_batch is not None and batch > self.first_batch[0]:
+            done, since = self.first_batch
+            self.seconds_per_batch = (now - since) / (batch - done)
+        eta = None  # "estimating" until batches after the first have been timed
+        if self.seconds_per_batch is not None:
+            epoch_seconds = self.seconds_per_batch * self.batches + self.validation_seconds
+            left_in_epoch = self.seconds_per_batch * (self.batches - batch)
+            if phase == "training":
+                left_in_epoch += self.validation_seconds
             eta = left_in_epoch + epoch_seconds * (self.epochs - self.epoch - 1)
+        per_batch = self.seconds_per_batch
         _write_progress(
             self.run,
             {
@@ -389,6 +406,7 @@ def train_run(run: Run, *, more_epochs: int | None = None, echo: bool = False) -
         epochs_target=target or status.epochs_target or run.config().epochs,
     )
     write_status(run, status)
+    runs.remove_dead_writers_files(run.path)  # a killed predecessor's half-written files
     _attach_log(run, echo=echo)
     try:
         with training_slot(run, status) as go:

@@ -4,22 +4,29 @@ Streamlit still knows its first way of making multipage apps: a main script with
 beside it. Until a script has called `st.navigation`, a server that sees such a folder runs the
 page the address names directly (a deep link such as `/runs?run=NAME`, or a refreshed tab after a
 restart), without `app.py`: the sidebar then lists every file in `pages/` and the layout turns
-narrow. Each page calls `ensure_routed()` first; on that one run it turns the old discovery off
-and starts the run again, which goes through `app.py` to the same page (a page's identity is its
-address, so `/runs` stays `/runs`).
+narrow. Each page calls `ensure_routed()` first; on that one run it turns the old discovery off,
+runs `app.py` in its place (whose navigation picks the same page: a page's identity is its
+address, so `/runs` stays `/runs`) and ends the direct run. Rerunning instead would lose a click
+that arrived with this run (Streamlit's own test runner starts every run this way).
 """
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import streamlit as st
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
 
 
 def ensure_routed() -> None:
-    """Rerun through `app.py` if Streamlit's folder discovery ran this page directly."""
+    """Run `app.py` instead if Streamlit's folder discovery ran this page directly."""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a Streamlit without the old discovery: nothing to undo
         return
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False  # what `st.navigation` itself sets
-        st.rerun()
+        runpy.run_path(str(APP), run_name="__main__")
+        st.stop()  # the page has been drawn, through app.py

@@ -15,7 +15,7 @@ from cnn_core.predict import class_names, predict_images
 from dashboard.routing import ensure_routed
 from dashboard.widgets import run_picker_ui, show_error, top_k_figure
 
-ensure_routed()  # first: a fresh server's deep link must still go through app.py
+ensure_routed()  # first: even a fresh server's first request goes through app.py
 
 UNSURE = 0.5  # below this top probability, say plainly that the model is unsure
 TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "webp"]

@@ -10,7 +10,7 @@ from cnn_core.runs import delete_run, list_runs, run_row, zip_run
 from dashboard.routing import ensure_routed
 from dashboard.widgets import curve_figure, show_error
 
-ensure_routed()  # first: a fresh server's deep link must still go through app.py
+ensure_routed()  # first: even a fresh server's first request goes through app.py
 
 st.title("Runs")
 runs = list_runs()

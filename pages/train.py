@@ -10,7 +10,7 @@ import streamlit as st
 from cnn_core import api, settings
 from cnn_core.advice import overfitting_advice
 from cnn_core.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict, parse_config
-from cnn_core.datasets import describe_source
+from cnn_core.datasets import SourceInfo, inspect_source
 from cnn_core.errors import UserError
 from cnn_core.presets import list_presets
 from cnn_core.runs import Run, RunError, open_run
@@ -19,7 +19,7 @@ from cnn_core.spec import parse_spec
 from dashboard.routing import ensure_routed
 from dashboard.widgets import STATE_ICONS, curve_figure, draft_ui, format_seconds, show_error
 
-ensure_routed()  # first: a fresh server's deep link must still go through app.py
+ensure_routed()  # first: even a fresh server's first request goes through app.py
 
 st.title("Train")
 draft = draft_ui()
@@ -72,6 +72,8 @@ def live_run_ui(name: str) -> None:
                 text += f" · {progress['images_per_second']:,.0f} images/s"
             if progress.get("eta_seconds") is not None:
                 text += f" · about {format_seconds(progress['eta_seconds'])} left"
+            elif phase == "training":
+                text += " · estimating the time left"
         st.progress(min(batch / batches, 1.0) if batches else 0.0, text=text)
 
     buttons = st.columns(4)
@@ -96,7 +98,9 @@ def live_run_ui(name: str) -> None:
             query_params={"run": run.name},
         )
 
-    if history:
+    if history or status.active:
+        # Drawn (empty) while the first epoch trains, so the browser has loaded the chart code
+        # before the first point comes: loading it at that moment delayed the point by seconds.
         charts = st.columns(2)
         charts[0].plotly_chart(
             curve_figure({run.name: history}, "accuracy", title="Accuracy"), key="acc_chart"
@@ -104,13 +108,40 @@ def live_run_ui(name: str) -> None:
         charts[1].plotly_chart(
             curve_figure({run.name: history}, "loss", title="Loss"), key="loss_chart"
         )
+    if history:
         if advice := overfitting_advice(history):
             st.warning(advice, icon=":material/warning:")
         table = pd.DataFrame(history)
         table["epoch"] = table["epoch"] + 1
         st.dataframe(table, hide_index=True, key="epoch_table")
     elif status.active:
-        st.caption("The charts appear when the first epoch ends.")
+        st.caption("The curves grow from the end of the first epoch.")
+
+
+def source_note_ui(info: SourceInfo) -> None:
+    """Where the training data will come from, whether it is here already, and what to do
+    without a network: said before Start, not after a failed first run."""
+    if info.problem:
+        st.error(info.problem, icon=":material/error:")
+        return
+    if info.needs_network:
+        st.warning(
+            f"{info.description}. Without a network: download cifar-10-python.tar.gz on a machine "
+            "that has one, copy it to this machine and enter its path above; or enter a folder, "
+            ".zip or .tar.gz of your own images (train/ and test/ folders, one folder of images "
+            "per class inside each).",
+            icon=":material/cloud_download:",
+        )
+        return
+    if info.source == "cifar10":
+        st.caption(f"{info.description}: no network needed.")
+        return
+    where = "Read from this machine: no network needed. "
+    if info.cached:
+        where += "Already decoded at this image size: loads in about a second."
+    elif info.cached is False:
+        where += "Decoded when training starts, then cached for the next run."
+    st.caption(f"{info.description}. {where}".strip())
 
 
 def _resume(run: Run, more: int | None) -> None:
@@ -169,7 +200,12 @@ source = st.text_input(
     help="cifar10 (downloads once), the official cifar-10-python.tar.gz, or a folder or "
     ".zip/.tar.gz with train/ and test/ folders holding one folder of images per class.",
 )
-st.caption(describe_source(source))
+source_info = inspect_source(
+    source,
+    image_size=spec.input_shape[:2] if spec is not None else None,
+    channels=spec.input_shape[2] if spec is not None else 3,
+)
+source_note_ui(source_info)
 
 st.subheader("Settings")
 version = st.session_state.get("config_version", 0)
@@ -286,7 +322,17 @@ except UserError as exc:
     show_error(exc)
     config = None
 
-ready = spec is not None and config is not None and analyze(spec).valid
+blockers = [
+    reason
+    for reason, blocked in (
+        ("choose an architecture", spec is None),
+        ("fix the architecture's problems", spec is not None and not analyze(spec).valid),
+        ("fix the settings", config is None),
+        ("choose a dataset that can be used", source_info.problem is not None),
+    )
+    if blocked
+]
+ready = not blockers
 if st.button(
     "Start training", type="primary", disabled=not ready, key="start", icon=":material/play_arrow:"
 ):
@@ -298,4 +344,4 @@ if st.button(
         st.query_params["run"] = run.name
         st.rerun()
 if not ready:
-    st.caption("Fix the problems above to start training.")
+    st.caption(f"To start training, {' and '.join(blockers)} (see above).")

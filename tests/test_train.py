@@ -173,17 +173,21 @@ def test_a_second_start_waits_in_the_queue(data_dir, tmp_path):
     assert status.epochs_completed == 1
 
 
-def test_bad_data_source_fails_the_run_with_a_message(tmp_path):
+def test_a_source_that_fails_to_load_fails_the_run_with_a_message(tmp_path):
+    """It passes the cheap check (train/ and test/ are there) but has no images in them."""
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (tmp_path / "empty" / split / name).mkdir(parents=True)
     run = api.start_run(
         TINY,
         TrainConfig(epochs=1),
-        data_source=str(tmp_path / "nowhere"),
-        root=tmp_path,
+        data_source=str(tmp_path / "empty"),
+        root=tmp_path / "runs",
         detach=False,
     )
     status = run.status()
     assert status.state == "failed"
-    assert "nowhere" in status.error and "Traceback" not in status.error
+    assert "No images found" in status.error and "Traceback" not in status.error
 
 
 def test_classifier_is_sized_to_the_data(data_dir, tmp_path):

@@ -1,0 +1,310 @@
+"""Starting a run: what is refused before a run exists, and runs whose process dies early.
+
+A wrong dataset path, a single image or a folder without train/ and test/ is refused before a
+run folder is made; a Keras backend that is not installed likewise. A worker that dies before it
+trains (any early crash) leaves a run that reads `failed`, with the error from its log, never a
+run stuck `queued`; one killed without a word reads `interrupted`. Both can be resumed or deleted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnn_core import api
+from cnn_core.backends import BackendError, check_backend, keras_backend
+from cnn_core.config import TrainConfig
+from cnn_core.datasets import check_source, inspect_source
+from cnn_core.errors import DataError
+from cnn_core.runs import (
+    LAUNCH,
+    Run,
+    RunStatus,
+    atomic_write_json,
+    create_run,
+    delete_run,
+    first_error,
+    list_runs,
+    record_launch,
+)
+from cnn_core.spec import LayerSpec, ModelSpec
+
+TINY = ModelSpec(
+    name="Tiny",
+    input_shape=(8, 8, 3),
+    num_classes=2,
+    layers=(LayerSpec("GlobalAveragePooling2D"),),
+)
+
+
+def write_folders(root: Path) -> Path:
+    for split in ("train", "test"):
+        for name, value in (("dark", 30), ("light", 220)):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((8, 8, 3), value + i, np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+# --- refused before a run exists ----------------------------------------------------------
+
+
+def bad_sources(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(photo)
+    renamed = tmp_path / "holiday.dat"  # an image by content, whatever its name
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(renamed, "PNG")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(flat / "a.png")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    return {
+        "missing": (tmp_path / "no-such-folder", "does not exist"),
+        "a photo": (photo, "single image"),
+        "an image by content": (renamed, "single image"),
+        "no train/test": (flat, "no train/ and test/ folders"),
+        "a text file": (notes, "not a recognised dataset source"),
+    }
+
+
+def test_bad_sources_are_refused_before_a_run_folder_is_made(tmp_path):
+    for what, (source, words) in bad_sources(tmp_path).items():
+        with pytest.raises(DataError, match=words):
+            api.start_run(TINY, TrainConfig(epochs=1), data_source=str(source), root=tmp_path / "r")
+        assert list_runs(tmp_path / "r") == [], what
+        assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir()), what
+
+
+def test_an_unreadable_folder_is_refused(tmp_path, monkeypatch):
+    source = write_folders(tmp_path / "data")
+    real = __import__("os").scandir
+
+    def scandir(path="."):
+        if Path(path) == source:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr("cnn_core.datasets.os.scandir", scandir)  # tests run as root
+    info = inspect_source(source)
+    assert "cannot be read" in info.problem and "permission" in info.problem
+
+
+def test_good_sources_are_recorded_absolute(tmp_path, monkeypatch):
+    source = write_folders(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    assert check_source("data") == str(source.resolve())
+    assert check_source(" cifar10 ") == "cifar10"
+    run = api.prepare_run(TINY, TrainConfig(epochs=1), data_source="data", root=tmp_path / "r")
+    assert run.dataset()["source"] == str(source.resolve())
+    assert run.status().state == "queued"
+
+
+def test_cifar10_says_whether_it_must_be_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    info = inspect_source("cifar10")
+    assert info.needs_network and not info.problem and "170 MB" in info.description
+    batches = tmp_path / "keras" / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    (batches / "test_batch").write_bytes(b"x")
+    info = inspect_source("cifar10")
+    assert not info.needs_network and "already downloaded" in info.description
+
+
+def test_an_archive_knows_whether_it_was_decoded_at_this_size(tmp_path):
+    import shutil
+
+    from cnn_core.datasets import load_dataset
+
+    folders = write_folders(tmp_path / "d")
+    archive = Path(shutil.make_archive(str(tmp_path / "data"), "zip", folders))
+    assert inspect_source(archive, image_size=(8, 8)).cached is False
+    load_dataset(archive, image_size=(8, 8))
+    assert inspect_source(archive, image_size=(8, 8)).cached is True
+    assert inspect_source(archive, image_size=(16, 16)).cached is False
+
+
+# --- the Keras backend -------------------------------------------------------------------
+
+
+def test_a_missing_backend_is_refused_with_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    monkeypatch.setattr(
+        "cnn_core.backends.importlib.util.find_spec", lambda name: None if name == "jax" else 1
+    )
+    with pytest.raises(BackendError, match=r"pip install jax"):
+        check_backend()
+    source = write_folders(tmp_path / "data")
+    with pytest.raises(BackendError):
+        api.start_run(TINY, TrainConfig(epochs=1), data_source=str(source), root=tmp_path / "r")
+    assert list_runs(tmp_path / "r") == []
+    monkeypatch.setenv("KERAS_BACKEND", "pytorch")
+    with pytest.raises(BackendError, match="not a backend"):
+        check_backend()
+
+
+def test_the_backend_comes_from_the_environment_then_keras_json(tmp_path, monkeypatch):
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert keras_backend() == "tensorflow"
+    (tmp_path / "keras.json").write_text('{"backend": "torch"}')
+    assert keras_backend() == "torch"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert keras_backend() == "jax"
+
+
+def test_the_cli_says_what_to_install_with_exit_2(tmp_path):
+    import importlib.util
+    import os
+    import subprocess
+
+    if importlib.util.find_spec("jax") is not None:
+        pytest.skip("jax is installed here; this checks a machine without it")
+    source = write_folders(tmp_path / "data")
+    command = [sys.executable, "-m", "cnn_core", "train", "fast_cpu", "--data", str(source)]
+    done = subprocess.run(
+        [*command, "--runs-dir", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install jax" in done.stderr and "bug" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list_runs(tmp_path / "r") == []
+
+
+# --- a process that dies early -------------------------------------------------------------
+
+
+def test_first_error_finds_what_a_dying_process_wrote():
+    assert first_error("2026 INFO loading\nerror: the Keras backend jax needs jax\n") == (
+        "the Keras backend jax needs jax"
+    )
+    traceback = (
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\n'
+        "    import jax\n"
+        "ModuleNotFoundError: No module named 'jax'\n"
+    )
+    assert first_error("noise\n" + traceback) == "ModuleNotFoundError: No module named 'jax'"
+    assert first_error("Fatal Python error: Segmentation fault\n").startswith("Fatal Python")
+    assert first_error("2026 INFO epoch 1/3 loss 1.0\n") is None
+
+
+def crashing_worker(run: Run, code: str) -> int:
+    """A process in the run's log, as `spawn_worker` starts one, that runs `code` and dies."""
+    import subprocess
+
+    with open(run.file("train.log"), "ab") as log:
+        offset = log.seek(0, 2)
+        process = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=log)
+    record_launch(run, process.pid, log_offset=offset)
+    process.wait(timeout=60)
+    return process.pid
+
+
+def test_a_worker_that_crashes_before_training_reads_failed(tmp_path):
+    run = create_run(TINY, TrainConfig(epochs=3), data_source="unused", root=tmp_path)
+    (run.path / "train.log").write_text("error: an older attempt's error\n")  # not this launch's
+    crashing_worker(run, "import no_such_package_at_all")
+    status = run.status()
+    assert status.state == "failed"
+    assert "No module named 'no_such_package_at_all'" in status.error
+    assert "older attempt" not in status.error
+    assert status.finished  # so Stop is not offered, and Resume and Delete work
+    delete_run(run)
+    assert not run.exists()
+
+
+def test_a_worker_killed_while_starting_reads_interrupted(tmp_path):
+    run = create_run(TINY, TrainConfig(epochs=3), data_source="unused", root=tmp_path)
+    crashing_worker(run, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    status = run.status()
+    assert status.state == "interrupted" and "resume" in status.error
+
+
+def test_a_starting_worker_reads_queued_while_it_lives(tmp_path):
+    import subprocess
+
+    run = create_run(TINY, TrainConfig(epochs=3), data_source="unused", root=tmp_path)
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        record_launch(run, process.pid, log_offset=0)
+        assert run.status().state == "queued"
+    finally:
+        process.kill()
+        process.wait()
+    assert run.status().state == "interrupted"
+
+
+def test_a_dead_worker_with_a_pid_reads_failed_with_its_error(tmp_path):
+    run = create_run(TINY, TrainConfig(epochs=3), data_source="unused", root=tmp_path)
+    pid = crashing_worker(run, "raise RuntimeError('CUDA driver too old')")
+    recorded = RunStatus(state="running", pid=pid, pid_started="1", epochs_target=3)
+    atomic_write_json(run.file("status.json"), recorded.to_dict())
+    status = run.status()
+    assert status.state == "failed" and "CUDA driver too old" in status.error
+
+
+def test_resuming_a_run_whose_worker_died_starts_it_again(tmp_path):
+    source = write_folders(tmp_path / "data")
+    run = api.prepare_run(TINY, TrainConfig(epochs=1, batch_size=4), data_source=str(source))
+    crashing_worker(run, "import no_such_package_at_all")
+    assert run.status().state == "failed"
+    api.resume_run(run)
+    assert (run.path / LAUNCH).is_file()
+    deadline = time.monotonic() + 120
+    while run.status().state != "completed":
+        assert time.monotonic() < deadline, run.status()
+        assert run.status().state in ("queued", "running"), run.status()
+        time.sleep(0.2)
+    assert run.status().error is None
+
+
+# --- time spent --------------------------------------------------------------------------
+
+
+def test_duration_sums_every_part_of_a_resumed_run(tmp_path):
+    run = create_run(TINY, TrainConfig(epochs=3), data_source="unused", root=tmp_path)
+    first = RunStatus(
+        state="stopped",
+        started_at="2026-01-01T10:00:00+00:00",
+        ended_at="2026-01-01T10:01:40+00:00",
+        epochs_completed=1,
+        epochs_target=3,
+    )
+    atomic_write_json(run.file("status.json"), first.to_dict())
+    assert run.duration() == pytest.approx(100)
+    later = RunStatus(
+        state="completed",
+        seconds_before=100.0,
+        started_at="2026-01-02T10:00:00+00:00",
+        ended_at="2026-01-02T10:00:50+00:00",
+        epochs_completed=3,
+        epochs_target=3,
+    )
+    atomic_write_json(run.file("status.json"), later.to_dict())
+    assert run.duration() == pytest.approx(150)
+
+
+def test_a_killed_writers_temporary_files_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+
+    from cnn_core.runs import remove_dead_writers_files
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f".progress.json.{dead.pid}.x1.tmp").write_text("{")
+    (tmp_path / f".checkpoint-00003.{dead.pid}.tmp.weights.h5").write_bytes(b"")
+    live = tmp_path / f".status.json.{__import__('os').getpid()}.x2.tmp"
+    live.write_text("{")
+    remove_dead_writers_files(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [live.name]
