@@ -141,3 +141,73 @@ def test_unexpected_failures_exit_1_in_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "unexpected error: RuntimeError: disk on fire" in err
     assert "Traceback" not in err
+
+
+def write_tiny_folders(root: Path) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    for split, count in (("train", 12), ("test", 4)):
+        for name, value in (("dark", 40), ("light", 210)):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = np.full((8, 8, 3), value + i, np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def test_the_installed_command_works_from_any_folder_and_runs_keep_absolute_sources(tmp_path):
+    """`cnn-workbench` (the console script the set-up installs), not run from the repository:
+    train with a relative data path in one folder, evaluate from another."""
+    command = Path(sys.executable).with_name("cnn-workbench")
+    assert command.is_file(), "cnn-workbench is not installed: pip install -e . (see the README)"
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    write_tiny_folders(work / "photos")
+    elsewhere.mkdir()
+    runs = tmp_path / "runs"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(command), *args, "--runs-dir", str(runs)],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+
+    trained = run(*("train", "fast_cpu", "--data", "photos", "--epochs", "1", "--json"), cwd=work)
+    assert trained.returncode == 0, trained.stderr
+    summary = json.loads(trained.stdout.splitlines()[-1])
+    assert summary["state"] == "completed"
+    dataset = json.loads((Path(summary["run_dir"]) / "dataset.json").read_text())
+    assert dataset["source"] == str((work / "photos").resolve())
+    evaluated = run("evaluate", summary["name"], "--json", cwd=elsewhere)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout.splitlines()[-1])["n"] == 8
+
+
+def test_foreground_train_names_its_run_before_the_first_epoch(tmp_path):
+    """So that someone who presses Ctrl-C during a long first epoch knows what to resume."""
+    data = write_tiny_folders(tmp_path / "photos")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "cnn_core", "train", "fast_cpu", "--data", str(data)]
+    done = subprocess.run(
+        [*command, "--epochs", "2", "--runs-dir", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream: the order in which a terminal shows them
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout
+    first_run_line = next(i for i, line in enumerate(lines) if line.startswith("run: "))
+    first_epoch_line = next(i for i, line in enumerate(lines) if line.startswith("epoch 1/"))
+    assert first_run_line < first_epoch_line, lines
+    assert "resume" in lines[first_run_line]

@@ -357,3 +357,30 @@ def test_a_stop_while_the_worker_starts_up_is_kept(data_dir, tmp_path):
     api.request_stop(run)  # the worker is still importing TensorFlow
     status = wait_for(run, lambda s: s.state == "stopped", timeout=60)
     assert status.epochs_completed == 0
+
+
+def test_time_left_comes_from_measured_batches_not_the_compiling_first_one(tmp_path, monkeypatch):
+    """The first batch compiles the step (30 s here), the others take 0.1 s: the estimate must say
+    "estimating" until batches after the first are timed, then about 0.1 s a batch."""
+    from cnn_core import train
+    from cnn_core.runs import create_run
+
+    run = create_run(TINY, TrainConfig(epochs=3), data_source="unused", root=tmp_path)
+    clock = [1000.0]
+    monkeypatch.setattr(train.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(train, "PROGRESS_INTERVAL", 0.0)  # every batch writes progress.json
+    recorder = train.RunRecorder(
+        run, run.status(), [], batches=100, batch_size=32, epochs=3, echo=False
+    )
+    recorder.on_epoch_begin(0)
+    clock[0] += 30.0  # tracing and compiling
+    recorder.on_train_batch_end(0)
+    assert run.progress()["batch"] == 1 and run.progress()["eta_seconds"] is None
+    for batch in range(1, 11):
+        clock[0] += 0.1
+        recorder.on_train_batch_end(batch)
+    progress = run.progress()
+    assert progress["batch"] == 11
+    # 89 batches left in this epoch and 2 x 100 in the next two, at 0.1 s each
+    assert progress["eta_seconds"] == pytest.approx(28.9, abs=0.2)
+    assert progress["images_per_second"] == pytest.approx(320, rel=0.01)

@@ -1,0 +1,92 @@
+"""The Train page before Start and for runs that went wrong, through Streamlit's AppTest.
+
+Before Start it says where the data comes from (downloaded or already here, what to do without
+a network) and refuses a source that cannot be a dataset, with the reason, so that no run is
+made; a run whose worker died before training reads failed, offers Resume and no Stop.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from reliability.kit import TINY, open_page, rerun, write_colours
+
+from cnn_core.config import TrainConfig
+from cnn_core.drafts import new_draft_id, save_draft
+from cnn_core.runs import create_run, list_runs, record_launch
+
+
+def train_page(source: str | Path):
+    draft = new_draft_id()
+    assert save_draft(draft, TINY)
+    at = open_page("train", draft=draft)
+    at.text_input(key="data_source").set_value(str(source))
+    return rerun(at)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_a_missing_folder_or_a_single_photo_disables_start_with_the_reason(tmp_path):
+    photo = tmp_path / "cat.jpg"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(photo)
+    for source, words in ((tmp_path / "nowhere", "does not exist"), (photo, "single image")):
+        at = train_page(source)
+        assert words in texts(at.error)
+        assert at.button(key="start").disabled
+        assert "choose a dataset that can be used" in texts(at.caption)
+    assert list_runs() == []
+
+
+def test_a_good_folder_says_it_needs_no_network(tmp_path):
+    at = train_page(write_colours(tmp_path / "colours", train=4, test=2))
+    assert not at.button(key="start").disabled
+    assert "no network needed" in texts(at.caption)
+
+
+def test_cifar10_not_downloaded_says_so_and_what_to_do_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    at = train_page("cifar10")
+    warning = texts(at.warning)
+    assert "not downloaded yet" in warning and "170 MB" in warning
+    assert "Without a network" in warning and "cifar-10-python.tar.gz" in warning
+    assert "--data" not in warning and "CNN_CORE_DATA" not in warning  # the page's own words
+    assert not at.button(key="start").disabled  # with a network it is fine
+
+
+@pytest.mark.parametrize("crash", ["import no_such_package_at_all", "import os; os._exit(3)"])
+def test_a_run_whose_worker_died_while_starting_can_be_resumed_not_stopped(tmp_path, crash):
+    import subprocess
+
+    run = create_run(TINY, TrainConfig(epochs=2), data_source=str(tmp_path))
+    with open(run.file("train.log"), "ab") as log:
+        worker = subprocess.Popen([sys.executable, "-c", crash], stdout=log, stderr=log)
+    record_launch(run, worker.pid, log_offset=0)
+    worker.wait(timeout=60)
+    at = open_page("train", run=run.name)
+    state = at.metric[0].value
+    assert state in ("failed", "interrupted")
+    if "no_such_package" in crash:
+        assert state == "failed" and "No module named" in texts(at.error)
+    keys = {b.key for b in at.button}
+    assert "stop_run" not in keys and "resume_run" in keys
+    assert "Starting" not in texts(at.info)
+
+
+def test_the_live_view_says_estimating_and_draws_the_charts_before_epoch_one(tmp_path):
+    from cnn_core.runs import RunStatus, atomic_write_json
+
+    run = create_run(TINY, TrainConfig(epochs=3), data_source=str(tmp_path))
+    status = RunStatus(state="running", pid=__import__("os").getpid(), epochs_target=3)
+    atomic_write_json(run.file("status.json"), status.to_dict())
+    progress = {"phase": "training", "epoch": 1, "epochs": 3, "batch": 1, "batches": 50}
+    atomic_write_json(run.file("progress.json"), {**progress, "eta_seconds": None})
+    at = open_page("train", run=run.name)
+    bar = at.get("progress")[0]
+    assert "estimating the time left" in bar.proto.text
+    assert len(at.get("plotly_chart")) == 2  # the empty axes: the chart code loads now
