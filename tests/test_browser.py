@@ -275,8 +275,12 @@ def history_rows(run: Run) -> int:
 # --- the path ---------------------------------------------------------------------------------
 
 
+PAGES = ["Build", "Train", "Runs", "Evaluate", "Predict"]
+
+
 def test_a_new_users_path(app: App, page: Page) -> None:
     defects: list[str] = []  # user-facing bugs that do not block the path: reported at the end
+    open_a_shared_link_first(page, app)
     build_a_network(page, app)
     run = train_watch_refresh_and_stop(page, app)
     evaluate_it(page, run, defects)
@@ -285,6 +289,27 @@ def test_a_new_users_path(app: App, page: Page) -> None:
     assert "Traceback" not in app.log.read_text(errors="replace"), app.log.read_text()
     assert "Traceback" not in run.log_tail(10_000), run.log_tail()
     assert not defects, defects
+
+
+def sidebar_pages(page: Page) -> list[str]:
+    links = page.get_by_test_id("stSidebarNav").get_by_role("link")
+    return [link.inner_text().split("\n")[-1].strip() for link in links.all()]
+
+
+def open_a_shared_link_first(page: Page, app: App) -> None:
+    # The server is fresh: a deep link is its very first request (as after a restart, or when a
+    # colleague opens a shared link). Streamlit's old pages-folder discovery used to take over:
+    # every file in pages/ in the sidebar, a blank "ui" page, the narrow layout.
+    page.goto(f"{app.url}/runs")
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    settled(page)
+    assert sidebar_pages(page) == PAGES
+    width = page.get_by_test_id("stMainBlockContainer").bounding_box()["width"]
+    assert width > 900, f"the layout is narrow ({width:.0f} px of a {WIDTH} px window)"
+    nav(page, "Train")  # and the navigation leads where it says
+    expect(page.get_by_role("heading", name="Train")).to_be_visible()
+    assert sidebar_pages(page) == PAGES and page.url.split("?")[0].endswith("/train")
+    settled(page)
 
 
 def build_a_network(page: Page, app: App) -> None:
@@ -356,7 +381,7 @@ def train_watch_refresh_and_stop(page: Page, app: App) -> Run:
     # The draft and the dataset are already chosen; a long run of tiny batches, to watch.
     nav(page, "Train")
     expect(button(page, "start")).to_be_enabled()
-    expect(page.get_by_text("Tutorial CNN: 7 layers")).to_be_visible()
+    expect(page.get_by_text("Tutorial CNN (modified): 7 layers")).to_be_visible()  # edited
     expect(widget(page, "data_source").locator("input")).to_have_value(str(app.data))
     for key, value in (("ep", EPOCHS), ("bs", BATCH)):
         field = page.locator(f"[class*='st-key-{key}_v'] input")
