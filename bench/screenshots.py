@@ -57,9 +57,9 @@ def shot(page: Page, name: str, *, full: bool = True) -> Path:
     return path
 
 
-def test_photos(source: str, folder: Path) -> list[Path]:
+def sample_photos(source: str, folder: Path) -> list[Path]:
     """One test image of each class in PHOTOS, copied out of the archive."""
-    wanted = {name: None for name in PHOTOS}
+    wanted: dict[str, Path | None] = dict.fromkeys(PHOTOS)
     with tarfile.open(source) as archive:
         for member in archive:
             parts = member.name.split("/")
@@ -162,11 +162,9 @@ def main() -> None:
 
             # Predict: four CIFAR-10 test images, uploaded as photos.
             page.get_by_test_id("stSidebarNav").get_by_role("link", name="Predict").click()
-            photos = test_photos(source, home)
+            photos = sample_photos(source, home)
             page.locator(".st-key-photos input[type='file']").set_input_files(photos)
-            page.locator(f".st-key-top_{len(photos)} text.bartext").first.wait_for(
-                timeout=120_000
-            )
+            page.locator(f".st-key-top_{len(photos)} text.bartext").first.wait_for(timeout=120_000)
             settle(page)
             page.wait_for_timeout(1500)
             shot(page, "predict")
