@@ -16,7 +16,7 @@ import math
 import os
 import stat
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,14 @@ class ModelSpec:
         layers = list(self.layers)
         layers[index], layers[target] = layers[target], layers[index]
         return self.with_layers(layers)
+
+    def reorder(self, order: Sequence[int]) -> ModelSpec:
+        """The layers rearranged: `order` lists the current indices in their new order."""
+        if sorted(order) != list(range(len(self.layers))):  # why: a stale order would lose layers
+            raise ValueError(
+                f"{list(order)} is not an order of this spec's {len(self.layers)} layers"
+            )
+        return self.with_layers([self.layers[i] for i in order])
 
 
 def _refuse_constant(name: str) -> Any:

@@ -1,5 +1,8 @@
 """Build: stack layers, see every output shape and parameter count as you go, fix problems,
 export the spec or Keras code. Pure `cnn_core` (no TensorFlow), so it opens and redraws at once.
+
+Layers move with their rows' arrow buttons or, where streamlit-sortables is installed, by
+dragging them in the list under the stack.
 """
 
 import json
@@ -12,15 +15,34 @@ from cnn_core.diagram import network_dot
 from cnn_core.errors import SpecError
 from cnn_core.export import export_code
 from cnn_core.layers import KINDS
-from cnn_core.presets import list_presets
+from cnn_core.presets import list_presets, mark_modified
 from cnn_core.shapes import Problem, analyze
 from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
 from dashboard.routing import ensure_routed
 from dashboard.widgets import draft_ui, layer_params_state, layer_params_ui, set_draft
 
-ensure_routed()  # first: a fresh server's deep link must still go through app.py
+try:  # optional: drag-and-drop reordering; without it the arrow buttons reorder
+    from streamlit_sortables import sort_items
+except ImportError:
+    sort_items = None
+
+ensure_routed()  # first: even a fresh server's first request goes through app.py
 
 CHANNELS = {3: "3 (colour)", 1: "1 (grayscale)"}
+CELLS = [0.7, 5.2, 2.2, 1.95]  # number, layer, output shape, parameters: shares of a line
+BUTTON_PX, GAP_PX = 32, 4  # the row's five icon buttons have fixed widths, so they never clip
+TOOLS_PX = 5 * BUTTON_PX + 4 * GAP_PX
+ORDER_STYLE = """
+.sortable-container-header { font-size: 14px; margin-bottom: 4px; }
+.sortable-container-body { background: none; padding: 0; min-height: 0; }
+.sortable-item, .sortable-item:hover {
+  background: var(--secondary-background-color); color: var(--text-color); font-size: 14px;
+  border: 1px solid rgba(49, 51, 63, 0.2); border-radius: 16px; margin: 0 6px 6px 0;
+  padding: 2px 12px;
+}
+.sortable-item:hover { border-color: var(--primary-color); }
+"""  # the drag list's chips, in the look of Streamlit's pills
+
 spec = draft_ui()
 analysis = analyze(spec)
 
@@ -28,10 +50,17 @@ analysis = analyze(spec)
 # --- edits (callbacks, so the page redraws once with the result) ------------------------------
 
 
+def bump(version: str) -> None:
+    st.session_state[version] = st.session_state.get(version, 0) + 1
+
+
 def edit(new_spec: ModelSpec) -> None:
+    """Make `new_spec` the draft (named "<preset> (modified)" if it changes a preset's network)."""
+    new_spec = mark_modified(spec, new_spec)
     if (new_spec.name, new_spec.input_shape) != (spec.name, spec.input_shape):
         # the header widgets start afresh with the new values (their keys carry this version)
-        st.session_state.header_version = st.session_state.get("header_version", 0) + 1
+        bump("header_version")
+    bump("order_version")  # and so does the drag list: it keeps the order it was drawn with
     set_draft(new_spec)
     st.session_state.pop("editing", None)
 
@@ -53,6 +82,21 @@ def add_layer() -> None:
     where = st.session_state.add_where
     index = len(spec.layers) if where == "end" else int(where)
     edit(spec.insert(index, LayerSpec(kind, params)))
+
+
+def row_ui(*texts: str, tools: bool = False) -> DeltaGenerator:
+    """One line of the stack: its text cells share the width (two texts: the second spans the
+    rest of the line), then come the row's buttons (added to the returned line when `tools`) or,
+    in the other lines, the room they take."""
+    line = st.container(horizontal=True, vertical_alignment="center", gap=GAP_PX, wrap=False)
+    shares = CELLS if len(texts) > 2 else [CELLS[0], sum(CELLS[1:])]
+    cells = line.columns(shares, gap="xsmall", vertical_alignment="center")
+    for cell, text in zip(cells, texts, strict=False):
+        if text:
+            cell.markdown(text)
+    if not tools:
+        line.space(TOOLS_PX)
+    return line
 
 
 def problem_ui(box: DeltaGenerator, problem: Problem, *, key: str) -> None:
@@ -121,8 +165,12 @@ new_w = w_col.number_input("Input width", 1, 1024, w, help=size_help, key=f"inpu
 new_c = c_col.selectbox(
     "Channels", (3, 1), index=(3, 1).index(c), format_func=CHANNELS.get, key=f"input_c_{version}"
 )
-if (new_name or spec.name, (new_h, new_w, new_c)) != (spec.name, spec.input_shape):
-    set_draft(replace(spec, name=new_name or spec.name, input_shape=(new_h, new_w, new_c)))
+typed = replace(spec, name=new_name or spec.name, input_shape=(new_h, new_w, new_c))
+if typed != spec:
+    marked = mark_modified(spec, typed)
+    if marked.name != typed.name:
+        bump("header_version")  # the name field must show the new name
+    set_draft(marked)
     st.rerun()
 st.caption(
     f"{spec.num_classes} classes: the classifier head is sized to the dataset when training starts."
@@ -135,58 +183,34 @@ m3.metric("Model size", f"{analysis.model_bytes / 1e6:,.2f} MB")
 final = analysis.final_feature_map
 m4.metric("Final feature map", "x".join(map(str, final)) if final else "?")
 
-widths = [0.5, 4.2, 1.6, 1.3, 0.55, 0.55, 0.55, 0.55, 0.55]
-header = st.columns(widths)
-for col, title in zip(header, ["#", "layer", "output", "params"], strict=False):
-    col.markdown(f"**{title}**")
-st.columns(widths)[1].markdown(f"Input &nbsp; `{h}x{w}x{c}` images, raw 0..255 pixels")
+row_ui("**#**", "**layer**", "**output**", "**params**")
+row_ui("", f"Input &nbsp; `{h}x{w}x{c}` images, raw 0..255 pixels")
 
 for info in analysis.layers[:-1]:
     i = info.index
-    row = st.columns(widths, vertical_alignment="center")
-    row[0].markdown(f"**{i + 1}**")
-    row[1].markdown(info.description)
-    row[2].markdown(f"`{'x'.join(map(str, info.output_shape))}`" if info.output_shape else "?")
-    row[3].markdown(f"{info.params:,}")
-    # Tooltips on the first row only: the icons repeat, and each tooltip doubles its button's
-    # drawing (a hidden copy), which cost a first visit about 0.15 s with seven layers.
-    row[4].button(
-        ":material/edit:",
-        key=f"edit_{i}",
-        help="Edit" if i == 0 else None,
-        on_click=start_editing,
-        args=(i,),
-    )
-    row[5].button(
-        ":material/arrow_upward:",
-        key=f"up_{i}",
-        help="Move up" if i == 0 else None,
-        disabled=i == 0,
-        on_click=edit,
-        args=(spec.move(i, -1),),
-    )
-    row[6].button(
-        ":material/arrow_downward:",
-        key=f"down_{i}",
-        help="Move down" if i == 0 else None,
-        disabled=i == len(spec.layers) - 1,
-        on_click=edit,
-        args=(spec.move(i, 1),),
-    )
-    row[7].button(
-        ":material/content_copy:",
-        key=f"dup_{i}",
-        help="Duplicate" if i == 0 else None,
-        on_click=edit,
-        args=(spec.insert(i + 1, spec.layers[i]),),
-    )
-    row[8].button(
-        ":material/delete:",
-        key=f"del_{i}",
-        help="Delete" if i == 0 else None,
-        on_click=edit,
-        args=(spec.delete(i),),
-    )
+    shape = f"`{'x'.join(map(str, info.output_shape))}`" if info.output_shape else "?"
+    tools = row_ui(f"**{i + 1}**", info.description, shape, f"{info.params:,}", tools=True)
+    duplicated, last = spec.insert(i + 1, spec.layers[i]), len(spec.layers) - 1
+    buttons = {  # key prefix: icon, tooltip, callback, its argument, disabled
+        "edit": (":material/edit:", "Edit", start_editing, i, False),
+        "up": (":material/arrow_upward:", "Move up", edit, spec.move(i, -1), i == 0),
+        "down": (":material/arrow_downward:", "Move down", edit, spec.move(i, 1), i == last),
+        "dup": (":material/content_copy:", "Duplicate", edit, duplicated, False),
+        "del": (":material/delete:", "Delete", edit, spec.delete(i), False),
+    }
+    for name, (icon, tooltip, callback, arg, disabled) in buttons.items():
+        # Tooltips on the first row only: the icons repeat, and each tooltip doubles its button's
+        # drawing (a hidden copy), which cost a first visit about 0.15 s with seven layers.
+        tools.button(
+            icon,
+            key=f"{name}_{i}",
+            help=tooltip if i == 0 else None,
+            type="tertiary",
+            width=BUTTON_PX,
+            disabled=disabled,
+            on_click=callback,
+            args=(arg,),
+        )
     for problem in analysis.problems_for(i):
         problem_ui(st.columns([0.5, 8.4])[1], problem, key=f"fix_{i}_{problem.rule}")
     if st.session_state.get("editing") == i and spec.layers[i].type in KINDS:
@@ -203,12 +227,25 @@ for info in analysis.layers[:-1]:
             )
 
 head = analysis.layers[-1]
-row = st.columns(widths)
-row[1].markdown(f"{head.description} &nbsp; (always added)")
-row[2].markdown(f"`{'x'.join(map(str, head.output_shape))}`" if head.output_shape else "?")
-row[3].markdown(f"{head.params:,}")
+head_shape = f"`{'x'.join(map(str, head.output_shape))}`" if head.output_shape else "?"
+row_ui("", f"{head.description} &nbsp; (always added)", head_shape, f"{head.params:,}")
 for problem in analysis.problems_for(None):
     problem_ui(st.container(), problem, key=f"fix_head_{problem.rule}")
+
+if sort_items is not None and len(spec.layers) > 1:
+    # Below the stack: a new list (its key changes with every edit, so that a drop is applied
+    # once and the list shows the new order) is drawn a moment after the page, and must not push
+    # the rows' buttons away from the pointer meanwhile.
+    labels = [f"{i + 1}. {layer.type}" for i, layer in enumerate(spec.layers)]
+    dropped = sort_items(
+        labels,
+        header="Drag to reorder the layers",
+        custom_style=ORDER_STYLE,
+        key=f"layer_order_{st.session_state.get('order_version', 0)}",
+    )
+    if dropped != labels and sorted(dropped) == sorted(labels):
+        edit(spec.reorder([labels.index(label) for label in dropped]))
+        st.rerun()
 
 if analysis.valid:
     st.success("This network is ready to train.", icon=":material/check_circle:")

@@ -15,8 +15,10 @@ import os
 import re
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ from cnn_core.builder import build_model
 from cnn_core.config import TrainConfig
 from cnn_core.drafts import new_draft_id, save_draft
 from cnn_core.evaluate import evaluate_run
-from cnn_core.presets import load_preset
+from cnn_core.presets import MODIFIED, load_preset
 from cnn_core.runs import (
     DATASET,
     EVALUATION,
@@ -64,6 +66,7 @@ TINY = ModelSpec(
     ),
 )
 TUTORIAL = load_preset("tutorial_cnn").spec
+TUTORIAL_MODIFIED = replace(TUTORIAL, name=TUTORIAL.name + MODIFIED)  # edited, then put back
 
 
 # --- data and runs, written in the real formats -------------------------------------------------
@@ -188,6 +191,17 @@ def shown_layers(at: AppTest) -> list[str]:
     return [cells[k + 1] for k, cell in enumerate(cells) if re.fullmatch(r"\*\*\d+\*\*", cell)]
 
 
+def name_field(at: AppTest):
+    """The Build page's name field (its key carries a version that each outside change bumps)."""
+    return next(field for field in at.text_input if field.key.startswith("spec_name_"))
+
+
+def drag_list(at: AppTest):
+    """The Build page's drag-and-drop list of the layers; None when it is not drawn."""
+    lists = [e for e in at.main if getattr(e, "key", None) and e.key.startswith("layer_order_")]
+    return lists[0] if lists else None
+
+
 def kinds(spec: ModelSpec) -> list[str]:
     return [layer.type for layer in spec.layers]
 
@@ -254,7 +268,7 @@ def test_build_add_move_duplicate_delete():
     assert kinds(at.session_state["draft"])[:3] == ["Conv2D", "Conv2D", "Dropout"]
     click(at, "del_0")
     click(at, "del_1")
-    assert at.session_state["draft"] == TUTORIAL
+    assert at.session_state["draft"] == TUTORIAL_MODIFIED
     assert [d.split()[0] for d in shown_layers(at)] == kinds(TUTORIAL)
 
 
@@ -267,7 +281,7 @@ def test_build_shows_a_problem_and_fixes_it_in_one_click():
     assert not at.success
 
     click(at, "fix_5_dense_on_spatial")
-    assert at.session_state["draft"] == TUTORIAL
+    assert at.session_state["draft"] == TUTORIAL_MODIFIED
     assert not at.error
     assert texts(at.success) == ["This network is ready to train."]
 
@@ -297,17 +311,64 @@ def test_build_edit_a_layer_and_the_draft_survives_a_refresh():
         "Conv2D", {"filters": 16, "kernel_size": 3, "padding": "same", "activation": "gelu"}
     )
     assert shown_layers(at)[0] == "Conv2D 16, 3x3, same, gelu"
-    at.text_input(key="spec_name_0").set_value("My  edited net")
+    name_field(at).set_value("My  edited net")
     rerun(at)
     assert at.session_state["draft"].name == "My edited net"
 
     refreshed = open_page("build", draft=at.query_params["draft"])
     assert refreshed.session_state["draft"] == at.session_state["draft"]
     assert shown_layers(refreshed)[0] == "Conv2D 16, 3x3, same, gelu"
-    assert refreshed.text_input(key="spec_name_0").value == "My edited net"
+    assert name_field(refreshed).value == "My edited net"
 
     other = open_page("build")  # another browser session edits its own draft
     assert other.session_state["draft"] == TUTORIAL
+
+
+def test_build_marks_a_changed_preset_modified_once_and_loading_it_clears_that():
+    at = open_page("build")
+    click(at, "down_0")
+    assert at.session_state["draft"].name == name_field(at).value == "Tutorial CNN (modified)"
+    click(at, "del_0")
+    next(n for n in at.number_input if n.key.startswith("input_h_")).set_value(16)
+    rerun(at)
+    assert at.session_state["draft"].input_shape == (16, 32, 3)
+    assert at.session_state["draft"].name == name_field(at).value == "Tutorial CNN (modified)"
+    click(at, "preset_tutorial_cnn")
+    assert at.session_state["draft"] == TUTORIAL
+    assert name_field(at).value == "Tutorial CNN"
+
+    resized = open_page("build")  # a new input size alone changes the network too
+    next(n for n in resized.number_input if n.key.startswith("input_w_")).set_value(8)
+    rerun(resized)
+    draft = resized.session_state["draft"]
+    assert draft.name == name_field(resized).value == TUTORIAL_MODIFIED.name
+
+
+def test_build_a_drop_in_the_drag_list_reorders_the_layers_once():
+    at = open_page("build")
+    labels = [f"{i + 1}. {layer.type}" for i, layer in enumerate(TUTORIAL.layers)]
+    order = [1, 2, 0, 3, 4, 5, 6]  # the first Conv2D dragged to the third place
+    key = drag_list(at).key
+    # What the component sends back after a drop (AppTest cannot drag in its iframe).
+    at.session_state[key] = [
+        {"header": "Drag to reorder the layers", "items": [labels[i] for i in order]}
+    ]
+    rerun(at)
+    moved = replace(TUTORIAL.reorder(order), name=TUTORIAL_MODIFIED.name)
+    assert at.session_state["draft"] == moved
+    assert drag_list(at).key != key  # a fresh list, showing the new order
+    rerun(at)  # the old list's value is gone: nothing moves again
+    assert at.session_state["draft"] == moved
+    assert [d.split()[0] for d in shown_layers(at)] == kinds(moved)
+
+
+def test_build_works_with_the_arrows_when_the_drag_list_is_not_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "streamlit_sortables", None)  # import fails
+    at = open_page("build")
+    assert drag_list(at) is None
+    assert not at.warning and not at.error
+    click(at, "down_0")
+    assert kinds(at.session_state["draft"])[:2] == ["MaxPooling2D", "Conv2D"]
 
 
 def test_build_loads_a_spec_file_and_explains_a_bad_one():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from cnn_core.errors import SpecError
-from cnn_core.presets import load_preset
+from cnn_core.presets import load_preset, mark_modified
 from cnn_core.spec import LayerSpec, ModelSpec, load_spec, parse_spec
 
 TUTORIAL = load_preset("tutorial_cnn").spec
@@ -118,3 +119,34 @@ def test_edits_return_new_specs():
     assert spec.delete(0).layers == (LayerSpec("Dense", {"units": 4}),)
     assert spec.insert(1, LayerSpec("Dropout", {"rate": 0.5})).layers[1].type == "Dropout"
     assert len(spec.layers) == 2  # frozen: edits never change the original
+    assert spec.reorder([1, 0]) == spec.move(0, 1)
+    assert spec.reorder([0, 1]) == spec
+
+
+@pytest.mark.parametrize("order", [[0], [0, 0], [0, 2], [1, 0, 2]])
+def test_reorder_refuses_what_is_not_an_order_of_the_layers(order):
+    spec = ModelSpec(layers=(LayerSpec("Flatten"), LayerSpec("Dense", {"units": 4})))
+    with pytest.raises(ValueError, match="not an order"):
+        spec.reorder(order)
+
+
+def test_a_changed_preset_is_marked_modified_once_and_loading_it_again_clears_that():
+    moved = mark_modified(TUTORIAL, TUTORIAL.move(0, 1))
+    assert moved.name == "Tutorial CNN (modified)"
+    assert moved.layers == TUTORIAL.move(0, 1).layers
+    again = mark_modified(moved, moved.delete(0))
+    assert again.name == "Tutorial CNN (modified)"  # once, not "(modified) (modified)"
+    resized = replace(TUTORIAL, input_shape=(8, 8, 3))
+    assert mark_modified(TUTORIAL, resized).name == "Tutorial CNN (modified)"
+    assert mark_modified(moved, TUTORIAL) == TUTORIAL  # loading the preset: its plain name
+    stale = TUTORIAL.delete(0)  # a draft that kept the preset's name (saved by an older version)
+    assert mark_modified(stale, TUTORIAL) == TUTORIAL
+
+
+def test_names_the_edit_chose_are_kept():
+    fast = load_preset("fast_cpu").spec
+    assert mark_modified(TUTORIAL, fast) == fast  # another preset
+    own = replace(TUTORIAL, name="My net")
+    assert mark_modified(own, own.delete(0)).name == "My net"  # not a preset's name
+    assert mark_modified(TUTORIAL, replace(TUTORIAL, name="Mine")).name == "Mine"  # a rename
+    assert mark_modified(TUTORIAL, TUTORIAL) == TUTORIAL  # nothing changed
