@@ -5,6 +5,7 @@ download one as a zip, delete it, or open it in Evaluate or Predict.
 import pandas as pd
 import streamlit as st
 
+from cnn_core import api
 from cnn_core.errors import UserError
 from cnn_core.runs import delete_run, list_runs, run_row, zip_run
 from dashboard.routing import ensure_routed
@@ -68,8 +69,9 @@ if len(chosen) > 1:
 
 st.subheader("Actions")
 for run in chosen:
+    status = run.status()
     with st.container(border=True):
-        st.markdown(f"**{run.name}** · {run.status().state}")
+        st.markdown(f"**{run.name}** · {status.state}")
         a, b, c, d = st.columns(4)
         a.download_button(
             "Download zip",
@@ -93,6 +95,11 @@ for run in chosen:
             query_params={"run": run.name},
             disabled=not run.has_model(),
         )
+        if status.active:  # deleting comes after stopping: offer what can be done now
+            if d.button("Stop", key=f"stop_{run.name}", icon=":material/stop:"):
+                api.request_stop(run)
+                st.toast(f"Stop requested: {run.name} stops within one batch, keeping its model.")
+            continue
         confirmed = d.checkbox("Delete…", key=f"confirm_{run.name}")
         if confirmed and d.button("Really delete", key=f"delete_{run.name}", type="primary"):
             try:

@@ -90,3 +90,28 @@ def test_the_live_view_says_estimating_and_draws_the_charts_before_epoch_one(tmp
     bar = at.get("progress")[0]
     assert "estimating the time left" in bar.proto.text
     assert len(at.get("plotly_chart")) == 2  # the empty axes: the chart code loads now
+
+
+def test_the_runs_page_offers_stop_for_a_live_run_and_delete_for_a_dead_one(tmp_path):
+    import os
+    import subprocess
+
+    from cnn_core.runs import RunStatus, atomic_write_json
+
+    live = create_run(TINY, TrainConfig(epochs=2), data_source=str(tmp_path))
+    status = RunStatus(state="running", pid=os.getpid(), epochs_target=2)
+    atomic_write_json(live.file("status.json"), status.to_dict())
+    dead = create_run(TINY, TrainConfig(epochs=2), data_source=str(tmp_path))
+    worker = subprocess.Popen([sys.executable, "-c", "import no_such_package_at_all"])
+    record_launch(dead, worker.pid, log_offset=0)
+    worker.wait(timeout=60)
+    at = open_page("runs")
+    at.dataframe(key="runs_table")  # both listed; select them through the table's state
+    at.session_state["runs_table"] = {"selection": {"rows": [0, 1], "columns": []}}
+    rerun(at)
+    keys = {b.key for b in at.button} | {c.key for c in at.checkbox}
+    assert f"stop_{live.name}" in keys and f"confirm_{live.name}" not in keys
+    assert f"confirm_{dead.name}" in keys and f"stop_{dead.name}" not in keys
+    at.button(key=f"stop_{live.name}").click()
+    rerun(at)
+    assert live.stop_requested()
