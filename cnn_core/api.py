@@ -136,10 +136,20 @@ def launch_run(run: Run, *, more_epochs: int | None = None, detach: bool = True)
         return
     try:
         from cnn_core.train import train_run  # imports Keras: only for foreground training
-    except UserError as exc:
-        fail_run(run, str(exc))
+    except Exception as exc:  # why: a run must not stay "queued" after its trainer is gone
+        fail_run(run, library_error(exc))
         raise
     train_run(run, more_epochs=more_epochs, echo=True)
+
+
+def library_error(exc: Exception) -> str:
+    """What a run says when Keras or its backend cannot even be imported."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    return (
+        f"the training libraries could not be loaded ({type(exc).__name__}: {exc}); reinstall "
+        "them (pip install -e .) or choose another KERAS_BACKEND."
+    )
 
 
 def spawn_worker(run: Run, *, more_epochs: int | None = None) -> int:

@@ -410,6 +410,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from cnn_core.api import library_error
     from cnn_core.runs import fail_run
 
     # Below the dashboard's priority: training takes every core it gets, and a starved
@@ -419,8 +420,8 @@ def _worker(args: argparse.Namespace) -> int:
     run = Run(Path(args.run_dir).resolve())
     try:
         from cnn_core.train import train_run
-    except UserError as exc:  # e.g. the Keras backend is not installed: the run says so
-        fail_run(run, str(exc))
+    except Exception as exc:  # e.g. the Keras backend is not installed: the run says so
+        fail_run(run, library_error(exc))
         raise
     status = train_run(run, more_epochs=args.more_epochs)
     return _exit_code(status)

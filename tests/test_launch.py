@@ -308,3 +308,15 @@ def test_a_killed_writers_temporary_files_are_removed_and_live_ones_kept(tmp_pat
     live.write_text("{")
     remove_dead_writers_files(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [live.name]
+
+
+def test_foreground_training_whose_libraries_fail_to_import_leaves_a_failed_run(
+    tmp_path, monkeypatch
+):
+    source = write_folders(tmp_path / "data")
+    run = api.prepare_run(TINY, TrainConfig(epochs=1), data_source=str(source), root=tmp_path)
+    monkeypatch.setitem(sys.modules, "cnn_core.train", None)  # importing it now fails
+    with pytest.raises(ImportError):
+        api.launch_run(run, detach=False)
+    status = run.status()
+    assert status.state == "failed" and "could not be loaded" in status.error
