@@ -4,7 +4,8 @@
 the run directory, atomically: `evaluation.json` (accuracy, loss, top-5 accuracy, per-class
 precision/recall/F1, the confusion matrix) and `predictions.npz` (every test image's true class,
 predicted class and probabilities), from which `confident_mistakes` and `cell_examples` pick the
-test images worth looking at. The stored evaluation is reused until the model file changes.
+test images worth looking at, and `largest_confusion` the confusion-matrix cell to show first. The
+stored evaluation is reused until the model file changes.
 
 Metrics are plain numpy, checked against their textbook definitions; no scikit-learn. This module
 does not draw anything, and Keras is imported only when a model is loaded.
@@ -257,6 +258,26 @@ def cell_examples(run: Run, true_class: int, predicted_class: int, *, limit: int
     cell = np.flatnonzero((y_true == true_class) & (y_pred == predicted_class))
     confidence = probs[cell, predicted_class].astype(np.float32)
     return [int(i) for i in cell[np.argsort(-confidence, kind="stable")[: max(0, limit)]]]
+
+
+def largest_confusion(matrix: np.ndarray | list[list[int]]) -> tuple[int, int]:
+    """The (true, predicted) cell of a confusion matrix most worth looking at first.
+
+    That is the largest off-diagonal cell, the model's most common mistake; the largest diagonal
+    cell only when there are no mistakes at all. Ties go to the first cell, row by row.
+    """
+    confusion = np.asarray(matrix)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] or not confusion.size:
+        raise ValueError(
+            f"a confusion matrix is square with one row per class, not of shape {confusion.shape}"
+        )
+    mistakes = confusion.astype(np.float64)  # a copy: the diagonal is masked out below
+    np.fill_diagonal(mistakes, -np.inf)
+    if mistakes.max() > 0:
+        true, predicted = np.unravel_index(np.argmax(mistakes), mistakes.shape)
+        return int(true), int(predicted)
+    best = int(np.argmax(np.diag(confusion)))
+    return best, best
 
 
 def _stored_names(run: Run, classes: int) -> list[str]:

@@ -1,5 +1,6 @@
-"""Evaluate: a run's test accuracy and loss, per-class figures, the confusion matrix (select a
-cell to see its images), and the most confident mistakes. Computed once per run, then instant.
+"""Evaluate: a run's test accuracy and loss, per-class figures, the confusion matrix (click a
+cell to see its images; the most common mistake is shown first), and the most confident mistakes.
+Computed once per run, then instant.
 """
 
 import numpy as np
@@ -10,11 +11,17 @@ from PIL import Image
 
 from cnn_core.datasets import load_dataset
 from cnn_core.errors import UserError
-from cnn_core.evaluate import cell_examples, confident_mistakes, evaluate_run, read_predictions
+from cnn_core.evaluate import (
+    cell_examples,
+    confident_mistakes,
+    evaluate_run,
+    largest_confusion,
+    read_predictions,
+)
 from dashboard.routing import ensure_routed
 from dashboard.widgets import run_picker_ui, show_error
 
-ensure_routed()  # first: a fresh server's deep link must still go through app.py
+ensure_routed()  # first: even a fresh server's first request goes through app.py
 
 st.title("Evaluate")
 run = run_picker_ui(key="eval_run", need_model=True)
@@ -64,42 +71,92 @@ bars.update_layout(
 right.plotly_chart(bars, key="per_class_chart")
 
 matrix = np.array(report["confusion_matrix"])
-heat = go.Figure(
-    go.Heatmap(
+# The cell shown below lives in the class selectboxes' state: a click on the matrix writes it
+# there (a callback, so it runs before the page is drawn again), and so does the user's own
+# choice in the selectboxes; whichever came last wins. A new run or evaluation starts again
+# from the most common mistake.
+cell_of = (run.name, report.get("evaluated_at"))
+if st.session_state.get("cell_of") != cell_of or not all(
+    st.session_state.get(key) in range(len(names)) for key in ("cell_true", "cell_pred")
+):
+    st.session_state["cell_of"] = cell_of
+    st.session_state["cell_true"], st.session_state["cell_pred"] = largest_confusion(matrix)
+
+
+def show_clicked_cell() -> None:
+    """on_select of the matrix: show the clicked cell. A cleared selection changes nothing."""
+    for point in st.session_state["confusion"].selection.points:
+        if "customdata" in point:  # the cells' click targets carry (true, predicted, count)
+            true, predicted = (int(i) for i in point["customdata"][:2])
+            st.session_state["cell_true"], st.session_state["cell_pred"] = true, predicted
+            return
+
+
+def confusion_figure(shown: tuple[int, int]) -> go.Figure:
+    """The matrix as a heatmap, with one click target per cell and a frame around `shown`.
+
+    Streamlit returns no selection for a heatmap, so a transparent scatter point sits on each
+    cell's centre; with no hover cut-off, plotly picks the nearest centre, which is the point of
+    the cell under the mouse wherever in the cell it is, whatever the chart's size in pixels.
+    """
+    n = len(names)
+    true, predicted = np.indices(matrix.shape).reshape(2, -1)
+    targets = go.Scatter(
+        x=[names[p] for p in predicted],
+        y=[names[t] for t in true],
+        # plain lists: a numpy array reaches the selection as a typed array's {"0": ..} object
+        customdata=np.stack([true, predicted, matrix.ravel()], axis=1).tolist(),
+        mode="markers",
+        marker={"symbol": "square", "size": 1, "opacity": 0},
+        selected={"marker": {"opacity": 0}},  # the frame shows the chosen cell, not plotly
+        unselected={"marker": {"opacity": 0}},
+        hovertemplate="true %{y}, predicted %{x}: %{customdata[2]}<extra></extra>",
+        showlegend=False,
+    )
+    heat = go.Heatmap(
         z=matrix,
         x=names,
         y=names,
+        zmin=0,
         colorscale="Blues",
+        colorbar={"title": {"text": "images"}},
         text=matrix,
-        texttemplate="%{text}",
-        hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+        texttemplate="%{text}",  # plotly picks dark or light text for each cell's colour
+        hoverinfo="skip",  # the click targets say it
     )
-)
-heat.update_layout(
-    title="Confusion matrix (select a cell)",
-    xaxis_title="predicted",
-    yaxis_title="true",
-    yaxis={"autorange": "reversed"},
-    height=520,
-    margin={"l": 10, "r": 10, "t": 40, "b": 10},
-)
-event = st.plotly_chart(heat, key="confusion", on_select="rerun", selection_mode="points")
+    t, p = shown
+    frame = {"type": "rect", "x0": p - 0.5, "x1": p + 0.5, "y0": t - 0.5, "y1": t + 0.5}
+    fixed = {"fixedrange": True}
+    figure = go.Figure([heat, targets])
+    figure.add_shape(**frame, line={"color": "#ff8c00", "width": 3})
+    figure.update_layout(
+        title="Confusion matrix (click a cell to see its images)",
+        # Fixed ranges, true classes downwards: autorange would pad for the markers, a blank
+        # strip around the cells. No zoom or pan: a drag would only move the cells out of view.
+        xaxis={"title": "predicted", "type": "category", "range": [-0.5, n - 0.5], **fixed},
+        yaxis={"title": "true", "type": "category", "range": [n - 0.5, -0.5], **fixed},
+        hovermode="closest",
+        hoverdistance=-1,  # no cut-off: a click anywhere in a cell lands on its target
+        height=520,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return figure
 
-points = event.selection.points if event and event.selection else []
-if points:
-    true_index, pred_index = names.index(points[0]["y"]), names.index(points[0]["x"])
-else:
-    c1, c2 = st.columns(2)
-    true_index = c1.selectbox(
-        "True class", range(len(names)), format_func=names.__getitem__, key="cell_true"
-    )
-    pred_index = c2.selectbox(
-        "Predicted class",
-        range(len(names)),
-        format_func=names.__getitem__,
-        index=min(1, len(names) - 1),
-        key="cell_pred",
-    )
+
+shown = (st.session_state["cell_true"], st.session_state["cell_pred"])
+st.plotly_chart(
+    confusion_figure(shown),
+    key="confusion",
+    on_select=show_clicked_cell,
+    selection_mode="points",
+)
+c1, c2 = st.columns(2)
+true_index = c1.selectbox(
+    "True class", range(len(names)), format_func=names.__getitem__, key="cell_true"
+)
+pred_index = c2.selectbox(
+    "Predicted class", range(len(names)), format_func=names.__getitem__, key="cell_pred"
+)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the test images…")
@@ -124,13 +181,20 @@ if predictions is None or len(x_test) != report["n"]:
     st.stop()
 probs = predictions["probabilities"].astype(np.float32)
 
-st.subheader(f"True {names[true_index]}, predicted {names[pred_index]}")
+count = int(matrix[true_index, pred_index])
+st.subheader(
+    f"True {names[true_index]}, predicted {names[pred_index]}: "
+    f"{count} image{'' if count == 1 else 's'}"
+)
 indices = cell_examples(run, true_index, pred_index, limit=24)
-if not indices:
-    st.caption("No test images in this cell.")
-grid = st.columns(8)
-for n, index in enumerate(indices):
-    grid[n % 8].image(big(x_test[index]), caption=f"{probs[index, pred_index]:.0%}")
+with st.container(key="cell_images"):
+    if not indices:
+        st.caption("No test images in this cell.")
+    elif len(indices) < count:
+        st.caption(f"The {len(indices)} most confident of them.")
+    grid = st.columns(8)
+    for n, index in enumerate(indices):
+        grid[n % 8].image(big(x_test[index]), caption=f"{probs[index, pred_index]:.0%}")
 
 st.subheader("Most confident mistakes")
 mistakes = confident_mistakes(run, limit=16)

@@ -23,6 +23,7 @@ from cnn_core.evaluate import (
     cell_examples,
     confident_mistakes,
     evaluate_run,
+    largest_confusion,
     metrics,
     read_predictions,
 )
@@ -334,3 +335,29 @@ def test_cell_examples_list_one_cell_most_confident_first(run: Run):
     assert cell_examples(run, 1, 0) == []
     assert cell_examples(run, 1, 1, limit=2) == [3, 4]
     assert cell_examples(run, 0, 9) == []  # no such class
+
+
+@pytest.mark.parametrize(
+    ("matrix", "cell"),
+    [
+        ([[5, 1, 4], [0, 7, 3], [2, 6, 2]], (2, 1)),  # the most common mistake, not the diagonal
+        ([[9, 0, 0], [3, 1, 0], [0, 3, 8]], (1, 0)),  # a tie goes to the first cell, row by row
+        ([[0, 0], [0, 0]], (0, 0)),  # nothing at all: the first cell
+        ([[4, 0], [0, 6]], (1, 1)),  # no mistakes: the largest diagonal cell
+        ([[3]], (0, 0)),
+    ],
+)
+def test_largest_confusion_is_the_most_common_mistake(matrix: list, cell: tuple[int, int]):
+    assert largest_confusion(matrix) == cell
+    assert largest_confusion(np.array(matrix)) == cell
+
+
+def test_largest_confusion_of_the_stored_matrix(run: Run):
+    report = evaluate_run(run)
+    assert largest_confusion(report["confusion_matrix"]) == (0, 2)  # a tie: blue->red comes first
+
+
+@pytest.mark.parametrize("matrix", [[1, 2, 3], [[1, 2], [3, 4], [5, 6]], []])
+def test_largest_confusion_wants_a_square_matrix(matrix: list):
+    with pytest.raises(ValueError, match="square"):
+        largest_confusion(matrix)
