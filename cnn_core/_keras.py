@@ -34,7 +34,8 @@ def _import_quietly():
     try:
         import keras
 
-        keras.distribution.list_devices()  # device probing prints too (e.g. "failed cuInit")
+        if keras.backend.backend() != "torch":  # Keras' distribution API has no torch part
+            keras.distribution.list_devices()  # device probing prints too ("failed cuInit")
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -133,9 +133,13 @@ def xla_training() -> bool:
 
 
 def uses_gpu() -> bool:
-    """Whether Keras sees a GPU (backend-neutral)."""
+    """Whether Keras sees a GPU."""
     from cnn_core._keras import keras
 
+    if keras.backend.backend() == "torch":  # Keras' distribution API has no torch part
+        import torch
+
+        return bool(torch.cuda.is_available())
     return any(d.lower().startswith("gpu") for d in keras.distribution.list_devices())
 
 
