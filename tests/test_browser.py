@@ -4,7 +4,7 @@ Build (add, move, delete a layer; break the network and mend it with the one-cli
 for 8x8 images), Train (start, watch the curves grow, refresh, stop), Evaluate (confusion
 matrix), Runs, and Predict (a photo, then a broken file beside a good one), on a tiny synthetic
 image-folder dataset. After every step no Streamlit exception may be on the page, and at the end
-no traceback may be in the server's output. It also saves the README's screenshots.
+no traceback may be in the server's output. It saves screenshots of each page to the temp folder.
 
 This test drives Debian's chromium (`/usr/bin/chromium`); it never runs `playwright install`.
 Figures (start-up time, redraw time, live-view delay) come from `python -m bench.ui`.
@@ -38,13 +38,9 @@ from cnn_core.api import request_stop
 from cnn_core.runs import Run, list_runs, process_alive
 
 ROOT = Path(__file__).resolve().parents[1]
-# The README's screenshots are rewritten only on request (CNN_CORE_SCREENSHOTS=1), so that an
-# ordinary test run leaves the working tree alone; otherwise they go to the temp folder.
-SCREENSHOTS = (
-    ROOT / "docs" / "screenshots"
-    if os.environ.get("CNN_CORE_SCREENSHOTS")
-    else Path(tempfile.gettempdir()) / "cnn_core_screenshots"
-)
+# Pictures of what the test saw, to look at after a failure. The README's screenshots show a
+# real CIFAR-10 run and come from `python -m bench.screenshots`, never from this synthetic data.
+SCREENSHOTS = Path(tempfile.gettempdir()) / "cnn_core_screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -3,9 +3,8 @@
 At 1024x768 and 1280x800 (the sidebar open) and at 1400x1000, every row button shows its whole
 icon in a button of a sane size, nothing covers it, and a click does what it says. A layer dragged
 in the "Drag to reorder the layers" list under the stack (a component in an iframe) moves there,
-once, and the draft is then named "Tutorial CNN (modified)". It saves the Build page's screenshots
-at 1024x768 and 1400x1000 (into docs/screenshots/ with CNN_CORE_SCREENSHOTS=1, else into the temp
-folder).
+once, and the draft is then named "Tutorial CNN (modified)". It saves screenshots of the Build page
+at 1024x768 and 1400x1000 into the temp folder (the README's: `python -m bench.screenshots`).
 
 The server, the browser and the helpers are test_browser.py's.
 """
