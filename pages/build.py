@@ -155,7 +155,8 @@ if warning := st.session_state.pop("draft_warning", None):
     st.warning(warning)
 h, w, c = spec.input_shape
 version = st.session_state.get("header_version", 0)
-name_col, h_col, w_col, c_col = st.columns([4, 1, 1, 1.3])
+# shares that leave "3 (colour)" whole in a 1024 px window
+name_col, h_col, w_col, c_col = st.columns([3, 1.1, 1.1, 1.7])
 new_name = " ".join(
     name_col.text_input("Name", spec.name, max_chars=100, key=f"spec_name_{version}").split()
 )
@@ -178,7 +179,7 @@ st.caption(
 
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Parameters", f"{analysis.total_params:,}")
-m2.metric("Multiply-adds per image", f"{analysis.total_macs / 1e6:,.1f} M")
+m2.metric("Multiply-adds", f"{analysis.total_macs / 1e6:,.1f} M", help="Per image, one pass.")
 m3.metric("Model size", f"{analysis.model_bytes / 1e6:,.2f} MB")
 final = analysis.final_feature_map
 m4.metric("Final feature map", "x".join(map(str, final)) if final else "?")
