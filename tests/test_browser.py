@@ -230,19 +230,20 @@ def table_rows(page: Page) -> int:
     return int(rows) - 1 if rows else 0
 
 
-def screenshot(page: Page, name: str) -> None:
-    """The whole page (Streamlit scrolls inside its main area, so grow the viewport to fit)."""
-    height = page.evaluate(
+def screenshot(page: Page, name: str, *, width: int = WIDTH, height: int = HEIGHT) -> None:
+    """The whole page at this window size (Streamlit scrolls inside its main area, so the
+    viewport grows to fit, then returns to width x height)."""
+    full = page.evaluate(
         "() => Math.max(...['stMain', 'stSidebarContent'].map(id =>"
         " document.querySelector(`[data-testid=${id}]`)?.scrollHeight || 0))"
     )
-    page.set_viewport_size({"width": WIDTH, "height": max(HEIGHT, min(int(height), 6000))})
-    page.mouse.move(WIDTH - 1, 0)  # no hover effects (plotly's toolbar) in the picture
+    page.set_viewport_size({"width": width, "height": max(height, min(int(full), 6000))})
+    page.mouse.move(width - 1, 0)  # no hover effects (plotly's toolbar) in the picture
     page.wait_for_timeout(500)  # charts follow the new size
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=path, full_page=True, animations="disabled")
-    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+    page.set_viewport_size({"width": width, "height": height})
     if path.stat().st_size > MAX_SCREENSHOT_BYTES:  # mostly flat colours: a palette keeps it sharp
         Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
     assert path.stat().st_size <= MAX_SCREENSHOT_BYTES, f"{path.name} is too big for the README"

@@ -14,15 +14,13 @@ from __future__ import annotations
 import re
 
 import test_browser
-from PIL import Image
 from playwright.sync_api import Locator, Page, expect
 from test_browser import (
-    MAX_SCREENSHOT_BYTES,
-    SCREENSHOTS,
     App,
     button,
     layer_count,
     layer_row,
+    screenshot,
     settled,
     widget,
 )
@@ -100,25 +98,6 @@ def drag(page: Page, source: Locator, target: Locator) -> None:
     page.mouse.up()
 
 
-def screenshot_at(page: Page, name: str, width: int, height: int) -> None:
-    """The whole page at this width (the viewport grows to the height of Streamlit's main area,
-    which scrolls inside itself), as test_browser's `screenshot` does at its one size."""
-    full = page.evaluate(
-        "() => Math.max(...['stMain', 'stSidebarContent'].map(id =>"
-        " document.querySelector(`[data-testid=${id}]`)?.scrollHeight || 0))"
-    )
-    page.set_viewport_size({"width": width, "height": max(height, min(int(full), 6000))})
-    page.mouse.move(width - 1, 0)  # no hover effects in the picture
-    page.wait_for_timeout(500)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=path, full_page=True, animations="disabled")
-    page.set_viewport_size({"width": width, "height": height})
-    if path.stat().st_size > MAX_SCREENSHOT_BYTES:  # mostly flat colours: a palette keeps it sharp
-        Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
-    assert path.stat().st_size <= MAX_SCREENSHOT_BYTES, f"{path.name} is too big for the README"
-
-
 def test_row_buttons_show_whole_icons_and_work_at_laptop_sizes(app: App, page: Page) -> None:
     page.goto(app.url)
     expect(button(page, "del_6")).to_be_visible()
@@ -132,7 +111,7 @@ def test_row_buttons_show_whole_icons_and_work_at_laptop_sizes(app: App, page: P
         problems = page.evaluate(ICON_PROBLEMS, keys)
         assert not problems, f"at {width}x{height}: {problems}"
         if (width, height) in SCREENSHOT_SIZES:
-            screenshot_at(page, f"build-{width}x{height}", width, height)
+            screenshot(page, f"build-{width}x{height}", width=width, height=height)
 
         # Each kind of button does its job at this size.
         button(page, "down_0").click()

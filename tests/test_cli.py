@@ -16,10 +16,18 @@ from cnn_core.presets import load_preset
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+def cli(
+    *args: str, cwd: Path = ROOT, command: tuple[str, ...] = (sys.executable, "-m", "cnn_core")
+) -> subprocess.CompletedProcess:
+    """Run the command line; with another `command` (the installed script), without PYTHONPATH,
+    as a user's shell would."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if command[0] == sys.executable:
+        env["PYTHONPATH"] = str(ROOT)
+    else:
+        env.pop("PYTHONPATH", None)
     return subprocess.run(
-        [sys.executable, "-m", "cnn_core", *args],
+        [*command, *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -165,20 +173,10 @@ def test_the_installed_command_works_from_any_folder_and_runs_keep_absolute_sour
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     write_tiny_folders(work / "photos")
     elsewhere.mkdir()
-    runs = tmp_path / "runs"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    runs = ("--runs-dir", str(tmp_path / "runs"))
 
     def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(command), *args, "--runs-dir", str(runs)],
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            env=env,
-            timeout=300,
-            check=False,
-        )
+        return cli(*args, *runs, cwd=cwd, command=(str(command),))
 
     trained = run(*("train", "fast_cpu", "--data", "photos", "--epochs", "1", "--json"), cwd=work)
     assert trained.returncode == 0, trained.stderr
