@@ -72,3 +72,27 @@ def test_presets_are_valid_and_carry_known_config_keys():
 def test_core_never_imports_streamlit():
     for path in (ROOT / "cnn_core").rglob("*.py"):
         assert "streamlit" not in path.read_text(encoding="utf-8"), path.name
+
+
+def test_readme_says_how_to_install_each_backend_and_what_it_supports():
+    from cnn_core.backends import PACKAGES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## GPUs and Keras backends", 1)[1].split("\n## ", 1)[0]
+    for backend, (package, _) in PACKAGES.items():
+        assert f"`{backend}`" in section and f"pip install {package}" in readme, backend
+    assert "KERAS_BACKEND" in section and "Grad-CAM" in section
+    assert "tensorflow[and-cuda]" in section and "jax[cuda12]" in section
+
+
+def test_readme_screenshots_exist_and_tests_never_write_them():
+    """They show a real CIFAR-10 run (python -m bench.screenshots), not the tests' noise."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"\]\((docs/screenshots/[\w.-]+\.png)\)", readme)
+    assert len(shown) >= 6 and all((ROOT / path).is_file() for path in shown), shown
+    assert "python -m bench.screenshots" in readme
+    for test in ROOT.glob("tests/**/test_browser*.py"):
+        assert "docs/screenshots" not in test.read_text(encoding="utf-8"), test.name
+        assert '"docs"' not in test.read_text(encoding="utf-8"), test.name
