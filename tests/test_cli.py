@@ -209,3 +209,15 @@ def test_foreground_train_names_its_run_before_the_first_epoch(tmp_path):
     first_epoch_line = next(i for i, line in enumerate(lines) if line.startswith("epoch 1/"))
     assert first_run_line < first_epoch_line, lines
     assert "resume" in lines[first_run_line]
+
+
+def test_train_refuses_a_single_image_or_a_wrong_path_with_exit_2_and_no_run(tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "cat.png"
+    Image.new("RGB", (16, 16)).save(photo)
+    for source, words in ((photo, "single image"), (tmp_path / "nowhere", "does not exist")):
+        done = cli("train", "fast_cpu", "--data", str(source), "--runs-dir", str(tmp_path / "r"))
+        assert done.returncode == 2, done.stderr
+        assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())

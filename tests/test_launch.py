@@ -320,3 +320,16 @@ def test_foreground_training_whose_libraries_fail_to_import_leaves_a_failed_run(
         api.launch_run(run, detach=False)
     status = run.status()
     assert status.state == "failed" and "could not be loaded" in status.error
+
+
+def test_a_resumed_runs_duration_adds_its_parts(tmp_path):
+    source = write_folders(tmp_path / "data")
+    config = TrainConfig(epochs=1, batch_size=2)
+    run = api.start_run(TINY, config, data_source=str(source), root=tmp_path, detach=False)
+    first = run.duration()
+    assert run.status().state == "completed" and first > 0
+    api.resume_run(run, more_epochs=1, detach=False)
+    status = run.status()
+    assert status.state == "completed" and status.epochs_completed == 2
+    assert status.seconds_before == pytest.approx(first)
+    assert run.duration() >= first  # times are whole seconds: a short part may add 0

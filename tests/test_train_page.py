@@ -115,3 +115,15 @@ def test_the_runs_page_offers_stop_for_a_live_run_and_delete_for_a_dead_one(tmp_
     at.button(key=f"stop_{live.name}").click()
     rerun(at)
     assert live.stop_requested()
+
+
+def test_start_with_a_missing_backend_says_what_to_install_and_makes_no_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    monkeypatch.setattr(
+        "cnn_core.backends.importlib.util.find_spec", lambda name: None if name == "jax" else 1
+    )
+    at = train_page(write_colours(tmp_path / "colours", train=4, test=2))
+    at.button(key="start").click()
+    rerun(at)
+    assert "pip install jax" in texts(at.error)
+    assert list_runs() == [] and "run" not in at.query_params
