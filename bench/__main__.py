@@ -17,7 +17,7 @@ import time
 
 from bench.common import RESULTS, ROOT
 
-SUITE = ("shapes", "dataset_load", "inference", "bookkeeping", "augment", "training", "ui")
+SUITE = ("shapes", "dataset_load", "inference", "bookkeeping", "augment", "training", "ui", "live")
 
 
 def load(name: str) -> dict | None:
@@ -90,9 +90,32 @@ def report() -> str:
             "| an epoch on disk to its point on the Train chart (median) | "
             f"{ui['epoch_to_chart_median_seconds']:.2f} s | |"
         )
+    screens = load("screenshots")  # python -m bench.screenshots: a real run, watched
+    if screens:
+        rows.append(
+            "| epoch 1 on disk to its point on the Train chart, a real CIFAR-10 run training "
+            f"beside it | {screens['first_epoch_to_chart_seconds']:.2f} s | |"
+        )
+    live = load("live")
+    if live:
+        first, old = live["first_estimate"], live["before_issue_11"]
+        off = abs(first["said_s"] / first["left_s"] - 1)
+        rows.append(
+            f"| Train page's time left, {live['preset']} on CIFAR-10 "
+            f"({live['training_seconds']:.0f} s of training): the first estimate, "
+            f"{first['after_s']:.1f} s in | {first['said_s']:.0f} s (really "
+            f"{first['left_s']:.0f} s); the formula before issue 11 said "
+            f"{old['first_estimate']['said_s']:.0f} s | within 25%: {verdict(off < 0.25)} |"
+        )
+        error, before = live["estimates"]["median_abs_error"], old["estimates"]
+        rows.append(
+            f"| the same, median error of every estimate | {error:.0%} (before: "
+            f"{before['median_abs_error']:.0%}, worst {before['max_error']:+.0%}) | "
+            f"< 25%: {verdict(error < 0.25)} |"
+        )
     if rows:
         lines += [
-            "## Responsiveness (`bench.inference`, `.dataset_load`, `.shapes`, `.ui`)",
+            "## Responsiveness (`bench.inference`, `.dataset_load`, `.shapes`, `.ui`, `.live`)",
             "",
             "| figure | measured | goal |",
             "| --- | --- | --- |",
