@@ -134,12 +134,21 @@ def launch_run(run: Run, *, more_epochs: int | None = None, detach: bool = True)
     if detach:
         spawn_worker(run, more_epochs=more_epochs)
         return
+    # This process trains it: errors an earlier worker left in train.log are not about it.
+    record_launch(run, os.getpid(), log_offset=_size(run.file(LOG)))
     try:
         from cnn_core.train import train_run  # imports Keras: only for foreground training
     except Exception as exc:  # why: a run must not stay "queued" after its trainer is gone
         fail_run(run, library_error(exc))
         raise
     train_run(run, more_epochs=more_epochs, echo=True)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def library_error(exc: Exception) -> str:
