@@ -210,15 +210,16 @@ source_note_ui(source_info)
 st.subheader("Settings")
 version = st.session_state.get("config_version", 0)
 base = st.session_state.get("config_base", TrainConfig())
-recommend = st.columns(len(presets) + 1)
-for i, (pid, preset) in enumerate(presets.items()):
-    if recommend[i].button(f"{preset.spec.name} settings", key=f"recommend_{pid}"):
+recommend = st.container(horizontal=True)  # whole labels, wrapping in a narrow window
+for pid, preset in presets.items():
+    if recommend.button(f"{preset.spec.name} settings", key=f"recommend_{pid}"):
         st.session_state.config_base = config_from_dict(preset.config, source=pid)
         st.session_state.config_version = version + 1
         st.rerun()
-config_upload = recommend[-1].file_uploader(
-    "Load settings (.json)", type=["json"], key="config_upload", label_visibility="collapsed"
-)
+with st.expander("Load settings from a file (.json)"):
+    config_upload = st.file_uploader(
+        "Settings file (.json)", type=["json"], key="config_upload", label_visibility="collapsed"
+    )
 if config_upload is not None and st.session_state.get("config_file") != config_upload.file_id:
     st.session_state.config_file = config_upload.file_id
     try:
