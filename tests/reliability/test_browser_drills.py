@@ -38,12 +38,14 @@ from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from test_browser import (
     CHROMIUM_ARGS,
+    PAGES,
     button,
     layer_count,
     layer_row,
     metric,
     nav,
     settled,
+    sidebar_pages,
     stop_runs,
     table_rows,
     wait_for_health,
@@ -544,6 +546,7 @@ def test_server_killed_mid_run_then_server_and_worker_killed_together(
             done = len(run.history())
             fresh = open_page(context, f"{dashboard.url}/train?run={run.name}")
             expect(metric(fresh, "State")).to_have_text("running")
+            assert sidebar_pages(fresh) == PAGES  # a restarted server's first request: a link
             wait_for(lambda: lists_epochs(fresh, run, at_least=done), "every epoch listed", 30)
             assert run.status().pid == worker  # the same process, never restarted
             listed = table_rows(fresh)
@@ -573,6 +576,7 @@ def test_server_killed_mid_run_then_server_and_worker_killed_together(
             restart = dashboard.start()
             page = open_page(context, f"{dashboard.url}/train?run={run.name}")
             expect(metric(page, "State")).to_have_text("interrupted")
+            assert sidebar_pages(page) == PAGES
             message = page.get_by_test_id("stAlert").filter(has_text="stopped unexpectedly")
             expect(message).to_have_count(1)
             resume = button(page, "resume_run")
