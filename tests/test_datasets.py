@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_core import datasets, images
+from cnn_core import images
+from cnn_core.data import archives, decode
 from cnn_core.datasets import CIFAR10_CLASSES, Dataset, describe_source, load_dataset
 from cnn_core.errors import DataError
 
@@ -172,14 +173,14 @@ def test_archive_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: s
     big = folder / "train" / "cat" / "big.bmp"
     Image.new("RGB", (64, 64), colour(0)).save(big)  # 12 KB, far bigger than the PNGs
     archive = (make_tar if kind == "tar.gz" else make_zip)(folder, tmp_path / f"pets.{kind}")
-    monkeypatch.setattr(datasets, "MAX_MEMBER_BYTES", 4000)
+    monkeypatch.setattr(archives, "MAX_MEMBER_BYTES", 4000)
     data = load_dataset(archive, cache=False)
     assert data.skipped == 1
     assert any("train/cat/big.bmp was not read" in line for line in data.warnings)
-    monkeypatch.setattr(datasets, "MAX_ARCHIVE_BYTES", 1000)
+    monkeypatch.setattr(archives, "MAX_ARCHIVE_BYTES", 1000)
     with pytest.raises(DataError, match="too much to hold in memory"):
         load_dataset(archive, cache=False)
-    monkeypatch.setattr(datasets, "MAX_MEMBERS", 5)
+    monkeypatch.setattr(archives, "MAX_MEMBERS", 5)
     with pytest.raises(DataError, match="more than 5 entries"):
         load_dataset(archive, cache=False)
 
@@ -239,8 +240,8 @@ def test_default_source_comes_from_the_environment(
 def test_parallel_decoding_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_tree(tmp_path / "tree")
     serial = load_dataset(root, cache=False)
-    monkeypatch.setattr(datasets, "_PARALLEL_MIN_IMAGES", 1)
-    monkeypatch.setattr(datasets, "_CHUNK", 3)
+    monkeypatch.setattr(decode, "PARALLEL_MIN_IMAGES", 1)
+    monkeypatch.setattr(decode, "CHUNK", 3)
     seen: list[tuple[int, int]] = []
     parallel = load_dataset(
         root, cache=False, progress=lambda done, total: seen.append((done, total))

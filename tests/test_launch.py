@@ -92,7 +92,7 @@ def test_an_unreadable_folder_is_refused(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr("cnn_core.datasets.os.scandir", scandir)  # tests run as root
+    monkeypatch.setattr("cnn_core.data.sources.os.scandir", scandir)  # tests run as root
     info = inspect_source(source)
     assert "cannot be read" in info.problem and "permission" in info.problem
 

@@ -83,7 +83,7 @@ def test_a_model_with_a_lambda_layer_is_refused_and_its_code_never_runs(tmp_path
 
 
 def test_no_unrestricted_unpickling_or_unsafe_loading_in_the_engine():
-    """Only datasets.py unpickles, and only through its allow-listed `_ArrayUnpickler`."""
+    """Only data/cifar.py unpickles, and only through its allow-listed `_ArrayUnpickler`."""
     banned = re.compile(
         r"pickle\.loads?\(|pickle\.Unpickler\(|allow_pickle\s*=\s*True|safe_mode\s*=\s*False"
         r"|\bmarshal\.|\bshelve\.|\bjoblib\.|torch\.load\(|\beval\(|\bexec\("
@@ -94,9 +94,9 @@ def test_no_unrestricted_unpickling_or_unsafe_loading_in_the_engine():
             if banned.search(line):
                 found.append(f"{path.name}:{number}: {line.strip()}")
     assert found == []
-    datasets = (ROOT / "cnn_core" / "datasets.py").read_text(encoding="utf-8")
-    assert "class _ArrayUnpickler(pickle.Unpickler)" in datasets
-    assert "def find_class" in datasets
+    cifar = (ROOT / "cnn_core" / "data" / "cifar.py").read_text(encoding="utf-8")
+    assert "class _ArrayUnpickler(pickle.Unpickler)" in cifar
+    assert "def find_class" in cifar
     loaders = "".join((ROOT / "cnn_core" / n).read_text() for n in ("predict.py", "gradcam.py"))
     assert "safe_mode=True" in loaders
 
@@ -104,7 +104,7 @@ def test_no_unrestricted_unpickling_or_unsafe_loading_in_the_engine():
 def test_the_restricted_unpickler_refuses_code(tmp_path: Path):
     import pickle
 
-    from cnn_core.datasets import _unpickle
+    from cnn_core.data.cifar import unpickle_arrays
     from cnn_core.errors import DataError
 
     class Evil:
@@ -112,7 +112,7 @@ def test_the_restricted_unpickler_refuses_code(tmp_path: Path):
             return (open, (str(tmp_path / "pwned"), "w"))
 
     with pytest.raises(DataError):
-        _unpickle(pickle.dumps({b"data": Evil()}), label="data_batch_1")
+        unpickle_arrays(pickle.dumps({b"data": Evil()}), label="data_batch_1")
     assert not (tmp_path / "pwned").exists()
 
 

@@ -1,0 +1,99 @@
+"""The decoded-dataset cache: one uncompressed .npz per source, size and content, written
+atomically; a damaged file is rebuilt, never an error."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from cnn_core import settings
+from cnn_core.data.dataset import Dataset
+
+log = logging.getLogger("cnn_core.datasets")
+
+CACHE_VERSION = 1  # bump when the cached arrays' meaning changes
+
+
+def archive_identity(path: Path, kind: str) -> dict[str, object]:
+    """What the decoded cache of an archive is keyed by: it is decoded again when it changes."""
+    info = path.stat()
+    return {
+        "kind": kind,
+        "path": str(path.resolve()),
+        "bytes": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+    }
+
+
+
+
+def cache_file(identity: dict[str, object], *, size: tuple[int, int], channels: int) -> Path:
+    """`<name>-<path hash>-<HxWxC>-<identity hash>.npz` under the cache folder."""
+    source_path = str(identity["path"])
+    key = json.dumps(
+        {"version": CACHE_VERSION, "size": list(size), "channels": channels, **identity},
+        sort_keys=True,
+    )
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source_path).name)[:40] or "data"
+    where = hashlib.sha256(source_path.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    what = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return settings.cache_dir() / f"{slug}-{where}-{size[0]}x{size[1]}x{channels}-{what}.npz"
+
+
+def read_cache(path: Path, *, source: str, size: tuple[int, int], channels: int) -> Dataset | None:
+    """The cached dataset, or None when there is none or it is damaged (it is then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            x_train, y_train = stored["x_train"], stored["y_train"]
+            x_test, y_test = stored["x_test"], stored["y_test"]
+            class_names = tuple(str(name) for name in stored["class_names"])
+            skipped = int(stored["skipped"])
+            notes = tuple(str(line) for line in stored["warnings"])
+        for x, y in ((x_train, y_train), (x_test, y_test)):
+            if x.dtype != np.uint8 or x.shape[1:] != (*size, channels) or y.dtype != np.int64:
+                raise ValueError("unexpected array types or shapes")
+            if y.shape != (len(x),) or (len(y) and (y.min() < 0 or y.max() >= len(class_names))):
+                raise ValueError("labels do not match the images")
+    except Exception as exc:  # why: any damage means "rebuild", never a failure
+        log.warning("ignoring damaged cache file %s (%s); rebuilding it", path, exc)
+        return None
+    return Dataset(x_train, y_train, x_test, y_test, class_names, source, skipped, notes)
+
+
+def write_cache(path: Path, dataset: Dataset) -> None:
+    """Write atomically (temp file, then rename) and drop older versions of the same source."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(  # uncompressed: loading is a plain read, far faster than decoding again
+                    f,
+                    x_train=dataset.x_train,
+                    y_train=dataset.y_train,
+                    x_test=dataset.x_test,
+                    y_test=dataset.y_test,
+                    class_names=np.array(dataset.class_names, dtype=str),
+                    skipped=np.int64(dataset.skipped),
+                    warnings=np.array(dataset.warnings, dtype=str),
+                )
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        stem = path.name.rsplit("-", 1)[0]  # same source and size, older contents
+        for stale in path.parent.glob(f"{glob.escape(stem)}-*.npz"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("not caching the decoded dataset in %s (%s)", path.parent, exc)

@@ -1,0 +1,55 @@
+"""What every dataset source becomes: uint8 arrays at the model's input size, and the words
+shared by the modules that make one. Nothing here reads a file."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from cnn_core.errors import DataError
+
+MAX_LISTED_WARNINGS = 20  # per-file warnings kept; the rest are summarised in one line
+EXPECTED = (
+    "'cifar10', a folder with train/<class>/ and test/<class>/ image folders, a .tar.gz or .zip "
+    "archive of one, or the official cifar-10-python.tar.gz"
+)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclasses.dataclass(
+    frozen=True, eq=False
+)  # eq=False: comparing arrays field by field is ambiguous
+class Dataset:
+    """Images and labels ready for training, all uint8 images at one size."""
+
+    x_train: np.ndarray  # uint8 (N, H, W, C)
+    y_train: np.ndarray  # int64 (N,), indexes class_names
+    x_test: np.ndarray  # uint8 (M, H, W, C)
+    y_test: np.ndarray  # int64 (M,)
+    class_names: tuple[str, ...]
+    source: str  # the source as given, for display
+    skipped: int = 0  # unreadable files skipped while decoding
+    warnings: tuple[str, ...] = ()  # one line each, for the user
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def check_size(image_size: Sequence[int]) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise DataError(f"image_size must be (height, width), not {image_size!r}.") from None
+    if height < 1 or width < 1:
+        raise DataError(f"image_size must be positive, not {image_size!r}.")
+    return height, width
+
+
+def ignored(name: str) -> bool:
+    """Hidden entries (.DS_Store, ._x.jpg, .git) and macOS archive litter."""
+    return name.startswith(".") or name == "__MACOSX"

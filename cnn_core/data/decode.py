@@ -1,0 +1,141 @@
+"""Decoding image files into one uint8 array, in worker processes when there are many.
+
+Every file is opened by its content (`images.open_image`); one that cannot be read stays a zero
+row, reported by name, and is dropped by the caller.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from cnn_core import images
+from cnn_core.data.dataset import Dataset, Progress
+from cnn_core.errors import ImageError
+
+log = logging.getLogger("cnn_core.datasets")
+
+CHUNK = 1000  # images per worker task: small enough for steady progress, big enough to amortise
+PARALLEL_MIN_IMAGES = 4000  # below this, starting worker processes costs more than it saves
+
+# ------------------------------------------------------------------------------------- decoding
+
+
+def _decode_chunk(
+    payloads: Sequence[bytes | str], names: Sequence[str], size: tuple[int, int], channels: int
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Decode a run of images (in a worker process); rows that fail stay zero and are reported."""
+    out = np.zeros((len(payloads), *size, channels), dtype=np.uint8)
+    errors: list[tuple[int, str]] = []
+    for i, (payload, name) in enumerate(zip(payloads, names, strict=True)):
+        try:
+            with images.open_image(payload, name=name) as picture:
+                out[i] = images.to_array(picture, size=size, channels=channels)
+        except ImageError as exc:
+            errors.append((i, str(exc)))
+    return out, errors
+
+
+def _fork_context() -> multiprocessing.context.BaseContext | None:
+    """Worker processes by fork on Linux; elsewhere None (decode in this process).
+
+    Why fork: spawn and forkserver re-run the caller's main script in every worker, which breaks
+    any script without an ``if __name__ == "__main__"`` guard. The workers run only Pillow and
+    numpy, so forking a process that also holds threads (Streamlit, TensorFlow) is safe for them.
+    """
+    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork")
+
+
+def _worker_count(n: int) -> int:
+    if n < PARALLEL_MIN_IMAGES:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8, -(-n // CHUNK)))
+
+
+def decode_images(
+    payloads: Sequence[bytes | str],
+    names: Sequence[str],
+    *,
+    size: tuple[int, int],
+    channels: int,
+    progress: Progress | None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode every payload to (N, H, W, C) uint8; returns the array, an ok mask and messages."""
+    n = len(payloads)
+    x = np.zeros((n, *size, channels), dtype=np.uint8)
+    ok = np.ones(n, dtype=bool)
+    errors: list[tuple[int, str]] = []
+    starts = list(range(0, n, CHUNK))
+    done = 0
+
+    def store(start: int, result: tuple[np.ndarray, list[tuple[int, str]]]) -> None:
+        nonlocal done
+        rows, failed = result
+        x[start : start + len(rows)] = rows
+        for offset, message in failed:
+            ok[start + offset] = False
+            errors.append((start + offset, message))
+        done += len(rows)
+        if progress is not None:
+            progress(done, n)
+
+    def chunk(start: int) -> tuple[Sequence[bytes | str], Sequence[str], tuple[int, int], int]:
+        return payloads[start : start + CHUNK], names[start : start + CHUNK], size, channels
+
+    workers = _worker_count(n)
+    context = _fork_context()
+    if workers > 1 and context is not None:
+        try:
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+                futures = {pool.submit(_decode_chunk, *chunk(s)): s for s in starts}
+                for future in concurrent.futures.as_completed(futures):
+                    store(futures[future], future.result())
+            starts = []
+        except (OSError, ValueError, concurrent.futures.process.BrokenProcessPool) as exc:
+            # Why not fatal: some sandboxes forbid processes; decoding here is only slower.
+            log.warning("decoding in one process (worker processes failed: %s)", exc)
+            x[:] = 0
+            ok[:] = True
+            errors.clear()
+            done = 0
+    for start in starts:
+        store(start, _decode_chunk(*chunk(start)))
+    return x, ok, [message for _, message in sorted(errors)]
+
+
+def fit(
+    dataset: Dataset, *, size: tuple[int, int], channels: int, progress: Progress | None
+) -> Dataset:
+    """Resize and/or grey a dataset loaded at its native size (CIFAR-10's 32x32 RGB)."""
+    splits = []
+    total = len(dataset.x_train) + len(dataset.x_test)
+    done = 0
+    for x in (dataset.x_train, dataset.x_test):
+        if x.shape[1:] == (*size, channels):
+            splits.append(x)
+            done += len(x)
+            continue
+        out = np.empty((len(x), *size, channels), dtype=np.uint8)
+        for i, picture in enumerate(x):
+            out[i] = images.to_array(Image.fromarray(picture), size=size, channels=channels)
+            if progress is not None and (i + 1) % CHUNK == 0:
+                progress(done + i + 1, total)
+        done += len(x)
+        splits.append(out)
+    if progress is not None:
+        progress(total, total)
+    return dataclasses.replace(dataset, x_train=splits[0], x_test=splits[1])

@@ -1,0 +1,327 @@
+"""Dataset sources: what a source string names, a cheap look at it before a run, and loading it.
+
+A source is ``cifar10`` (Keras downloads and caches it), the path to the official
+``cifar-10-python.tar.gz`` or its extracted ``cifar-10-batches-py`` folder, or a folder (or a
+``.tar.gz``/``.tgz``/``.tar``/``.zip`` archive of one) holding ``train/<class>/*`` and
+``test/<class>/*`` image files. `load_dataset` decodes each image once and caches the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cnn_core import images, settings
+from cnn_core.data.archives import Payload, Unread, archive_kind, describe_archive, iter_archive
+from cnn_core.data.cache import archive_identity, cache_file, read_cache, write_cache
+from cnn_core.data.cifar import (
+    BATCH_NAMES,
+    MAX_BATCH_BYTES,
+    META,
+    TEST_BATCH,
+    from_batches,
+    keras_cifar10_folder,
+    load_keras_cifar10,
+    parse_batch,
+    parse_meta,
+)
+from cnn_core.data.dataset import EXPECTED, Dataset, Progress, check_size, first_line, ignored
+from cnn_core.data.decode import fit
+from cnn_core.data.layout import Listing, batch_folder, from_tree, read_file, walk_folder
+from cnn_core.errors import DataError
+
+log = logging.getLogger("cnn_core.datasets")
+
+# ----------------------------------------------------------------------------- public entry points
+
+
+def load_dataset(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    image_size: tuple[int, int] = (32, 32),
+    channels: int = 3,
+    cache: bool = True,
+    progress: Progress | None = None,
+) -> Dataset:
+    """Load a dataset source as uint8 arrays of shape (N, *image_size, channels).
+
+    `source=None` means `settings.data_source()`. `progress(done, total)` is called as images are
+    decoded or resized. Raises `DataError` with a one-sentence explanation when the source cannot
+    be used.
+    """
+    size = check_size(image_size)
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 (greyscale) or 3 (RGB), not {channels!r}.")
+    display = settings.data_source() if source is None else os.fspath(source)
+    text = display.strip()
+    started = time.perf_counter()
+    if text.lower() == "cifar10":
+        dataset = fit(load_keras_cifar10(display), size=size, channels=channels, progress=progress)
+        log.info("loaded %s in %.1f s", display, time.perf_counter() - started)
+        return dataset
+
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise DataError(f"The dataset source {text} does not exist; give {EXPECTED}.")
+    if path.is_dir():
+        listing = walk_folder(path)
+        identity = {"kind": "folder", "path": str(path.resolve()), "listing": listing.digest()}
+
+        def build() -> Dataset:
+            return _load_folder(
+                path, listing, display, size=size, channels=channels, progress=progress
+            )
+
+    elif path.is_file():
+        archive = archive_kind(path)
+        identity = archive_identity(path, archive)
+
+        def build() -> Dataset:
+            return _load_archive(
+                path, archive, display, size=size, channels=channels, progress=progress
+            )
+
+    else:
+        raise DataError(f"{text} is neither a folder nor a file; give {EXPECTED}.")
+
+    cache_path = cache_file(identity, size=size, channels=channels) if cache else None
+    if cache_path is not None:
+        cached = read_cache(cache_path, source=display, size=size, channels=channels)
+        if cached is not None:
+            log.info("loaded %s from cache %s in %.2f s", display, cache_path, _since(started))
+            return cached
+    dataset = build()
+    if cache_path is not None:
+        write_cache(cache_path, dataset)
+    log.info("loaded %s in %.1f s", display, _since(started))
+    return dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceInfo:
+    """What a dataset source is, found cheaply before loading it (for the Train page and runs)."""
+
+    source: str  # as a run records it: "cifar10", or the absolute, resolved path
+    description: str  # one line for display: what it is and where
+    problem: str | None = None  # why it cannot be a dataset and how to fix it; None if it can
+    needs_network: bool = False  # CIFAR-10 not yet in Keras' download cache
+    cached: bool | None = None  # decoded before (loads in about a second); None: not known here
+
+
+def inspect_source(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+    channels: int = 3,
+) -> SourceInfo:
+    """Look at a source without loading it: its top level, or an archive's first entries. With
+    `image_size`, also whether an archive was decoded at that size before (`cached`).
+
+    Never raises. A source it finds no problem with may still fail to load (an empty class
+    folder deep inside, say); one it refuses would certainly fail.
+    """
+    display = settings.data_source() if source is None else os.fspath(source)
+    text = display.strip()
+    if not text:
+        return SourceInfo(
+            "", "no dataset source", problem=f"No dataset source given; give {EXPECTED}."
+        )
+    if text.lower() == "cifar10":
+        return _inspect_keras_cifar10()
+    path = Path(text).expanduser()
+    try:
+        resolved = str(path.resolve())
+        if not path.exists():
+            return SourceInfo(
+                resolved,
+                f"{text} (not found)",
+                problem=f"The dataset source {text} does not exist; give {EXPECTED}.",
+            )
+        if path.is_dir():
+            return _inspect_folder(path, resolved)
+        if path.is_file():
+            return _inspect_file(path, resolved, image_size=image_size, channels=channels)
+    except DataError as exc:
+        return SourceInfo(resolved, f"{text} (not a usable dataset source)", problem=str(exc))
+    except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+        reason = getattr(exc, "strerror", None) or first_line(exc)
+        return SourceInfo(
+            text,
+            f"{text} (unreadable)",
+            problem=f"{text} cannot be read ({reason}); check the path and its permissions.",
+        )
+    return SourceInfo(
+        resolved,
+        f"{text} (not a folder or file)",
+        problem=f"{text} is neither a folder nor a file; give {EXPECTED}.",
+    )
+
+
+def check_source(source: str | os.PathLike[str] | None = None) -> str:
+    """The source as a run records it (absolute and resolved); a `DataError` if it cannot be a
+    dataset, so that no run is created for it."""
+    info = inspect_source(source)
+    if info.problem:
+        raise DataError(info.problem)
+    return info.source
+
+
+def describe_source(source: str | os.PathLike[str] | None = None) -> str:
+    """A short description of a source for display, e.g. "image folders in /x (cifar10-jpeg)"."""
+    return inspect_source(source).description
+
+
+def _inspect_keras_cifar10() -> SourceInfo:
+    folder = keras_cifar10_folder()
+    if (folder / TEST_BATCH).is_file():
+        return SourceInfo(
+            "cifar10", f"CIFAR-10, already downloaded by Keras ({folder.parent})", cached=True
+        )
+    return SourceInfo(
+        "cifar10",
+        "CIFAR-10, not downloaded yet: Keras downloads it when training starts (170 MB, "
+        f"once; kept in {folder.parent})",
+        needs_network=True,
+        cached=False,
+    )
+
+
+def _inspect_folder(path: Path, resolved: str) -> SourceInfo:
+    try:
+        entries = [e for e in os.scandir(path) if not ignored(e.name)]
+    except PermissionError:
+        raise DataError(
+            f"The folder {path} cannot be read (permission denied); check its permissions."
+        ) from None
+    names = {e.name for e in entries}
+    folders = sorted(e.name for e in entries if e.is_dir())
+    if {TEST_BATCH, BATCH_NAMES[0]} & names:
+        return SourceInfo(resolved, f"CIFAR-10 batches in {path}")
+    if {"train", "test"} <= set(folders):
+        return SourceInfo(resolved, f"image folders in {path}")
+    for inner in folders:
+        inner_names = {e.name for e in os.scandir(path / inner)}
+        if {TEST_BATCH, BATCH_NAMES[0]} & inner_names:
+            return SourceInfo(resolved, f"CIFAR-10 batches in {path / inner}")
+        if len(folders) == 1 and {"train", "test"} <= inner_names:
+            return SourceInfo(resolved, f"image folders in {path} ({inner})")
+    found = ", ".join(f"{name}/" for name in folders[:8]) or "no folders"
+    return SourceInfo(
+        resolved,
+        f"folder {path} (no train/ and test/ folders)",
+        problem=f"The folder {path} has no train/ and test/ folders (found {found}); expected "
+        "train/<class>/ and test/<class>/ image folders at its top or inside one top-level folder.",
+    )
+
+
+def _inspect_file(
+    path: Path, resolved: str, *, image_size: tuple[int, int] | None, channels: int
+) -> SourceInfo:
+    if images.has_image_suffix(path.name) or _looks_like_image(path):
+        return SourceInfo(
+            resolved,
+            f"{path} (a single image)",
+            problem=f"{path} is a single image, not a dataset; give the folder (or a .zip or "
+            ".tar.gz) holding train/<class>/ and test/<class>/ image folders. To classify one "
+            "photo, use Predict.",
+        )
+    description = describe_archive(path)
+    if image_size is None:
+        return SourceInfo(resolved, description)
+    identity = archive_identity(path, archive_kind(path))
+    cache = cache_file(identity, size=check_size(image_size), channels=channels)
+    return SourceInfo(resolved, description, cached=cache.is_file())
+
+
+def _looks_like_image(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            return image.format is not None
+    except Exception:  # why: whatever Pillow cannot open is not an image
+        return False
+
+
+def _load_folder(
+    path: Path,
+    listing: Listing,
+    display: str,
+    *,
+    size: tuple[int, int],
+    channels: int,
+    progress: Progress | None,
+) -> Dataset:
+    where = str(path)
+    batch_dir = batch_folder(listing)
+    has_images = any(images.has_image_suffix(parts[-1]) for parts, *_ in listing.files)
+    if batch_dir is not None and not has_images:  # as in archives: image folders win
+        parsed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        class_names = None
+        for parts, file, file_size, _ in listing.files:
+            name = parts[-1]
+            if parts[:-1] != batch_dir or name not in (*BATCH_NAMES, TEST_BATCH, META):
+                continue
+            if file_size > MAX_BATCH_BYTES:
+                raise DataError(f"{file} is too large to be a CIFAR-10 batch file.")
+            data = read_file(Path(file))
+            if name == META:
+                class_names = parse_meta(data, label=file)
+            else:
+                parsed[name] = parse_batch(data, label=file)
+        dataset = from_batches(parsed, class_names, display, where=where)
+        return fit(dataset, size=size, channels=channels, progress=progress)
+    members = [(parts, file) for parts, file, *_ in listing.files]
+    return from_tree(
+        members, listing.dirs, display, where=where, size=size, channels=channels, progress=progress
+    )
+
+
+def _load_archive(
+    path: Path,
+    kind: str,
+    display: str,
+    *,
+    size: tuple[int, int],
+    channels: int,
+    progress: Progress | None,
+) -> Dataset:
+    where = str(path)
+    members: list[tuple[tuple[str, ...], Payload]] = []
+    dirs: set[tuple[str, ...]] = set()
+    parsed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    class_names = None
+    bad_batches: list[DataError] = []  # fatal only if this turns out to be a batches archive
+    for member in iter_archive(path, kind):
+        name = member.parts[-1]
+        label = f"{path}:{'/'.join(member.parts)}"
+        try:
+            if member.is_dir:
+                dirs.add(member.parts)
+            elif name in (*BATCH_NAMES, TEST_BATCH) and member.data is not None:
+                parsed[name] = parse_batch(member.data, label=label)  # now: keep arrays only
+            elif name == META and member.data is not None:
+                class_names = parse_meta(member.data, label=label)
+            elif images.has_image_suffix(name):
+                data = member.data
+                members.append((member.parts, Unread(member.problem) if data is None else data))
+        except DataError as exc:
+            bad_batches.append(exc)
+    if (parsed or bad_batches) and not members:
+        if bad_batches:
+            raise bad_batches[0]
+        dataset = from_batches(parsed, class_names, display, where=where)
+        return fit(dataset, size=size, channels=channels, progress=progress)
+    return from_tree(
+        members, dirs, display, where=where, size=size, channels=channels, progress=progress
+    )
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
