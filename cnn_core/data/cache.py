@@ -33,8 +33,6 @@ def archive_identity(path: Path, kind: str) -> dict[str, object]:
     }
 
 
-
-
 def cache_file(identity: dict[str, object], *, size: tuple[int, int], channels: int) -> Path:
     """`<name>-<path hash>-<HxWxC>-<identity hash>.npz` under the cache folder."""
     source_path = str(identity["path"])
