@@ -21,6 +21,7 @@ from cnn_core.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "one_cycle")
+CLASS_WEIGHTS = ("balanced",)  # or null: every image counts the same
 WARMUP_FRACTION = 0.05  # cosine schedule: linear warm-up over the first 5% of steps
 MAX_CONFIG_BYTES = 100_000
 
@@ -46,6 +47,7 @@ class TrainConfig:
     validation_freq: int = 1  # validate every N epochs
     momentum: float = 0.9  # sgd and rmsprop
     nesterov: bool = True  # sgd
+    class_weight: str | None = None  # "balanced": each class weighs as much, however many images
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -99,6 +101,7 @@ def config_from_dict(data: Any, *, source: str = "the configuration") -> TrainCo
     values["validation_freq"] = check.integer("validation_freq", low=1, high=10_000)
     values["momentum"] = check.number("momentum", low=0, high=1, high_open=True)
     values["nesterov"] = check.boolean("nesterov")
+    values["class_weight"] = check.choice("class_weight", (*CLASS_WEIGHTS, None))
     mixed = data.get("mixed_precision", TrainConfig.mixed_precision)
     if mixed not in (True, False, "auto"):
         raise ConfigError(f'{source}: mixed_precision must be true, false or "auto".')
@@ -168,11 +171,12 @@ class _Checker:
         value = json.dumps(self.data[key]) if _jsonable(self.data[key]) else "?"
         return ConfigError(f"{self.source}: {key} must be {expected}; got {value[:40]}.")
 
-    def choice(self, key: str, options: tuple[str, ...]) -> Any:
+    def choice(self, key: str, options: tuple[str | None, ...]) -> Any:
         if key not in self.data:
             return _UNSET
         if self.data[key] not in options:
-            raise self._fail(key, "one of " + ", ".join(f'"{o}"' for o in options))
+            names = ["null" if o is None else f'"{o}"' for o in options]
+            raise self._fail(key, "one of " + ", ".join(names))
         return self.data[key]
 
     def boolean(self, key: str) -> Any:

@@ -31,6 +31,7 @@ import numpy as np
 
 from cnn_core import runs
 from cnn_core._keras import keras
+from cnn_core.balance import IMBALANCE_HINT, balanced_class_weights, imbalance_ratio
 from cnn_core.builder import bfloat16_is_faster, build_model
 from cnn_core.config import WARMUP_FRACTION, TrainConfig, effective_batch_size
 from cnn_core.datasets import Dataset, load_dataset
@@ -386,6 +387,23 @@ def split_data(
     return data.x_train[train], data.y_train[train], x_val, y_val
 
 
+def class_weights(
+    config: TrainConfig, labels: np.ndarray, num_classes: int
+) -> tuple[dict[int, float] | None, str | None]:
+    """`model.fit`'s class_weight for the configuration, and a note on unbalanced classes."""
+    ratio = imbalance_ratio(labels, num_classes)
+    if config.class_weight == "balanced":
+        note = f"classes weighted to balance them (the training images are {ratio:.1f}:1)."
+        return balanced_class_weights(labels, num_classes), note if ratio > 1 else None
+    if ratio > IMBALANCE_HINT:
+        return None, (
+            f"the classes are unbalanced ({ratio:.1f}:1 between the largest and the smallest); "
+            'consider class weights ("Balance the classes" in the settings, or class_weight '
+            '"balanced").'
+        )
+    return None, None
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -475,6 +493,9 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
 
     x_train, y_train, x_val, y_val = split_data(data, config, seed)
     batch_size, warning = effective_batch_size(config, len(y_train))
+    class_weight, balance_note = class_weights(config, y_train, len(data.class_names))
+    if balance_note and balance_note not in notes:
+        notes.append(balance_note)
     if warning and warning not in notes:
         notes.append(warning)
     status = replace(status, notes=tuple(dict.fromkeys(notes)))
@@ -552,6 +573,7 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
             validation_data=(x_val, y_val) if x_val is not None else None,
             validation_freq=config.validation_freq,
             shuffle=True,
+            class_weight=class_weight,
             callbacks=callbacks,
             verbose=0,
         )

@@ -308,7 +308,7 @@ with st.expander("Advanced"):
     values["steps_per_execution"] = d.number_input(
         "Steps per execution", 1, 10000, base.steps_per_execution, key=f"spe_{k}"
     )
-    a, b, c, _ = st.columns(4)
+    a, b, c, d = st.columns(4)
     values["validation_freq"] = a.number_input(
         "Validate every N epochs", 1, 10000, base.validation_freq, key=f"vf_{k}"
     )
@@ -316,6 +316,14 @@ with st.expander("Advanced"):
         "Momentum (sgd, rmsprop)", 0.0, 0.99, base.momentum, 0.01, key=f"mom_{k}"
     )
     values["nesterov"] = c.checkbox("Nesterov (sgd)", base.nesterov, key=f"nest_{k}")
+    balance = d.checkbox(
+        "Balance the classes",
+        base.class_weight == "balanced",
+        key=f"cw_{k}",
+        help="Each class weighs as much in the loss, however many images it has: for data with "
+        "far more images of some classes than of others.",
+    )
+    values["class_weight"] = "balanced" if balance else None
 
 try:
     config = config_from_dict(values, source="the settings")

@@ -81,3 +81,11 @@ def test_with_changes_validates_overrides():
     assert TrainConfig().with_changes(epochs=3, limit=None).epochs == 3
     with pytest.raises(ConfigError, match="epochs"):
         TrainConfig().with_changes(epochs=0)
+
+
+def test_class_weight_is_balanced_or_null():
+    assert config_from_dict({"class_weight": "balanced"}).class_weight == "balanced"
+    assert config_from_dict({"class_weight": None}).class_weight is None
+    assert TrainConfig().class_weight is None
+    with pytest.raises(ConfigError, match='class_weight must be one of "balanced", null'):
+        config_from_dict({"class_weight": "auto"})

@@ -384,3 +384,31 @@ def test_time_left_comes_from_measured_batches_not_the_compiling_first_one(tmp_p
     # 89 batches left in this epoch and 2 x 100 in the next two, at 0.1 s each
     assert progress["eta_seconds"] == pytest.approx(28.9, abs=0.2)
     assert progress["images_per_second"] == pytest.approx(320, rel=0.01)
+
+
+def test_balanced_class_weights_change_training_and_unbalance_is_named(tmp_path):
+    """Two classes, 60 images to 6: without weights the run says they are unbalanced; with
+    class_weight "balanced" the same seed trains to another loss and the run says so."""
+    rng = np.random.default_rng(3)
+    for split, counts in (("train", {"big": 60, "small": 6}), ("test", {"big": 4, "small": 4})):
+        for name, count in counts.items():
+            folder = tmp_path / "data" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                value = 90 if name == "big" else 160
+                pixels = np.clip(value + rng.normal(0, 40, (8, 8, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    two = ModelSpec(name="Two", input_shape=(8, 8, 3), num_classes=2, layers=TINY.layers)
+    losses, notes = [], []
+    for weight in (None, "balanced"):
+        config = TrainConfig(epochs=1, batch_size=8, seed=7, validation_split=0.0)
+        config = config.with_changes(class_weight=weight)
+        run = api.start_run(
+            two, config, data_source=str(tmp_path / "data"), root=tmp_path / "runs", detach=False
+        )
+        assert run.status().state == "completed", run.status()
+        losses.append(run.history()[0]["loss"])
+        notes.append(" ".join(run.status().notes))
+    assert "unbalanced (10.0:1" in notes[0] and "balance" in notes[0]
+    assert "weighted to balance" in notes[1]
+    assert losses[0] != pytest.approx(losses[1], rel=1e-3)

@@ -127,3 +127,21 @@ def test_start_with_a_missing_backend_says_what_to_install_and_makes_no_run(tmp_
     rerun(at)
     assert "pip install jax" in texts(at.error)
     assert list_runs() == [] and "run" not in at.query_params
+
+
+def test_the_balance_checkbox_sets_class_weight(tmp_path):
+    at = train_page(write_colours(tmp_path / "colours", train=4, test=2))
+    box = next(c for c in at.checkbox if c.key.startswith("cw_"))
+    assert box.value is False
+    box.check()
+    rerun(at)
+    at.button(key="start").click()
+    rerun(at)
+    (run,) = list_runs()
+    assert run.config().class_weight == "balanced"
+    run.file("stop.request").write_text("test\n")  # and wait for its worker to end
+    import time
+
+    deadline = time.monotonic() + 60
+    while not run.status().finished and time.monotonic() < deadline:
+        time.sleep(0.1)
