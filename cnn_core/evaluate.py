@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cnn_core.balance import IMBALANCE_HINT, imbalance_ratio
 from cnn_core.datasets import load_dataset
 from cnn_core.errors import DataError, UserError
 from cnn_core.predict import class_names, load_run_model, output_size, run_model
@@ -258,6 +259,17 @@ def cell_examples(run: Run, true_class: int, predicted_class: int, *, limit: int
     cell = np.flatnonzero((y_true == true_class) & (y_pred == predicted_class))
     confidence = probs[cell, predicted_class].astype(np.float32)
     return [int(i) for i in cell[np.argsort(-confidence, kind="stable")[: max(0, limit)]]]
+
+
+def class_findings(report: dict[str, Any]) -> dict[str, Any]:
+    """What the Evaluate page says about the classes of a stored report: how unbalanced the test
+    images are (largest class over smallest), whether that is above the hint, and the classes the
+    model never recognises (recall 0 on images it was shown)."""
+    rows = report["per_class"]
+    supports = np.array([int(row["support"]) for row in rows])
+    ratio = imbalance_ratio(np.repeat(np.arange(len(rows)), supports), len(rows))
+    never = [row["class"] for row in rows if row["support"] and not row["recall"]]
+    return {"imbalance": ratio, "unbalanced": ratio > IMBALANCE_HINT, "never_recognised": never}
 
 
 def largest_confusion(matrix: np.ndarray | list[list[int]]) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from cnn_core.datasets import load_dataset
 from cnn_core.errors import UserError
 from cnn_core.evaluate import (
     cell_examples,
+    class_findings,
     confident_mistakes,
     evaluate_run,
     largest_confusion,
@@ -52,6 +53,23 @@ c.metric("Top-5 accuracy", f"{top5:.2%}" if top5 is not None else "-")
 d.metric("Test images", f"{report['n']:,}")
 
 per_class = pd.DataFrame(report["per_class"])
+findings = class_findings(report)
+if findings["unbalanced"]:  # accuracy hides the small classes: recall per class comes first
+    per_class = per_class[["class", "recall", "precision", "f1", "support"]]
+    per_class = per_class.sort_values("recall", kind="stable")
+    st.info(
+        f"The test images' classes are unbalanced ({findings['imbalance']:.1f}:1), so accuracy "
+        "says little about the small ones: the table puts each class's recall first, lowest "
+        "first.",
+        icon=":material/balance:",
+    )
+if never := findings["never_recognised"]:
+    st.warning(
+        f"The model never recognises {', '.join(never)} (recall 0): train with "
+        '"Balance the classes" on, or give it more images of '
+        f"{'that class' if len(never) == 1 else 'those classes'}.",
+        icon=":material/warning:",
+    )
 left, right = st.columns([3, 2])
 left.dataframe(
     per_class,

@@ -1,0 +1,40 @@
+"""The Evaluate page on unbalanced test data, through AppTest: recall per class first, lowest
+first, and a warning for a class the model never recognises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reliability.kit import make_model_run, open_page, write_colours
+
+from cnn_core.evaluate import class_findings, evaluate_run
+from cnn_core.settings import runs_root
+
+
+def report_of(rows: list[tuple[str, float, int]]) -> dict:
+    return {"per_class": [{"class": c, "recall": r, "support": n} for c, r, n in rows]}
+
+
+def test_class_findings_name_imbalance_and_never_recognised_classes():
+    found = class_findings(report_of([("a", 0.9, 100), ("b", 0.0, 10), ("c", 0.5, 0)]))
+    assert found["imbalance"] == 10.0 and found["unbalanced"]
+    assert found["never_recognised"] == ["b"]  # c had no test images: not "never recognised"
+    found = class_findings(report_of([("a", 0.9, 30), ("b", 0.8, 20)]))
+    assert not found["unbalanced"] and found["never_recognised"] == []
+
+
+def test_the_page_puts_recall_first_and_warns_of_a_class_never_recognised(tmp_path: Path):
+    data = write_colours(tmp_path / "colours", train=4, test=12)
+    for extra in sorted((data / "test" / "green").iterdir())[2:]:
+        extra.unlink()  # 12 blue, 2 green, 12 red: 6:1
+    run = make_model_run(runs_root(), data_source=str(data))  # where the page looks
+    report = evaluate_run(run)
+    at = open_page("evaluate", run=run.name)
+    table = at.dataframe[0].value  # the per-class table
+    assert list(table.columns)[:2] == ["class", "recall"]
+    assert list(table["recall"]) == sorted(table["recall"])
+    assert any("unbalanced (6.0:1)" in info.value for info in at.info)
+    never = [row["class"] for row in report["per_class"] if not row["recall"]]
+    warnings = " ".join(w.value for w in at.warning)
+    assert all(name in warnings for name in never)
+    assert bool(never) == ("never recognises" in warnings)
