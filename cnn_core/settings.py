@@ -5,7 +5,9 @@ Every setting has a default that works from a fresh clone; environment variables
 - ``CNN_CORE_DATA``: the default dataset source (``cifar10``, a folder, or an archive).
 - ``CNN_CORE_RUNS``: the runs root (default ``runs/`` in the working directory).
 - ``CNN_CORE_CACHE``: where decoded datasets are cached (default ``~/.cache/cnn_core``, or
-  ``$XDG_CACHE_HOME/cnn_core``).
+  ``$XDG_CACHE_HOME/cnn_core``); uploaded dataset archives are kept in its ``uploads/`` folder.
+- ``CNN_CORE_MAX_DATASET_UPLOAD_MB``: the largest dataset archive the Train page accepts, in MB
+  (default 2048). Photos and spec files have their own, fixed limit (`PHOTO_UPLOAD_MB`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cnn_core.errors import UserError
+
 DEFAULT_DATA_SOURCE = "cifar10"
+DEFAULT_MAX_DATASET_UPLOAD_MB = 2048  # a dataset archive; the server holds an upload in memory
+PHOTO_UPLOAD_MB = 10  # a photo or spec file uploaded to the dashboard, per file
 
 
 def data_source() -> str:
@@ -34,3 +40,25 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / "cnn_core"
+
+
+def uploads_dir() -> Path:
+    """The folder that keeps dataset archives uploaded through the dashboard, one per content."""
+    return cache_dir() / "uploads"
+
+
+def max_dataset_upload_mb() -> int:
+    """The largest dataset archive an upload may be, in MB (2**20 bytes)."""
+    raw = os.environ.get("CNN_CORE_MAX_DATASET_UPLOAD_MB", "").strip()
+    if not raw:
+        return DEFAULT_MAX_DATASET_UPLOAD_MB
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(
+            f"CNN_CORE_MAX_DATASET_UPLOAD_MB is {raw!r}; set it to a whole number of megabytes "
+            f"of at least 1 (default {DEFAULT_MAX_DATASET_UPLOAD_MB}), or unset it."
+        )
+    return value

@@ -1,0 +1,178 @@
+"""Tests for `cnn_core.uploads`: dataset archives saved from a stream, on tiny archives in tmp_path.
+
+Saved by content hash (the same upload twice is one file), refused over the limit or when the
+content is not an archive (nothing left behind), and usable as a dataset source afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from cnn_core import settings
+from cnn_core.datasets import check_source, inspect_source
+from cnn_core.errors import DataError, UserError
+from cnn_core.uploads import HASH_DIGITS, save_upload
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CNN_CORE_CACHE", str(cache))
+    monkeypatch.delenv("CNN_CORE_MAX_DATASET_UPLOAD_MB", raising=False)
+    return cache
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def tree_files() -> dict[str, bytes]:
+    """train/ and test/ with two classes of 8x8 PNGs, as archive member names."""
+    files = {}
+    for split, count in (("train", 3), ("test", 2)):
+        for label, name in enumerate(("red", "blue")):
+            for i in range(count):
+                files[f"digits/{split}/{name}/{i}.png"] = png((200 * (1 - label), 0, 200 * label))
+    return files
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def tar_gz_bytes(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def stored(folder: Path) -> list[Path]:
+    """Every file under the uploads folder, temporary ones included."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("name", "make"), [("digits.zip", zip_bytes), ("digits.tar.gz", tar_gz_bytes)]
+)
+def test_an_archive_is_saved_by_content_hash_and_is_a_dataset_source(name, make):
+    data = make(tree_files())
+    saved = save_upload(io.BytesIO(data), name=name)
+    assert saved.path.is_absolute() and saved.path.read_bytes() == data
+    assert saved.path.parent.parent == settings.uploads_dir().resolve()
+    assert saved.path.parent.name == hashlib.sha256(data).hexdigest()[:HASH_DIGITS]
+    assert (saved.name, saved.size, saved.path.name) == (name, len(data), name)
+    assert stored(settings.uploads_dir()) == [saved.path]  # no temporary file left
+    info = inspect_source(saved.path)
+    assert info.problem is None, info.problem
+    assert check_source(saved.path) == str(saved.path)  # what a run records as its source
+
+
+def test_the_same_upload_twice_is_one_file():
+    data = zip_bytes(tree_files())
+    first = save_upload(io.BytesIO(data), name="digits.zip")
+    stream = io.BytesIO(data)
+    stream.read()  # a rerun hands the same, already read object over again
+    again = save_upload(stream, name="digits.zip")
+    renamed = save_upload(io.BytesIO(data), name="copy of digits.zip")
+    assert again.path == renamed.path == first.path
+    assert renamed.name == "copy of digits.zip"  # shown as uploaded this time
+    assert stored(settings.uploads_dir()) == [first.path]
+    other = save_upload(io.BytesIO(zip_bytes({"x/train/a/0.png": png((1, 2, 3))})), name="o.zip")
+    assert other.path.parent != first.path.parent
+    assert len(stored(settings.uploads_dir())) == 2
+
+
+def test_over_the_limit_is_refused_with_a_message_and_nothing_is_left():
+    data = zip_bytes(tree_files())
+    with pytest.raises(DataError) as caught:
+        save_upload(io.BytesIO(data), name="digits.zip", max_bytes=len(data) - 1)
+    message = str(caught.value)
+    assert "digits.zip" in message and "limit" in message and "\n" not in message
+    assert "CNN_CORE_MAX_DATASET_UPLOAD_MB" in message
+    assert stored(settings.uploads_dir()) == []
+
+
+def test_the_limit_is_the_setting(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CNN_CORE_MAX_DATASET_UPLOAD_MB", "1")
+    assert settings.max_dataset_upload_mb() == 1
+    big = zip_bytes({"a/train/x/0.bin": bytes(range(256)) * 5000})  # stored, not compressed
+    with pytest.raises(DataError, match="over the 1 MB limit"):
+        save_upload(io.BytesIO(big), name="big.zip")
+    assert stored(settings.uploads_dir()) == []
+
+
+class Sized(io.BytesIO):
+    """Like Streamlit's UploadedFile: it knows its size before it is read."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        super().__init__(data)
+        self.size = size
+
+    def read(self, *args):  # pragma: no cover - must not be reached
+        raise AssertionError("read although the size is already over the limit")
+
+
+def test_a_known_size_over_the_limit_is_refused_before_reading():
+    with pytest.raises(DataError, match=r"3\.0 MB, over the 2 MB limit"):
+        save_upload(Sized(b"", 3 * 2**20), name="big.zip", max_bytes=2 * 2**20)
+    assert stored(settings.uploads_dir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("photos.zip", png((1, 2, 3))),  # a picture named as an archive
+        ("notes.tar.gz", b"just some text\n" * 10),
+        ("cut.zip", zip_bytes(tree_files())[:300]),  # cut short: no central directory
+    ],
+)
+def test_not_an_archive_is_refused_by_content_and_nothing_is_left(name, data):
+    with pytest.raises(DataError) as caught:
+        save_upload(io.BytesIO(data), name=name)
+    message = str(caught.value)
+    assert name in message and "not a .zip, .tar or .tar.gz archive" in message
+    assert "\n" not in message
+    assert stored(settings.uploads_dir()) == []
+
+
+def test_an_empty_upload_is_refused():
+    with pytest.raises(DataError, match="empty"):
+        save_upload(io.BytesIO(b""), name="empty.zip")
+    assert stored(settings.uploads_dir()) == []
+
+
+def test_a_hostile_name_stays_inside_the_uploads_folder():
+    data = zip_bytes(tree_files())
+    saved = save_upload(io.BytesIO(data), name="../../..\\evil/..\\<x>.zip")
+    assert saved.path.parent.parent == settings.uploads_dir().resolve()
+    assert saved.path.name == "_x_.zip"
+
+
+def test_an_uploads_folder_that_cannot_be_made_is_a_message(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DataError, match=r"could not be saved in .*file"):
+        save_upload(io.BytesIO(zip_bytes(tree_files())), name="d.zip", folder=blocker)
+
+
+def test_a_wrong_limit_setting_is_a_message(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CNN_CORE_MAX_DATASET_UPLOAD_MB", "2 GB")
+    with pytest.raises(UserError, match="CNN_CORE_MAX_DATASET_UPLOAD_MB is '2 GB'"):
+        settings.max_dataset_upload_mb()
