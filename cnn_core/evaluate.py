@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from cnn_core.balance import IMBALANCE_HINT, imbalance_ratio
+from cnn_core.data.cache import source_fingerprint
 from cnn_core.datasets import load_dataset
 from cnn_core.errors import DataError, UserError
 from cnn_core.predict import class_names, load_run_model, output_size, run_model
@@ -87,6 +88,7 @@ def evaluate_run(
     report.update(
         seconds=round(time.perf_counter() - started, 3),
         data_source=source,
+        data_fingerprint=source_fingerprint(source),
         evaluated_at=now_iso(),
         model_mtime=model_mtime,
     )
@@ -103,7 +105,18 @@ def _is_current(run: Run, stored: dict[str, Any] | None, source: object) -> bool
         mtime = run.file(MODEL).stat().st_mtime_ns
     except OSError:
         return False  # no model now: recomputing says so in the user's words
-    return stored.get("model_mtime") == mtime and run.file(PREDICTIONS).is_file()
+    if stored.get("model_mtime") != mtime or not run.file(PREDICTIONS).is_file():
+        return False
+    return not data_changed(stored)
+
+
+def data_changed(report: dict[str, Any]) -> bool:
+    """Whether the test data's files changed since `report` was made (a report from before
+    fingerprints were stored counts as unchanged)."""
+    stored = report.get("data_fingerprint")
+    if stored is None:
+        return False
+    return source_fingerprint(str(report.get("data_source", ""))) != stored
 
 
 def _check_classes(run: Run, data_names: tuple[str, ...], outputs: int) -> tuple[str, ...]:

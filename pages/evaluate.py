@@ -15,6 +15,7 @@ from cnn_core.evaluate import (
     cell_examples,
     class_findings,
     confident_mistakes,
+    data_changed,
     evaluate_run,
     largest_confusion,
     read_predictions,
@@ -44,6 +45,12 @@ if report is None:
     if report is None:
         st.stop()
 
+if data_changed(report):
+    st.warning(
+        f"The test images in {report['data_source']} changed since this evaluation; these "
+        "figures are about the old ones. Evaluate again (at the bottom of the page) for the new.",
+        icon=":material/update:",
+    )
 names = report["class_names"]
 a, b, c, d = st.columns(4)
 a.metric("Test accuracy", f"{report['accuracy']:.2%}")

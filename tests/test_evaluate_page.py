@@ -38,3 +38,20 @@ def test_the_page_puts_recall_first_and_warns_of_a_class_never_recognised(tmp_pa
     warnings = " ".join(w.value for w in at.warning)
     assert all(name in warnings for name in never)
     assert bool(never) == ("never recognises" in warnings)
+
+
+def test_a_stored_evaluation_is_stale_once_the_test_images_change(tmp_path: Path):
+    import numpy as np
+    from PIL import Image
+
+    data = write_colours(tmp_path / "colours", train=4, test=3)
+    run = make_model_run(runs_root(), data_source=str(data))
+    first = evaluate_run(run)
+    assert evaluate_run(run) == first  # unchanged: the stored one
+    at = open_page("evaluate", run=run.name)
+    assert not any("changed since" in w.value for w in at.warning)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(data / "test" / "red" / "new.png")
+    at = open_page("evaluate", run=run.name)
+    assert any("changed since this evaluation" in w.value for w in at.warning)
+    again = evaluate_run(run)
+    assert again["n"] == first["n"] + 1 and again["data_fingerprint"] != first["data_fingerprint"]

@@ -16,6 +16,7 @@ import numpy as np
 
 from cnn_core import settings
 from cnn_core.data.dataset import Dataset
+from cnn_core.data.layout import walk_folder
 
 log = logging.getLogger("cnn_core.datasets")
 
@@ -31,6 +32,27 @@ def archive_identity(path: Path, kind: str) -> dict[str, object]:
         "bytes": info.st_size,
         "mtime_ns": info.st_mtime_ns,
     }
+
+
+def source_fingerprint(source: str) -> str | None:
+    """A short digest that changes when a source's files change: a folder's listing (every
+    file's path, size and modification time), an archive's size and modification time; the same
+    for ``cifar10`` always (Keras checks its download's hash). None if it cannot be read."""
+    text = str(source).strip()
+    if text.lower() == "cifar10":
+        return "cifar10"
+    path = Path(text).expanduser()
+    try:
+        if path.is_dir():
+            identity: dict[str, object] = {"folder": walk_folder(path).digest()}
+        elif path.is_file():
+            identity = archive_identity(path, "file")
+        else:
+            return None
+    except OSError:
+        return None
+    key = json.dumps(identity, sort_keys=True).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(key).hexdigest()[:16]
 
 
 def cache_file(identity: dict[str, object], *, size: tuple[int, int], channels: int) -> Path:
