@@ -10,6 +10,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
 from cnn_core.drafts import load_draft, new_draft_id, save_draft, valid_draft_id
 from cnn_core.errors import UserError
@@ -235,6 +236,12 @@ def top_k_figure(top: Sequence[tuple[str, float]]) -> go.Figure:
     return figure
 
 
+def enlarged(pixels: Any, width: int) -> Image.Image:
+    """A small uint8 image (H, W, 1 or 3) scaled up to `width` pixels, its pixels kept sharp."""
+    image = Image.fromarray(pixels.squeeze() if pixels.shape[-1] == 1 else pixels)
+    return image.resize((width, width * image.height // image.width), Image.Resampling.NEAREST)
+
+
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -246,3 +253,46 @@ def format_seconds(seconds: float | None) -> str:
         return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+# --- the dataset health report ----------------------------------------------------------------
+
+
+def dataset_report_ui(report: Any, samples: Sequence[tuple[str, Any]]) -> None:
+    """Images per class and split as a chart, what was found and skipped, the advice, and a grid
+    of sample images (class name, uint8 pixels) at the size the model sees them."""
+    figure = go.Figure()
+    palette = {"train": "#2f6fde", "validation": "#f39c12", "test": "#17a589"}
+    for split, counts in report.counts.items():
+        figure.add_trace(
+            go.Bar(
+                x=list(report.class_names),
+                y=list(counts),
+                name=split,
+                marker_color=palette.get(split),
+            )
+        )
+    figure.update_layout(
+        barmode="group",
+        title="Images per class",
+        height=300,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.3},
+    )
+    st.plotly_chart(figure, key="data_counts")
+    h, w, c = report.image_shape
+    st.caption(
+        f"{report.layout or 'Layout recognised'}. {report.found:,} files found: "
+        f"{report.used:,} images used, {report.skipped:,} skipped. Every image is resized to "
+        f"{h}x{w} ({'colour' if c == 3 else 'greyscale'}); classes {report.imbalance:.1f}:1 "
+        "(largest to smallest, training)."
+    )
+    for line in report.advice:
+        st.info(line, icon=":material/lightbulb:")
+    if report.warnings:
+        with st.expander(f"What loading said ({len(report.warnings)})"):
+            st.text("\n".join(report.warnings))
+    if samples:
+        grid = st.columns(8)
+        for n, (name, pixels) in enumerate(samples):
+            grid[n % 8].image(enlarged(pixels, 64), caption=name)

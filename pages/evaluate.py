@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
 
 from cnn_core.datasets import load_dataset
 from cnn_core.errors import UserError
@@ -21,7 +20,7 @@ from cnn_core.evaluate import (
     read_predictions,
 )
 from dashboard.routing import ensure_routed
-from dashboard.widgets import run_picker_ui, show_error
+from dashboard.widgets import enlarged, run_picker_ui, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
@@ -189,11 +188,6 @@ def test_images(source: str, size: tuple[int, int], channels: int) -> np.ndarray
     return load_dataset(source, image_size=size, channels=channels).x_test
 
 
-def big(pixels: np.ndarray) -> Image.Image:
-    image = Image.fromarray(pixels.squeeze() if pixels.shape[-1] == 1 else pixels)
-    return image.resize((96, 96 * image.height // image.width), Image.Resampling.NEAREST)
-
-
 predictions = read_predictions(run)
 try:
     spec = run.spec()
@@ -219,14 +213,14 @@ with st.container(key="cell_images"):
         st.caption(f"The {len(indices)} most confident of them.")
     grid = st.columns(8)
     for n, index in enumerate(indices):
-        grid[n % 8].image(big(x_test[index]), caption=f"{probs[index, pred_index]:.0%}")
+        grid[n % 8].image(enlarged(x_test[index], 96), caption=f"{probs[index, pred_index]:.0%}")
 
 st.subheader("Most confident mistakes")
 mistakes = confident_mistakes(run, limit=16)
 grid = st.columns(8)
 for n, item in enumerate(mistakes):
     grid[n % 8].image(
-        big(x_test[item["index"]]),
+        enlarged(x_test[item["index"]], 96),
         caption=f"{item['predicted_class']} {item['confidence']:.0%} (is {item['true_class']})",
     )
 if st.button("Evaluate again", key="reevaluate"):
