@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnn_core.errors import ImageError
-from cnn_core.images import open_image, to_array
+from cnn_core.images import DEFAULT_MAX_BYTES, open_image, to_array
 from cnn_core.runs import MODEL, Run, RunError
 
 if TYPE_CHECKING:
@@ -194,11 +194,13 @@ def predict_images(
     images: Sequence[tuple[str, bytes | os.PathLike[str]]],
     *,
     top: int = 5,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[Prediction]:
     """Classify pictures given as (display name, bytes or path) with the run's model.
 
     Returns one `Prediction` per picture, in order. A picture that is not a safe, readable image
-    gets `error` set; the rest are classified together. `top` is clamped to 1..number of classes.
+    (or is larger than `max_bytes`) gets `error` set; the rest are classified together. `top` is
+    clamped to 1..number of classes.
     Raises `RunError` when the run has no usable model.
     """
     model = load_run_model(run)
@@ -222,7 +224,7 @@ def predict_images(
     errors: list[str | None] = []
     for name, data in images:
         try:
-            picture = open_image(data, name=name or None)
+            picture = open_image(data, name=name or None, max_bytes=max_bytes)
             arrays.append(to_array(picture, size=(height, width), channels=channels))
             errors.append(None)
         except ImageError as exc:

@@ -74,8 +74,8 @@ def save_upload(
             archive_kind(part)
         except DataError:
             raise DataError(
-                f"The upload {shown} is not a .zip, .tar or .tar.gz archive (its content was "
-                "checked, not its name); upload the dataset's train/ and test/ folders as one."
+                f"The upload {shown} is not a .zip, .tar or .tar.gz archive, or one cut short (its "
+                "content was checked, not its name); upload the dataset's folders as one again."
             ) from None
         target = folder / digest[:HASH_DIGITS] / _safe_name(shown)
         existing = _stored(target.parent)

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+from cnn_core import settings
 from cnn_core.errors import UserError
 from cnn_core.gradcam import grad_cam, overlay
 from cnn_core.images import open_image
@@ -35,7 +36,11 @@ h, w, _ = spec.input_shape
 st.caption(f"Classes: {', '.join(names)}. Photos are resized to {h}x{w} for the model.")
 
 uploads = st.file_uploader(
-    "Photos (JPEG, PNG, GIF, BMP, WEBP)", type=TYPES, accept_multiple_files=True, key="photos"
+    "Photos (JPEG, PNG, GIF, BMP, WEBP)",
+    type=TYPES,
+    accept_multiple_files=True,
+    key="photos",
+    max_upload_size=settings.PHOTO_UPLOAD_MB,  # the browser's check; predict_images checks again
 )
 camera = (
     st.camera_input("…or take one", key="camera")
@@ -49,7 +54,7 @@ if not files:
     st.stop()
 
 try:
-    results = predict_images(run, files, top=5)
+    results = predict_images(run, files, top=5, max_bytes=settings.PHOTO_UPLOAD_MB * 2**20)
 except UserError as exc:
     show_error(exc)
     st.stop()

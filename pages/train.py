@@ -16,6 +16,7 @@ from cnn_core.presets import list_presets
 from cnn_core.runs import Run, RunError, open_run
 from cnn_core.shapes import analyze
 from cnn_core.spec import parse_spec
+from cnn_core.uploads import save_upload
 from dashboard.routing import ensure_routed
 from dashboard.widgets import STATE_ICONS, curve_figure, draft_ui, format_seconds, show_error
 
@@ -197,13 +198,45 @@ source = st.text_input(
     "Dataset source",
     value=settings.data_source(),
     key="data_source",
-    help="cifar10 (downloads once), the official cifar-10-python.tar.gz, or a folder or "
-    ".zip/.tar.gz with train/ and test/ folders holding one folder of images per class.",
+    disabled=st.session_state.get("dataset_upload") is not None,  # the upload below is used
+    help="On the machine that runs this dashboard: cifar10 (downloads once), the official "
+    "cifar-10-python.tar.gz, or a folder or .zip/.tar.gz with train/ and test/ folders holding "
+    "one folder of images per class. Files on your own computer: upload an archive below.",
 )
-source_info = inspect_source(
-    source,
-    image_size=spec.input_shape[:2] if spec is not None else None,
-    channels=spec.input_shape[2] if spec is not None else 3,
+try:  # the server refuses bigger uploads whatever the setting says
+    upload_mb = min(settings.max_dataset_upload_mb(), st.get_option("server.maxUploadSize"))
+except UserError as exc:
+    show_error(exc)
+    upload_mb = None
+archive = st.file_uploader(
+    "…or upload a dataset archive from your computer (.zip, .tar, .tar.gz)",
+    type=["zip", "tar", "gz", "tgz"],
+    key="dataset_upload",
+    max_upload_size=upload_mb,
+    disabled=upload_mb is None,
+    help="The same train/ and test/ layout as a folder. It is kept on the server (one copy per "
+    "content), so that the run, and its evaluation later, read it from there.",
+)
+upload_problem = None
+if archive is not None:
+    kept = st.session_state.get("dataset_kept")  # (file id, path, problem): copied only once
+    if kept is None or kept[0] != archive.file_id:
+        try:
+            saved = save_upload(archive, name=archive.name, max_bytes=upload_mb * 2**20)
+            kept = (archive.file_id, str(saved.path), None)
+        except UserError as exc:
+            kept = (archive.file_id, "", str(exc))
+        st.session_state.dataset_kept = kept
+    _, source, upload_problem = kept
+    st.caption(f"Uploaded: {archive.name} ({archive.size / 2**20:,.1f} MB); the path is not used.")
+source_info = (
+    SourceInfo("", f"{archive.name} (refused)", problem=upload_problem)
+    if upload_problem
+    else inspect_source(
+        source,
+        image_size=spec.input_shape[:2] if spec is not None else None,
+        channels=spec.input_shape[2] if spec is not None else 3,
+    )
 )
 source_note_ui(source_info)
 

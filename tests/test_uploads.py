@@ -147,7 +147,7 @@ def test_not_an_archive_is_refused_by_content_and_nothing_is_left(name, data):
     with pytest.raises(DataError) as caught:
         save_upload(io.BytesIO(data), name=name)
     message = str(caught.value)
-    assert name in message and "not a .zip, .tar or .tar.gz archive" in message
+    assert name in message and "not a .zip, .tar or .tar.gz archive, or one cut" in message
     assert "\n" not in message
     assert stored(settings.uploads_dir()) == []
 
@@ -176,3 +176,118 @@ def test_a_wrong_limit_setting_is_a_message(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CNN_CORE_MAX_DATASET_UPLOAD_MB", "2 GB")
     with pytest.raises(UserError, match="CNN_CORE_MAX_DATASET_UPLOAD_MB is '2 GB'"):
         settings.max_dataset_upload_mb()
+
+
+# --- through the pages (AppTest hands the bytes straight to the script) -----------------------
+
+
+def colours(tmp_path: Path) -> Path:
+    from reliability.kit import write_colours
+
+    return write_colours(tmp_path / "colours", train=4, test=2)  # noisy: compresses poorly
+
+
+def dataset_zip(tmp_path: Path) -> bytes:
+    root = colours(tmp_path)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for path in sorted(root.rglob("*.png")):
+            zf.write(path, Path("colours", path.relative_to(root)).as_posix())
+    return out.getvalue()
+
+
+def cut_tar_gz(tmp_path: Path) -> bytes:
+    """A .tar.gz whose first members read well and whose second half is missing."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        tar.add(colours(tmp_path), arcname="colours")
+    return out.getvalue()[: len(out.getvalue()) // 2]
+
+
+def train_page_with_upload(name: str, data: bytes):
+    from reliability.kit import TINY, open_page, rerun
+
+    from cnn_core.drafts import new_draft_id, save_draft
+
+    draft = new_draft_id()
+    assert save_draft(draft, TINY)
+    at = open_page("train", draft=draft)
+    at.file_uploader(key="dataset_upload").set_value((name, data, "application/zip"))
+    return rerun(at)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_the_train_page_uses_an_uploaded_archive_and_the_run_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from reliability.kit import rerun
+
+    from cnn_core import api
+    from cnn_core.runs import list_runs
+
+    data = dataset_zip(tmp_path)
+    at = train_page_with_upload("colours.zip", data)
+    [saved] = stored(settings.uploads_dir())
+    assert saved.read_bytes() == data and saved.name == "colours.zip"
+    assert f"Uploaded: colours.zip ({len(data) / 2**20:,.1f} MB)" in texts(at.caption)
+    assert str(saved) in texts(at.caption)  # the source note says where it is kept
+    assert not at.error
+    assert at.text_input(key="data_source").disabled
+    assert not at.button(key="start").disabled
+
+    rerun(at)  # a rerun neither copies it again nor changes the source
+    assert stored(settings.uploads_dir()) == [saved]
+
+    launched = []
+    monkeypatch.setattr(api, "launch_run", lambda run, **_: launched.append(run))
+    at.button(key="start").click()
+    rerun(at)
+    [run] = list_runs()
+    assert launched == [run]
+    assert run.dataset()["source"] == str(saved)  # evaluation reads it from there later
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "words"),
+    [
+        ("photos.zip", lambda tmp: png((9, 9, 9)), "not a .zip, .tar or .tar.gz archive"),
+        ("cut.tar.gz", cut_tar_gz, "cannot be read (unexpected end of data)"),  # saved, then read
+    ],
+)
+def test_a_bad_upload_shows_the_reason_and_start_stays_disabled(tmp_path, name, make, words):
+    at = train_page_with_upload(name, make(tmp_path))
+    assert words in texts(at.error), texts(at.error)
+    assert all("\n" not in e.value for e in at.error)
+    assert at.button(key="start").disabled
+    assert "choose a dataset that can be used" in texts(at.caption)
+
+
+def test_an_upload_over_the_setting_is_refused_on_the_train_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNN_CORE_MAX_DATASET_UPLOAD_MB", "1")
+    big = zip_bytes({"a/train/x/0.bin": bytes(range(256)) * 5000})  # 1.2 MB, stored
+    at = train_page_with_upload("big.zip", big)
+    assert "over the 1 MB limit" in texts(at.error)
+    assert at.button(key="start").disabled
+    assert stored(settings.uploads_dir()) == []
+
+
+def test_a_photo_over_10_mb_is_refused_on_predict_while_the_rest_are_predicted(tmp_path):
+    from reliability.kit import make_model_run, open_page, rerun
+
+    from cnn_core.runs import runs_root
+
+    run = make_model_run(runs_root())
+    good = png((200, 10, 10))
+    big = good + b"\0" * (settings.PHOTO_UPLOAD_MB * 2**20 + 1 - len(good))  # valid, padded
+    at = open_page("predict", run=run.name)
+    photos = at.file_uploader(key="photos")
+    assert photos.proto.max_upload_size_mb == settings.PHOTO_UPLOAD_MB  # the browser's check
+    photos.set_value([("big.png", big, "image/png"), ("good.png", good, "image/png")])
+    rerun(at)
+    [error] = [e.value for e in at.error]
+    assert "big.png" in error and "10.0 MB limit" in error and "\n" not in error
+    table = at.dataframe[0].value
+    assert table["prediction"].notna().tolist() == [False, True]

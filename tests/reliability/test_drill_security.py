@@ -16,6 +16,7 @@ from packaging.version import Version
 
 from cnn_core.predict import load_run_model
 from cnn_core.runs import MODEL, RunError, list_runs, open_run, runs_root
+from cnn_core.settings import DEFAULT_MAX_DATASET_UPLOAD_MB, PHOTO_UPLOAD_MB
 from reliability.kit import CLASSES, TINY, make_model_run, messages, open_page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +120,9 @@ def test_the_restricted_unpickler_refuses_code(tmp_path: Path):
 def test_dashboard_server_settings_keep_their_protections():
     settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert settings["server"]["enableXsrfProtection"] is True
-    assert settings["server"]["maxUploadSize"] == 10
+    # The server's cap is a dataset archive's (the Train page); photos keep their own 10 MB.
+    assert settings["server"]["maxUploadSize"] == DEFAULT_MAX_DATASET_UPLOAD_MB
+    assert PHOTO_UPLOAD_MB == 10
     assert settings["client"]["showErrorDetails"] == "none"  # no tracebacks in the browser
 
 
