@@ -2,32 +2,47 @@
 
 `open_image` is the only way `cnn_core` turns bytes into pixels: dataset folders and archives go
 through it, and so do the pictures a user uploads for prediction. It decides the format by content
-(never by file name), accepts only JPEG, PNG, GIF, BMP and WebP, refuses decompression bombs before
-any pixel is decoded, and turns every Pillow failure into an `ImageError` whose one-line message
-names the file. `to_array` resizes a decoded picture to a model's input size.
+(never by file name), accepts only the formats it is given (uploads: JPEG, PNG, GIF, BMP and WebP;
+dataset files also TIFF, AVIF and HEIC), refuses decompression bombs before any pixel is decoded,
+and turns every Pillow failure into an `ImageError` whose one-line message names the file.
+`to_array` resizes a decoded picture to a model's input size.
+
+AVIF is read by Pillow itself (its wheels include libavif since 11.3); HEIC, the iPhone default,
+through the optional `pillow-heif` plugin, registered only when a HEIC file is met, so a missing
+plugin is a clear message for those files and nothing else.
 
 This module does not know about datasets, labels, caching or Keras; it handles one image at a time.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from cnn_core.errors import ImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")  # compare lower-cased
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")  # Pillow format names, checked by content
+DATASET_FORMATS = (*ACCEPTED_FORMATS, "TIFF", "AVIF", "HEIF")  # dataset files may also be these
+DATASET_SUFFIXES = (*IMAGE_SUFFIXES, ".jfif", ".jpe", ".tif", ".tiff", ".avif", ".heic", ".heif")
 DEFAULT_MAX_PIXELS = 40_000_000  # about a 7700x5200 photo; far above any CNN input
 DEFAULT_MAX_BYTES = 50 * 2**20
 
-_ACCEPTED_TEXT = "JPEG, PNG, GIF, BMP or WebP"
+_FORMAT_NAMES = {"WEBP": "WebP", "HEIF": "HEIC"}  # as people call them
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+_MAGIC = (  # how JPEG, PNG, GIF, BMP and TIFF (and BigTIFF) files start
+    *(b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM"),
+    *(b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+)
 _WHITE = (255, 255, 255, 255)
 
 
@@ -36,19 +51,45 @@ def has_image_suffix(name: str | os.PathLike[str]) -> bool:
     return os.fspath(name).lower().endswith(IMAGE_SUFFIXES)
 
 
+def has_dataset_suffix(name: str | os.PathLike[str]) -> bool:
+    """Whether a file name ends in one of `DATASET_SUFFIXES` (.tif, .heic, ...), ignoring case."""
+    return os.fspath(name).lower().endswith(DATASET_SUFFIXES)
+
+
+def looks_like_image(head: bytes) -> bool:
+    """Whether a file's first bytes (16 or more) could start an image in `DATASET_FORMATS`.
+
+    A cheap sniff to decide whether a file is worth holding for decoding; `open_image` decides.
+    """
+    return (
+        head.startswith(_MAGIC)
+        or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+        or head[4:8] == b"ftyp"  # ISO media: AVIF and HEIC
+    )
+
+
+def format_names(formats: Sequence[str]) -> str:
+    """ "JPEG, PNG, GIF, BMP or WebP": the formats as people call them, for messages."""
+    names = [_FORMAT_NAMES.get(f, f) for f in formats]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def open_image(
     data: bytes | str | os.PathLike[str],
     *,
     name: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    formats: Sequence[str] = ACCEPTED_FORMATS,
 ) -> Image.Image:
     """Decode an image given as bytes or a path into a fully loaded RGB `Image`.
 
-    Animated images give their first frame; EXIF orientation is applied; transparency is composited
-    onto white. `name` is how messages refer to the file (default: the path, or "the image").
-    Raises `ImageError` for anything that is not a safe, complete image in an accepted format.
+    Animated images and multi-page TIFFs give their first frame; EXIF orientation is applied;
+    transparency is composited onto white. `name` is how messages refer to the file (default: the
+    path, or "the image"); `formats` are the Pillow format names accepted (`DATASET_FORMATS` for
+    dataset files). Raises `ImageError` for anything that is not a safe, complete image in one.
     """
+    accepted = format_names(formats)
     if isinstance(data, bytes | bytearray | memoryview):
         label = name or "the image"
         raw = bytes(data)
@@ -58,13 +99,13 @@ def open_image(
     if len(raw) > max_bytes:
         raise _too_big(label, len(raw), max_bytes)
     if not raw:
-        raise ImageError(f"{label} is empty (0 bytes); use a {_ACCEPTED_TEXT} image.")
+        raise ImageError(f"{label} is empty (0 bytes); use a {accepted} image.")
     try:
         # Why locally: Pillow only warns between its two bomb limits; here that is an error too,
         # without changing Pillow's global settings for the rest of the program.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(raw, label=label, max_pixels=max_pixels)
+            return _decode(raw, label=label, max_pixels=max_pixels, formats=formats)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -74,7 +115,7 @@ def open_image(
         ) from None
     except UnidentifiedImageError:
         raise ImageError(
-            f"{label} is not a {_ACCEPTED_TEXT} image (its content was checked, not its name); "
+            f"{label} is not a {accepted} image (its content was checked, not its name); "
             "convert it to one of those formats."
         ) from None
     except MemoryError:
@@ -113,9 +154,23 @@ def _human_bytes(n: int) -> str:
     return f"{n / 2**10:.1f} KB" if n >= 2**10 else f"{n} bytes"
 
 
-def _decode(raw: bytes, *, label: str, max_pixels: int) -> Image.Image:
+def _decode(raw: bytes, *, label: str, max_pixels: int, formats: Sequence[str]) -> Image.Image:
     """Open (header only), check the declared size, then decode and convert to RGB."""
-    with Image.open(io.BytesIO(raw), formats=list(ACCEPTED_FORMATS)) as image:
+    brands = _iso_brands(raw)
+    heic = "HEIF" in formats and brands & _HEIF_BRANDS and not brands & _AVIF_BRANDS
+    if heic and not _heif_plugin():  # registered only now: files without HEIC never need it
+        raise ImageError(
+            f"{label} is a HEIC photo, which needs the pillow-heif package; install it "
+            "(pip install pillow-heif) or convert the photo to JPEG."
+        )
+    if "AVIF" in formats and brands & _AVIF_BRANDS and not _avif_support():
+        raise ImageError(
+            f"{label} is an AVIF image, which this Pillow cannot read; upgrade Pillow "
+            "(pip install -U pillow) or convert the image to JPEG."
+        )
+    Image.init()  # once: every plugin's opener, so that the next line can look them up
+    readable = [f for f in formats if f in Image.OPEN]  # HEIF: only once pillow-heif registered
+    with Image.open(io.BytesIO(raw), formats=readable) as image:
         width, height = image.size
         if width * height > max_pixels:
             raise ImageError(
@@ -131,6 +186,30 @@ def _decode(raw: bytes, *, label: str, max_pixels: int) -> Image.Image:
         except Exception:  # why: a broken EXIF block should not reject good pixels
             upright = image.copy()
         return to_rgb(upright)  # exif_transpose made a copy, so nothing refers to the file
+
+
+def _iso_brands(raw: bytes) -> set[bytes]:
+    """The brands an ISO media file (AVIF, HEIC) declares in its first box; empty for others."""
+    if raw[4:8] != b"ftyp":
+        return set()
+    end = min(int.from_bytes(raw[:4], "big"), len(raw), 256)  # the box: major, minor, compatible
+    return {raw[8:12]} | {raw[i : i + 4] for i in range(16, end - 3, 4)}
+
+
+@functools.cache
+def _heif_plugin() -> bool:
+    """Register pillow-heif's HEIC opener with Pillow, once; False when it is not installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+@functools.cache
+def _avif_support() -> bool:
+    return bool(features.check("avif"))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

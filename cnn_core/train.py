@@ -369,10 +369,14 @@ def dtype_policy(config: TrainConfig) -> str | None:
 def split_data(
     data: Dataset, config: TrainConfig, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Training and validation arrays: a seeded shuffle, the `limit`, then the split."""
+    """Training and validation arrays: a seeded shuffle, the `limit`, then the split. A dataset
+    with its own validation folder (`data.x_val`) keeps it, instead of a random split."""
     order = np.random.default_rng(seed).permutation(len(data.y_train))
     if config.limit:
         order = order[: config.limit]
+    if data.x_val is not None and data.y_val is not None:
+        train = np.sort(order)
+        return data.x_train[train], data.y_train[train], data.x_val, data.y_val
     n_val = round(len(order) * config.validation_split)
     if config.validation_split and n_val == 0 and len(order) > 1:
         n_val = 1

@@ -102,11 +102,12 @@ def test_image_folders_inside_one_top_level_folder_with_litter(tmp_path: Path) -
     (tmp_path / "src" / "README.txt").write_text("about")
     (tmp_path / "src" / ".DS_Store").write_bytes(b"\0")
     write_image(tmp_path / "src" / "__MACOSX" / "train" / "cat" / "._000.png", 0)
-    (tmp_path / "src" / "pets" / "train" / "cat" / "notes.txt").write_text("ignored")
+    (tmp_path / "src" / "pets" / "train" / "cat" / "notes.txt").write_text("not an image")
     (tmp_path / "src" / "pets" / "train" / "dog" / "._000.png").write_bytes(b"resource fork")
     data = load_dataset(str(tmp_path / "src"))
     assert_tree_dataset(data)
-    assert data.skipped == 0
+    assert data.skipped == 1  # notes.txt, in a class folder: counted and listed (issue 12)
+    assert any("train/cat/notes.txt is not a" in line for line in data.warnings)
 
 
 @pytest.mark.parametrize("kind", ["tar.gz", "zip"])
@@ -208,12 +209,16 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path: Path) -> None:
     assert "test/cat/fake.jpg" in text
 
 
-def test_non_image_files_are_ignored_silently(tmp_path: Path) -> None:
+def test_non_image_files_are_counted_and_listed(tmp_path: Path) -> None:
+    """Issue 12: a file in a class folder that is not an image is never dropped silently."""
     root = make_tree(tmp_path / "tree")
     for name in ("notes.txt", "Thumbs.db", "labels.csv"):
         (root / "train" / "cat" / name).write_text("x")
     data = load_dataset(root)
-    assert (data.skipped, data.warnings) == (0, ())
+    assert data.skipped == 2  # Thumbs.db is Windows' hidden thumbnail cache: ignored
+    text = "\n".join(data.warnings)
+    assert "train/cat/notes.txt" in text and "train/cat/labels.csv" in text
+    assert "Thumbs.db" not in text
 
 
 def test_resizing_and_greyscale(tmp_path: Path) -> None:

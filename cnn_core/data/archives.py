@@ -118,6 +118,10 @@ def _iter_tar(path: Path) -> Iterator[Member]:
                 stream = archive.extractfile(info)
                 yield Member(parts, stream.read() if stream else b"")
             archive.members.clear()  # why: streaming mode otherwise keeps every header in memory
+        if archive.fileobj.tell() < archive.offset + tarfile.BLOCKSIZE:
+            # Why: tarfile ends quietly where a header is missing or cut short; a whole archive
+            # ends with a block of zeros, so one that stops at a member's end was cut short.
+            raise tarfile.ReadError("it ends in the middle")
 
 
 def _iter_zip(path: Path) -> Iterator[Member]:

@@ -20,7 +20,7 @@ from cnn_core.data.layout import walk_folder
 
 log = logging.getLogger("cnn_core.datasets")
 
-CACHE_VERSION = 1  # bump when the cached arrays' meaning changes
+CACHE_VERSION = 2  # bump when the cached arrays' meaning changes (2: file lists, validation)
 
 
 def archive_identity(path: Path, kind: str) -> dict[str, object]:
@@ -79,7 +79,11 @@ def read_cache(path: Path, *, source: str, size: tuple[int, int], channels: int)
             class_names = tuple(str(name) for name in stored["class_names"])
             skipped = int(stored["skipped"])
             notes = tuple(str(line) for line in stored["warnings"])
-        for x, y in ((x_train, y_train), (x_test, y_test)):
+            extras = _read_extras(stored)
+        pairs = [(x_train, y_train), (x_test, y_test)]
+        if extras.get("x_val") is not None:
+            pairs.append((extras["x_val"], extras["y_val"]))
+        for x, y in pairs:
             if x.dtype != np.uint8 or x.shape[1:] != (*size, channels) or y.dtype != np.int64:
                 raise ValueError("unexpected array types or shapes")
             if y.shape != (len(x),) or (len(y) and (y.min() < 0 or y.max() >= len(class_names))):
@@ -87,7 +91,34 @@ def read_cache(path: Path, *, source: str, size: tuple[int, int], channels: int)
     except Exception as exc:  # why: any damage means "rebuild", never a failure
         log.warning("ignoring damaged cache file %s (%s); rebuilding it", path, exc)
         return None
-    return Dataset(x_train, y_train, x_test, y_test, class_names, source, skipped, notes)
+    return Dataset(x_train, y_train, x_test, y_test, class_names, source, skipped, notes, **extras)
+
+
+def _read_extras(stored: np.lib.npyio.NpzFile) -> dict[str, object]:
+    """The fields beside the arrays: files found, the layout, and which file is in which split."""
+    extras: dict[str, object] = {
+        "found": int(stored["found"]),
+        "layout": str(stored["layout"]),
+        "train_files": tuple(str(name) for name in stored["train_files"]),
+        "test_files": tuple(str(name) for name in stored["test_files"]),
+    }
+    if "x_val" in stored.files:
+        extras.update(x_val=stored["x_val"], y_val=stored["y_val"])
+        extras["val_files"] = tuple(str(name) for name in stored["val_files"])
+    return extras
+
+
+def _extras(dataset: Dataset) -> dict[str, np.ndarray]:
+    arrays = {
+        "found": np.int64(dataset.found),
+        "layout": np.array(dataset.layout, dtype=str),
+        "train_files": np.array(dataset.train_files, dtype=str),
+        "test_files": np.array(dataset.test_files, dtype=str),
+    }
+    if dataset.x_val is not None and dataset.y_val is not None:
+        arrays.update(x_val=dataset.x_val, y_val=dataset.y_val)
+        arrays["val_files"] = np.array(dataset.val_files or (), dtype=str)
+    return arrays
 
 
 def write_cache(path: Path, dataset: Dataset) -> None:
@@ -106,6 +137,7 @@ def write_cache(path: Path, dataset: Dataset) -> None:
                     class_names=np.array(dataset.class_names, dtype=str),
                     skipped=np.int64(dataset.skipped),
                     warnings=np.array(dataset.warnings, dtype=str),
+                    **_extras(dataset),
                 )
             os.replace(temp, path)
         except BaseException:

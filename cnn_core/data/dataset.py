@@ -12,9 +12,11 @@ from cnn_core.errors import DataError
 
 MAX_LISTED_WARNINGS = 20  # per-file warnings kept; the rest are summarised in one line
 EXPECTED = (
-    "'cifar10', a folder with train/<class>/ and test/<class>/ image folders, a .tar.gz or .zip "
-    "archive of one, or the official cifar-10-python.tar.gz"
+    "'cifar10', a folder with one folder of images per class (optionally inside train/ and test/ "
+    "folders), a .tar.gz or .zip archive of one, or the official cifar-10-python.tar.gz"
 )
+
+WINDOWS_LITTER = ("thumbs.db", "desktop.ini")  # hidden files Explorer leaves in photo folders
 
 Progress = Callable[[int, int], None]
 
@@ -31,8 +33,15 @@ class Dataset:
     y_test: np.ndarray  # int64 (M,)
     class_names: tuple[str, ...]
     source: str  # the source as given, for display
-    skipped: int = 0  # unreadable files skipped while decoding
+    skipped: int = 0  # files in the class folders not used: not images, or unreadable
     warnings: tuple[str, ...] = ()  # one line each, for the user
+    found: int = 0  # files found in the class folders (or images in the batches): used + skipped
+    layout: str = ""  # what was found, one line: "train/ and test/ class folders"
+    train_files: tuple[str, ...] = ()  # relative paths, in the order of x_train (none for CIFAR)
+    test_files: tuple[str, ...] = ()  # relative paths, in the order of x_test
+    x_val: np.ndarray | None = None  # uint8 (V, H, W, C) from a validation folder; None: none
+    y_val: np.ndarray | None = None  # int64 (V,)
+    val_files: tuple[str, ...] | None = None  # relative paths, in the order of x_val
 
 
 def first_line(exc: BaseException) -> str:
@@ -51,5 +60,6 @@ def check_size(image_size: Sequence[int]) -> tuple[int, int]:
 
 
 def ignored(name: str) -> bool:
-    """Hidden entries (.DS_Store, ._x.jpg, .git) and macOS archive litter."""
-    return name.startswith(".") or name == "__MACOSX"
+    """Hidden entries (.DS_Store, ._x.jpg, .git), macOS archive litter and Windows' hidden
+    thumbnail caches."""
+    return name.startswith(".") or name == "__MACOSX" or name.lower() in WINDOWS_LITTER

@@ -37,7 +37,7 @@ def _decode_chunk(
     errors: list[tuple[int, str]] = []
     for i, (payload, name) in enumerate(zip(payloads, names, strict=True)):
         try:
-            with images.open_image(payload, name=name) as picture:
+            with images.open_image(payload, name=name, formats=images.DATASET_FORMATS) as picture:
                 out[i] = images.to_array(picture, size=size, channels=channels)
         except ImageError as exc:
             errors.append((i, str(exc)))

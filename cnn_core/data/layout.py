@@ -1,5 +1,12 @@
-"""Where the images are: a folder tree listed once, and the train/ and test/ class folders found
-in it (at its top or inside one top-level folder), for folders and archives alike."""
+"""Where the images are: a folder tree listed once, and the class folders found in it, for folders
+and archives alike.
+
+The class folders sit in split folders (train/ and test/, val/ or valid/ beside them, training/ and
+testing/, in any letter case) or, without a split, directly in the dataset's folder; that folder
+may be inside any number of single wrapper folders (archive/My Dataset/...). Class folders without
+a split get a seeded, stratified test split. Class names are compared in Unicode NFC. Every file in
+a class folder is decoded by its content; this module only decides which file belongs where.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +14,21 @@ import hashlib
 import logging
 import os
 import stat
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from cnn_core import images
+from cnn_core.balance import stratified_split
 from cnn_core.data.archives import Payload, Unread
 from cnn_core.data.cifar import BATCH_NAMES, TEST_BATCH
 from cnn_core.data.dataset import MAX_LISTED_WARNINGS, Dataset, Progress, ignored
 from cnn_core.data.decode import decode_images
 from cnn_core.errors import DataError
+from cnn_core.images import DATASET_FORMATS
 
 log = logging.getLogger("cnn_core.datasets")
 
@@ -26,10 +36,14 @@ log = logging.getLogger("cnn_core.datasets")
 
 
 class Listing(NamedTuple):
-    """Every visible file (relative parts, path, size, mtime) and folder under a source folder."""
+    """Every visible file (relative parts, path, size, mtime) and folder under a source folder,
+    and the symbolic links in it that point outside it (relative parts -> target), never read:
+    to folders (`outside`) and to files (`outside_files`)."""
 
     files: list[tuple[tuple[str, ...], str, int, int]]
     dirs: set[tuple[str, ...]]
+    outside: dict[tuple[str, ...], str] | None = None
+    outside_files: dict[tuple[str, ...], str] | None = None
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -37,13 +51,24 @@ class Listing(NamedTuple):
             h.update(f"f\0{'/'.join(parts)}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
         for parts in sorted(self.dirs):
             h.update(f"d\0{'/'.join(parts)}\n".encode("utf-8", "surrogateescape"))
+        links = {**(self.outside or {}), **(self.outside_files or {})}
+        for parts, target in sorted(links.items()):
+            h.update(f"l\0{'/'.join(parts)}\0{target}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
 
 def walk_folder(root: Path) -> Listing:
-    """List the tree with `os.scandir` (the second, cached load of a big folder is mostly this)."""
+    """List the tree with `os.scandir` (the second, cached load of a big folder is mostly this).
+
+    Symbolic links are followed only when they point inside `root`, each target once (so a link
+    to its own parent cannot loop); links pointing outside are listed in `outside`, never read.
+    """
     files: list[tuple[tuple[str, ...], str, int, int]] = []
     dirs: set[tuple[str, ...]] = set()
+    outside: dict[tuple[str, ...], str] = {}
+    outside_files: dict[tuple[str, ...], str] = {}
+    top = root.resolve()
+    followed: set[Path] = set()  # link targets already walked
     pending: list[tuple[str, tuple[str, ...]]] = [(str(root), ())]
     while pending:
         folder, rel = pending.pop()
@@ -56,18 +81,31 @@ def walk_folder(root: Path) -> Listing:
         for entry in entries:
             if ignored(entry.name):
                 continue
+            parts = (*rel, entry.name)
             try:
-                if entry.is_dir(follow_symlinks=False):  # why: a linked folder could loop
-                    dirs.add((*rel, entry.name))
-                    pending.append((entry.path, (*rel, entry.name)))
+                if entry.is_symlink():
+                    target = Path(entry.path).resolve()
+                    if not target.is_relative_to(top):  # why: never read outside the dataset
+                        (outside if target.is_dir() else outside_files)[parts] = str(target)
+                        continue
+                    if target.is_dir():
+                        if target in followed or Path(folder).resolve().is_relative_to(target):
+                            continue  # a second link to one folder, or a loop
+                        followed.add(target)
+                        dirs.add(parts)
+                        pending.append((str(target), parts))
+                        continue
+                elif entry.is_dir(follow_symlinks=False):
+                    dirs.add(parts)
+                    pending.append((entry.path, parts))
                     continue
                 info = entry.stat()
             except OSError:
                 continue  # vanished, or a dangling link: not a file we could read anyway
             if stat.S_ISREG(info.st_mode):
-                files.append(((*rel, entry.name), entry.path, info.st_size, info.st_mtime_ns))
+                files.append((parts, entry.path, info.st_size, info.st_mtime_ns))
     files.sort()
-    return Listing(files, dirs)
+    return Listing(files, dirs, outside, outside_files)
 
 
 def batch_folder(listing: Listing) -> tuple[str, ...] | None:
@@ -90,6 +128,57 @@ def read_file(path: Path) -> bytes:
 
 # ---------------------------------------------------------------------------- image-folder trees
 
+SPLIT_NAMES = {  # folder names, NFC and case-folded, and the split each one is
+    "train": "train",
+    "training": "train",
+    "test": "test",
+    "testing": "test",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+}
+MAX_WRAPPERS = 8  # single folders around a dataset (archive/My Dataset/train/...) looked through
+TEST_SPLIT_SEED = 20_260_012  # fixed: the same files always give the same test split
+LISTED_PATHS = 5  # paths named in one-line notes
+
+
+def nfc(name: str) -> str:
+    """A name in Unicode NFC, so folders copied from macOS (NFD) compare equal to the rest."""
+    return unicodedata.normalize("NFC", name)
+
+
+def split_roles(folders: Sequence[str], *, where: str) -> dict[str, str]:
+    """{"train": name, "test": name, "val": name} for the split folders among `folders` when
+    there is a training folder and a test or validation folder beside it; else empty."""
+    roles: dict[str, str] = {}
+    for name in sorted(folders):
+        role = SPLIT_NAMES.get(nfc(name).casefold())
+        if role is None:
+            continue
+        if role in roles:
+            raise DataError(
+                f"{where} has both {roles[role]}/ and {name}/ folders, two names for the same "
+                f"split; merge them into one {role} folder."
+            )
+        roles[role] = name
+    return roles if "train" in roles and roles.keys() & {"test", "val"} else {}
+
+
+def find_root(
+    children: Callable[[tuple[str, ...]], Sequence[str]], *, where: str
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Below any single wrapper folders, the folder that holds the split folders (its roles) or
+    the class folders (no roles). `children(parts)` lists the folders in a folder. The one rule
+    for folders and archives, for loading and for the cheap look before a run."""
+    root: tuple[str, ...] = ()
+    for _ in range(MAX_WRAPPERS):
+        folders = children(root)
+        roles = split_roles(folders, where=where)
+        if roles or len(folders) != 1:
+            return root, roles
+        root = (*root, folders[0])  # a wrapper (or a lone train/ holding the class folders)
+    return root, split_roles(children(root), where=where)
+
 
 def from_tree(
     members: Sequence[tuple[tuple[str, ...], Payload]],
@@ -100,71 +189,79 @@ def from_tree(
     size: tuple[int, int],
     channels: int,
     progress: Progress | None,
+    test_split: float = 0.2,
+    outside: Mapping[tuple[str, ...], str] | None = None,
 ) -> Dataset:
-    """Find train/ and test/ class folders among `members` (relative parts, payload) and decode."""
-    all_dirs = set(dirs)
+    """Find the class folders among `members` (relative parts, payload), split or not, and decode.
+
+    `outside`: symbolic links (relative parts -> target) that point outside the dataset; one where
+    a class folder or image is expected is refused."""
+    outside = outside or {}
+    if not any(_could_be_image(parts, payload) for parts, payload in members):
+        example = f", none of them images, e.g. {'/'.join(members[0][0])}" if members else ""
+        raise DataError(
+            f"No images found in {where} (found {len(members)} file(s){example}); put photos "
+            f"({images.format_names(DATASET_FORMATS)}) in one folder per class, e.g. cat/ and "
+            "dog/, optionally inside train/ and test/."
+        )
+    all_dirs = set(dirs) | set(outside)
     for parts, _ in members:
         all_dirs.update(parts[:i] for i in range(1, len(parts)))
-    pictures = [
-        (parts, payload) for parts, payload in members if images.has_image_suffix(parts[-1])
-    ]
-    if not pictures:
-        raise DataError(
-            f"No images found in {where}; put JPEG, PNG, GIF, BMP or WebP files "
-            f"({' '.join(images.IMAGE_SUFFIXES)}) in train/<class>/ and test/<class>/ folders."
-        )
-    root = _tree_root(all_dirs, [parts for parts, _ in members], where=where)
-    depth = len(root)
+    children: dict[tuple[str, ...], list[str]] = {}
+    for d in sorted(all_dirs):
+        children.setdefault(d[:-1], []).append(d[-1])
+    root, roles = find_root(lambda parts: children.get(parts, []), where=where)
+    groups = {role: (*root, roles[role]) for role in ("train", "val", "test") if role in roles}
+    if not groups:
+        groups = {"all": root}
+    if roles and "test" not in roles:  # train/ and val/ only: val/ is the test set
+        groups = {"train": groups["train"], "test": groups["val"]}
+    _refuse_outside_links(outside, groups.values(), where=where)
 
-    split_classes: dict[str, list[str]] = {}
-    loose: dict[str, int] = {"train": 0, "test": 0}
-    for split in ("train", "test"):
-        prefix = (*root, split)
-        split_classes[split] = sorted(
-            d[depth + 1] for d in all_dirs if len(d) == depth + 2 and d[: depth + 1] == prefix
-        )
-    train_only = sorted(set(split_classes["train"]) - set(split_classes["test"]))
-    test_only = sorted(set(split_classes["test"]) - set(split_classes["train"]))
-    if train_only or test_only:
-        raise DataError(
-            f"The train and test folders in {where} have different classes (only in train: "
-            f"{', '.join(train_only) or 'none'}; only in test: {', '.join(test_only) or 'none'}); "
-            "give both the same class folders."
-        )
-    class_names = tuple(split_classes["train"])
+    classes = {
+        group: sorted({nfc(name) for name in children.get(prefix, [])})
+        for group, prefix in groups.items()
+    }
+    first = next(iter(groups))
+    if not classes[first]:
+        raise _no_class_folders(root, children, [p for p, _ in members], where=where)
+    for group in groups:
+        _check_same_classes(classes, first, group, groups, where=where)
+    class_names = tuple(classes[first])
     if len(class_names) < 2:
+        folder = "/".join(groups[first]) or where
         raise DataError(
-            f"{where} has {len(class_names)} class folder(s) in train/; a classifier needs at "
-            "least two, one folder per class."
+            f"{where} has {len(class_names)} class folder ({class_names[0]}/ in {folder}); a "
+            "classifier needs at least two, one folder of images per class."
         )
     index = {name: i for i, name in enumerate(class_names)}
 
-    chosen: dict[str, list[tuple[str, int, Payload]]] = {"train": [], "test": []}
-    for parts, payload in sorted(pictures, key=lambda item: item[0]):
-        if len(parts) <= depth + 1 or parts[:depth] != root or parts[depth] not in chosen:
-            continue  # outside train/ and test/
-        split = parts[depth]
-        if len(parts) == depth + 2:
-            loose[split] += 1  # an image directly in train/, not in a class folder
+    # Every file in a class folder, any depth, whatever its name: opened by content below.
+    chosen: dict[str, list[tuple[str, int, Payload]]] = {group: [] for group in groups}
+    loose: dict[str, int] = dict.fromkeys(groups, 0)
+    by_folder = {prefix: group for group, prefix in groups.items()}
+    for parts, payload in sorted(members, key=lambda item: (tuple(map(nfc, item[0])), item[0])):
+        for cut in (len(root) + 1, len(root)):
+            group = by_folder.get(parts[:cut])
+            if group is not None:
+                break
+        else:
+            continue  # outside the split folders (a README beside them, say)
+        if len(parts) == cut + 1:
+            loose[group] += images.has_dataset_suffix(parts[-1])  # not in a class folder
             continue
-        relative = "/".join(parts[depth:])
-        chosen[split].append((relative, index[parts[depth + 1]], payload))
-
-    for split in ("train", "test"):
-        counts = np.bincount([label for _, label, _ in chosen[split]], minlength=len(class_names))
-        empty = [class_names[i] for i in np.flatnonzero(counts == 0)]
-        if empty:
+        relative = "/".join(parts[len(root) :])
+        chosen[group].append((relative, index[nfc(parts[cut])], payload))
+    for group, items in chosen.items():
+        counts = np.bincount([label for _, label, _ in items], minlength=len(class_names))
+        for i in np.flatnonzero(counts == 0):
+            folder = "/".join((*groups[group][len(root) :], class_names[i]))
             raise DataError(
-                f"The class folder {split}/{empty[0]} in {where} has no images; add JPEG, PNG, "
-                "GIF, BMP or WebP files to it or remove it from both train/ and test/."
+                f"The class folder {folder} in {where} has no images; add images to it or "
+                "remove it" + (f" from every split folder ({_folders(groups)})." if roles else ".")
             )
 
-    notes = [
-        f"{count} image(s) directly in {split}/ are not in a class folder and were ignored."
-        for split, count in loose.items()
-        if count
-    ]
-    items = chosen["train"] + chosen["test"]  # one decoding pass, so one set of workers
+    items = [item for group in groups for item in chosen[group]]  # one pass, one set of workers
     readable = [i for i, item in enumerate(items) if not isinstance(item[2], Unread)]
     x, ok, failures = decode_images(
         [items[i][2] for i in readable],
@@ -176,61 +273,214 @@ def from_tree(
     failures += [
         f"{name} was not read ({p.reason})." for name, _, p in items if isinstance(p, Unread)
     ]
-    kept = np.array(readable, dtype=np.int64)[ok]  # indexes into items of the decoded images
-    x = x[ok] if not ok.all() else x
-    labels = np.array([items[i][1] for i in kept], dtype=np.int64)
-    is_train = kept < len(chosen["train"])
-    for split, rows in (("train", is_train), ("test", ~is_train)):
-        counts = np.bincount(labels[rows], minlength=len(class_names))
+    failures.sort()
+    decoded = np.array(readable, dtype=np.int64)  # the item behind each row of x
+    labels = np.array([label for _, label, _ in items], dtype=np.int64)
+    starts = np.cumsum([0, *(len(chosen[group]) for group in groups)])
+    rows = {  # rows of x per group, only images that decoded
+        group: np.flatnonzero(ok & (decoded >= starts[g]) & (decoded < starts[g + 1]))
+        for g, group in enumerate(groups)
+    }
+    notes = [
+        f"{count} image(s) directly in {'/'.join(groups[group][len(root) :]) or where}/ are not "
+        "in a class folder and were ignored."
+        for group, count in loose.items()
+        if count
+    ]
+    for group, group_rows in rows.items():
+        counts = np.bincount(labels[decoded[group_rows]], minlength=len(class_names))
         if (counts == 0).any():
             empty = class_names[int(np.flatnonzero(counts == 0)[0])]
-            example = next((f for f in failures if f.startswith(f"{split}/{empty}/")), "")
+            folder = "/".join((*groups.get(group, root)[len(root) :], empty))
+            example = next((f for f in failures if f.startswith(f"{folder}/")), "")
             raise DataError(
-                f"None of the images in {split}/{empty} in {where} could be read ({example}); "
-                "replace them with JPEG, PNG, GIF, BMP or WebP files."
+                f"None of the images in {folder} in {where} could be read ({example}); "
+                f"replace them with {images.format_names(DATASET_FORMATS)} images."
             )
-    n_train = int(is_train.sum())
+    if "all" in rows:
+        rows, split_notes = _split_off_test(
+            rows["all"], labels[decoded[rows["all"]]], class_names, test_split, where=where
+        )
+    else:
+        split_notes = _split_notes(roles)
+    notes = [*split_notes, *notes]
+
+    order = np.concatenate([rows[group] for group in ("train", "val", "test") if group in rows])
+    if len(order) != len(x) or (order != np.arange(len(x))).any():
+        x = x[order]  # one copy, only when something was dropped or a split was made
+    n_train = len(rows["train"])
+    n_val = len(rows.get("val", ()))
+    names = [items[i][0] for i in decoded[order]]
+    y = labels[decoded[order]]
     for message in failures[:MAX_LISTED_WARNINGS]:
         log.warning("skipped %s", message)
     if len(failures) > MAX_LISTED_WARNINGS:
         log.warning("skipped %d more unreadable files", len(failures) - MAX_LISTED_WARNINGS)
-    summary = _summarise(failures)
+    found = len(items)
     return Dataset(
         x_train=x[:n_train],  # views of one array: no copy
-        y_train=labels[:n_train],
-        x_test=x[n_train:],
-        y_test=labels[n_train:],
+        y_train=y[:n_train],
+        x_test=x[n_train + n_val :],
+        y_test=y[n_train + n_val :],
         class_names=class_names,
         source=display,
         skipped=len(failures),
-        warnings=(*notes, *summary),
+        warnings=(*notes, *_summarise(failures, found=found)),
+        found=found,
+        layout=_describe_layout(root, roles, test_split),
+        train_files=tuple(names[:n_train]),
+        test_files=tuple(names[n_train + n_val :]),
+        x_val=x[n_train : n_train + n_val] if "val" in rows else None,
+        y_val=y[n_train : n_train + n_val] if "val" in rows else None,
+        val_files=tuple(names[n_train : n_train + n_val]) if "val" in rows else None,
     )
 
 
-def _summarise(failures: list[str]) -> list[str]:
+def _could_be_image(parts: tuple[str, ...], payload: Payload) -> bool:
+    """Cheaply: named as an image, or (a file without such a name) starting like one."""
+    if isinstance(payload, Unread):
+        return False
+    if images.has_dataset_suffix(parts[-1]):
+        return True
+    if isinstance(payload, bytes):
+        return images.looks_like_image(payload[:32])
+    try:
+        with open(payload, "rb") as f:
+            return images.looks_like_image(f.read(32))
+    except OSError:
+        return True  # why: decoding will say what is wrong with it
+
+
+def _split_off_test(
+    rows: np.ndarray,
+    row_labels: np.ndarray,
+    class_names: tuple[str, ...],
+    test_split: float,
+    *,
+    where: str,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The test split of class folders without one: seeded by a constant, so the same files
+    always give the same split, and stratified, so every class with two images or more is in it."""
+    kept, held = stratified_split(row_labels, test_split, seed=TEST_SPLIT_SEED)
+    counts = np.bincount(row_labels, minlength=len(class_names))
+    if not len(held):
+        raise DataError(
+            f"{where} has no train/ and test/ folders (found folders {_listed(class_names)}, "
+            "each a class with fewer than 2 readable images); add at least 2 images to each class "
+            "folder so a test split can be made, or give train/<class>/ and test/<class>/ folders."
+        )
+    notes = [
+        f"Class folders without a split: a seeded, stratified {_percent(test_split)} test split "
+        f"was made ({len(held)} of {len(rows)} images; the same files always give the same split)."
+    ]
+    single = [class_names[i] for i in np.flatnonzero(counts == 1)]
+    if single:
+        notes.append(
+            f"{len(single)} class(es) have a single image, used for training only: "
+            f"{', '.join(single[:LISTED_PATHS])}{', ...' if len(single) > LISTED_PATHS else ''}."
+        )
+    return {"train": rows[kept], "test": rows[held]}, notes
+
+
+def _split_notes(roles: dict[str, str]) -> list[str]:
+    if "val" not in roles:
+        return []
+    if "test" not in roles:
+        return [f"There is no test folder, so {roles['val']}/ is used as the test set."]
+    return [
+        f"{roles['val']}/ is the validation set (used instead of a random validation split of "
+        f"{roles['train']}/); {roles['test']}/ is the test set."
+    ]
+
+
+def _describe_layout(root: tuple[str, ...], roles: dict[str, str], test_split: float) -> str:
+    inside = f" inside {'/'.join(root)}/" if root else ""
+    if not roles:
+        return (
+            f"class folders without a split{inside}: a seeded, stratified "
+            f"{_percent(test_split)} test split was made"
+        )
+    names = [f"{roles[r]}/" for r in ("train", "val", "test") if r in roles]
+    listed = " and ".join(names) if len(names) < 3 else f"{names[0]}, {names[1]} and {names[2]}"
+    return f"{listed} class folders{inside}"
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def _listed(names: Sequence[str]) -> str:
+    shown = ", ".join(f"{name}/" for name in names[:8])
+    return shown + (", ..." if len(names) > 8 else "")
+
+
+def _folders(groups: dict[str, tuple[str, ...]]) -> str:
+    return ", ".join(f"{prefix[-1]}/" for prefix in groups.values())
+
+
+def _check_same_classes(
+    classes: dict[str, list[str]],
+    first: str,
+    group: str,
+    groups: dict[str, tuple[str, ...]],
+    *,
+    where: str,
+) -> None:
+    only_first = sorted(set(classes[first]) - set(classes[group]))
+    only_here = sorted(set(classes[group]) - set(classes[first]))
+    if only_first or only_here:
+        a, b = groups[first][-1], groups[group][-1]
+        raise DataError(
+            f"The {a} and {b} folders in {where} have different classes (only in {a}: "
+            f"{', '.join(only_first) or 'none'}; only in {b}: {', '.join(only_here) or 'none'}); "
+            "give every split folder the same class folders."
+        )
+
+
+def _refuse_outside_links(
+    outside: Mapping[tuple[str, ...], str],
+    prefixes: Iterable[tuple[str, ...]],
+    *,
+    where: str,
+) -> None:
+    """A link to outside the dataset where class folders or images are: refused, never read."""
+    for prefix in prefixes:
+        for parts, target in sorted(outside.items()):
+            if len(parts) > len(prefix) and parts[: len(prefix)] == prefix:
+                raise DataError(
+                    f"{'/'.join(parts)} in {where} is a symbolic link to {target}, outside the "
+                    "dataset folder, and links are only followed inside it; copy or move that "
+                    "folder into the dataset folder instead of linking to it."
+                )
+
+
+def _no_class_folders(
+    root: tuple[str, ...],
+    children: dict[tuple[str, ...], list[str]],
+    files: list[tuple[str, ...]],
+    *,
+    where: str,
+) -> DataError:
+    """What was found where the class folders should be, and how to arrange them."""
+    loose = sum(1 for parts in files if parts[:-1] == root)
+    inside = f" (inside {'/'.join(root)}/)" if root else ""
+    found = "no folders" + (f" and {loose} file(s)" if loose else "")
+    return DataError(
+        f"{where} has no train/ and test/ folders and no class folders{inside} (found {found}); "
+        "put the images in one folder per class, e.g. cat/ and dog/, optionally inside train/ "
+        "and test/ folders."
+    )
+
+
+def _summarise(failures: list[str], *, found: int) -> list[str]:
+    """The count of files found, used and skipped, then the skipped ones by path (the first few)."""
     if not failures:
         return []
-    lines = [f"Skipped {len(failures)} unreadable image file(s)."]
+    lines = [
+        f"Found {found} file(s) in the class folders: {found - len(failures)} image(s) used, "
+        f"{len(failures)} skipped (not images, or unreadable)."
+    ]
     lines += failures[:MAX_LISTED_WARNINGS]
     if len(failures) > MAX_LISTED_WARNINGS:
         lines.append(f"... and {len(failures) - MAX_LISTED_WARNINGS} more.")
     return lines
-
-
-def _tree_root(
-    all_dirs: set[tuple[str, ...]], files: list[tuple[str, ...]], *, where: str
-) -> tuple[str, ...]:
-    """The folder holding train/ and test/: the top itself, or its only top-level folder."""
-    top = sorted(d[0] for d in all_dirs if len(d) == 1)
-    if "train" in top and "test" in top:
-        return ()
-    if len(top) == 1 and (top[0], "train") in all_dirs and (top[0], "test") in all_dirs:
-        return (top[0],)
-    shown = ", ".join(f"{d}/" for d in top[:8]) + (", ..." if len(top) > 8 else "")
-    loose = sum(1 for parts in files if len(parts) == 1)
-    found = f"folders {shown}" if top else "no folders"
-    found += f" and {loose} file(s)" if loose else ""
-    raise DataError(
-        f"{where} has no train/ and test/ folders (found {found}); expected train/<class>/ and "
-        "test/<class>/ image folders at its top or inside one top-level folder."
-    )

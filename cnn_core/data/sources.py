@@ -2,8 +2,9 @@
 
 A source is ``cifar10`` (Keras downloads and caches it), the path to the official
 ``cifar-10-python.tar.gz`` or its extracted ``cifar-10-batches-py`` folder, or a folder (or a
-``.tar.gz``/``.tgz``/``.tar``/``.zip`` archive of one) holding ``train/<class>/*`` and
-``test/<class>/*`` image files. `load_dataset` decodes each image once and caches the result.
+``.tar.gz``/``.tgz``/``.tar``/``.zip`` archive of one) holding one folder of images per class,
+optionally inside split folders (``train/<class>/*`` and ``test/<class>/*``; `layout` has the
+rules). `load_dataset` decodes each image once and caches the result.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import numpy as np
 from PIL import Image
 
 from cnn_core import images, settings
-from cnn_core.data.archives import Payload, Unread, archive_kind, describe_archive, iter_archive
+from cnn_core.data.archives import (
+    Member,
+    Payload,
+    Unread,
+    archive_kind,
+    describe_archive,
+    iter_archive,
+)
 from cnn_core.data.cache import archive_identity, cache_file, read_cache, write_cache
 from cnn_core.data.cifar import (
     BATCH_NAMES,
@@ -35,7 +43,14 @@ from cnn_core.data.cifar import (
 )
 from cnn_core.data.dataset import EXPECTED, Dataset, Progress, check_size, first_line, ignored
 from cnn_core.data.decode import fit
-from cnn_core.data.layout import Listing, batch_folder, from_tree, read_file, walk_folder
+from cnn_core.data.layout import (
+    Listing,
+    batch_folder,
+    find_root,
+    from_tree,
+    read_file,
+    walk_folder,
+)
 from cnn_core.errors import DataError
 
 log = logging.getLogger("cnn_core.datasets")
@@ -50,34 +65,40 @@ def load_dataset(
     channels: int = 3,
     cache: bool = True,
     progress: Progress | None = None,
+    test_split: float = 0.2,
 ) -> Dataset:
     """Load a dataset source as uint8 arrays of shape (N, *image_size, channels).
 
     `source=None` means `settings.data_source()`. `progress(done, total)` is called as images are
-    decoded or resized. Raises `DataError` with a one-sentence explanation when the source cannot
-    be used.
+    decoded or resized. `test_split` is the fraction of each class held out for testing when the
+    class folders come without a test folder (seeded: the same files give the same split).
+    Raises `DataError` with a one-sentence explanation when the source cannot be used.
     """
     size = check_size(image_size)
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 (greyscale) or 3 (RGB), not {channels!r}.")
+    if not isinstance(test_split, int | float) or not 0 < test_split < 1:
+        raise DataError(f"test_split must be a fraction between 0 and 1, not {test_split!r}.")
     display = settings.data_source() if source is None else os.fspath(source)
     text = display.strip()
     started = time.perf_counter()
     if text.lower() == "cifar10":
         dataset = fit(load_keras_cifar10(display), size=size, channels=channels, progress=progress)
+        dataset = _counted(dataset)
         log.info("loaded %s in %.1f s", display, time.perf_counter() - started)
         return dataset
 
     path = Path(text).expanduser()
     if not path.exists():
         raise DataError(f"The dataset source {text} does not exist; give {EXPECTED}.")
+    split = {"test_split": float(test_split)}
     if path.is_dir():
         listing = walk_folder(path)
         identity = {"kind": "folder", "path": str(path.resolve()), "listing": listing.digest()}
 
         def build() -> Dataset:
             return _load_folder(
-                path, listing, display, size=size, channels=channels, progress=progress
+                path, listing, display, size=size, channels=channels, progress=progress, **split
             )
 
     elif path.is_file():
@@ -86,12 +107,13 @@ def load_dataset(
 
         def build() -> Dataset:
             return _load_archive(
-                path, archive, display, size=size, channels=channels, progress=progress
+                path, archive, display, size=size, channels=channels, progress=progress, **split
             )
 
     else:
         raise DataError(f"{text} is neither a folder nor a file; give {EXPECTED}.")
 
+    identity = {**identity, **split}  # why: another test_split is another dataset
     cache_path = cache_file(identity, size=size, channels=channels) if cache else None
     if cache_path is not None:
         cached = read_cache(cache_path, source=display, size=size, channels=channels)
@@ -121,6 +143,7 @@ def inspect_source(
     *,
     image_size: tuple[int, int] | None = None,
     channels: int = 3,
+    test_split: float = 0.2,
 ) -> SourceInfo:
     """Look at a source without loading it: its top level, or an archive's first entries. With
     `image_size`, also whether an archive was decoded at that size before (`cached`).
@@ -148,7 +171,9 @@ def inspect_source(
         if path.is_dir():
             return _inspect_folder(path, resolved)
         if path.is_file():
-            return _inspect_file(path, resolved, image_size=image_size, channels=channels)
+            return _inspect_file(
+                path, resolved, image_size=image_size, channels=channels, test_split=test_split
+            )
     except DataError as exc:
         return SourceInfo(resolved, f"{text} (not a usable dataset source)", problem=str(exc))
     except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
@@ -195,35 +220,63 @@ def _inspect_keras_cifar10() -> SourceInfo:
 
 
 def _inspect_folder(path: Path, resolved: str) -> SourceInfo:
+    """The top levels only: down through single wrapper folders to the split or class folders."""
+    files: dict[tuple[str, ...], int] = {}
+
+    def folders_in(parts: tuple[str, ...]) -> list[str]:
+        try:
+            entries = [e for e in os.scandir(path.joinpath(*parts)) if not ignored(e.name)]
+        except PermissionError:
+            raise DataError(
+                f"The folder {path.joinpath(*parts)} cannot be read (permission denied); check "
+                "its permissions."
+            ) from None
+        names = {e.name for e in entries}
+        if {TEST_BATCH, BATCH_NAMES[0]} & names and len(parts) <= 1:
+            raise _Batches(path.joinpath(*parts))
+        folders = sorted(e.name for e in entries if _is_folder(e))
+        files[parts] = len(entries) - len(folders)
+        return folders
+
     try:
-        entries = [e for e in os.scandir(path) if not ignored(e.name)]
-    except PermissionError:
-        raise DataError(
-            f"The folder {path} cannot be read (permission denied); check its permissions."
-        ) from None
-    names = {e.name for e in entries}
-    folders = sorted(e.name for e in entries if e.is_dir())
-    if {TEST_BATCH, BATCH_NAMES[0]} & names:
-        return SourceInfo(resolved, f"CIFAR-10 batches in {path}")
-    if {"train", "test"} <= set(folders):
-        return SourceInfo(resolved, f"image folders in {path}")
-    for inner in folders:
-        inner_names = {e.name for e in os.scandir(path / inner)}
-        if {TEST_BATCH, BATCH_NAMES[0]} & inner_names:
-            return SourceInfo(resolved, f"CIFAR-10 batches in {path / inner}")
-        if len(folders) == 1 and {"train", "test"} <= inner_names:
-            return SourceInfo(resolved, f"image folders in {path} ({inner})")
-    found = ", ".join(f"{name}/" for name in folders[:8]) or "no folders"
+        root, roles = find_root(folders_in, where=str(path))
+    except _Batches as found:
+        return SourceInfo(resolved, f"CIFAR-10 batches in {found.args[0]}")
+    inner = f" ({'/'.join(root)})" if root else ""
+    if roles:
+        return SourceInfo(resolved, f"image folders in {path}{inner}")
+    classes = folders_in(root)
+    if len(classes) >= 2:
+        return SourceInfo(resolved, f"class folders in {path}{inner} (no split: one is made)")
+    found = f"{files.get(root, 0)} file(s) and no folders"
+    where = f"{path.joinpath(*root)}" if root else f"{path}"
     return SourceInfo(
         resolved,
-        f"folder {path} (no train/ and test/ folders)",
-        problem=f"The folder {path} has no train/ and test/ folders (found {found}); expected "
-        "train/<class>/ and test/<class>/ image folders at its top or inside one top-level folder.",
+        f"folder {path} (no class folders)",
+        problem=f"The folder {where} has no train/ and test/ folders and no class folders (found "
+        f"{found}); put the images in one folder per class, e.g. cat/ and dog/, optionally inside "
+        "train/ and test/ folders.",
     )
 
 
+class _Batches(Exception):  # noqa: N818 - a finding, not an error: CIFAR-10 batch files are here
+    pass
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # links too: loading follows those that point inside
+    except OSError:
+        return False
+
+
 def _inspect_file(
-    path: Path, resolved: str, *, image_size: tuple[int, int] | None, channels: int
+    path: Path,
+    resolved: str,
+    *,
+    image_size: tuple[int, int] | None,
+    channels: int,
+    test_split: float,
 ) -> SourceInfo:
     if images.has_image_suffix(path.name) or _looks_like_image(path):
         return SourceInfo(
@@ -236,7 +289,7 @@ def _inspect_file(
     description = describe_archive(path)
     if image_size is None:
         return SourceInfo(resolved, description)
-    identity = archive_identity(path, archive_kind(path))
+    identity = {**archive_identity(path, archive_kind(path)), "test_split": float(test_split)}
     cache = cache_file(identity, size=check_size(image_size), channels=channels)
     return SourceInfo(resolved, description, cached=cache.is_file())
 
@@ -257,10 +310,11 @@ def _load_folder(
     size: tuple[int, int],
     channels: int,
     progress: Progress | None,
+    test_split: float,
 ) -> Dataset:
     where = str(path)
     batch_dir = batch_folder(listing)
-    has_images = any(images.has_image_suffix(parts[-1]) for parts, *_ in listing.files)
+    has_images = any(images.has_dataset_suffix(parts[-1]) for parts, *_ in listing.files)
     if batch_dir is not None and not has_images:  # as in archives: image folders win
         parsed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         class_names = None
@@ -276,10 +330,24 @@ def _load_folder(
             else:
                 parsed[name] = parse_batch(data, label=file)
         dataset = from_batches(parsed, class_names, display, where=where)
-        return fit(dataset, size=size, channels=channels, progress=progress)
-    members = [(parts, file) for parts, file, *_ in listing.files]
+        return _counted(fit(dataset, size=size, channels=channels, progress=progress))
+    members: list[tuple[tuple[str, ...], Payload]] = [
+        (parts, file) for parts, file, *_ in listing.files
+    ]
+    members += [  # links to files outside the folder: counted and listed, never read
+        (parts, Unread(f"a symbolic link to {target}, outside the dataset folder"))
+        for parts, target in (listing.outside_files or {}).items()
+    ]
     return from_tree(
-        members, listing.dirs, display, where=where, size=size, channels=channels, progress=progress
+        members,
+        listing.dirs,
+        display,
+        where=where,
+        size=size,
+        channels=channels,
+        progress=progress,
+        test_split=test_split,
+        outside=listing.outside,
     )
 
 
@@ -291,9 +359,11 @@ def _load_archive(
     size: tuple[int, int],
     channels: int,
     progress: Progress | None,
+    test_split: float,
 ) -> Dataset:
     where = str(path)
     members: list[tuple[tuple[str, ...], Payload]] = []
+    has_images = False  # whether image folders are here, which win over batch files
     dirs: set[tuple[str, ...]] = set()
     parsed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     class_names = None
@@ -308,19 +378,41 @@ def _load_archive(
                 parsed[name] = parse_batch(member.data, label=label)  # now: keep arrays only
             elif name == META and member.data is not None:
                 class_names = parse_meta(member.data, label=label)
-            elif images.has_image_suffix(name):
-                data = member.data
-                members.append((member.parts, Unread(member.problem) if data is None else data))
+            else:  # every other file: an image or not, by its content
+                members.append((member.parts, _payload(member)))
+                has_images |= not isinstance(members[-1][1], Unread)
         except DataError as exc:
             bad_batches.append(exc)
-    if (parsed or bad_batches) and not members:
+    if (parsed or bad_batches) and not has_images:
         if bad_batches:
             raise bad_batches[0]
         dataset = from_batches(parsed, class_names, display, where=where)
-        return fit(dataset, size=size, channels=channels, progress=progress)
+        return _counted(fit(dataset, size=size, channels=channels, progress=progress))
     return from_tree(
-        members, dirs, display, where=where, size=size, channels=channels, progress=progress
+        members,
+        dirs,
+        display,
+        where=where,
+        size=size,
+        channels=channels,
+        progress=progress,
+        test_split=test_split,
     )
+
+
+def _payload(member: Member) -> Payload:
+    """An archive file's bytes, held for decoding when it could be an image; else why not."""
+    if member.data is None:
+        return Unread(member.problem)
+    if images.has_dataset_suffix(member.parts[-1]) or images.looks_like_image(member.data[:32]):
+        return member.data
+    return Unread("not an image, by its content")  # why: not held in memory until decoding
+
+
+def _counted(dataset: Dataset) -> Dataset:
+    """CIFAR-10's arrays: every image found is used."""
+    found = len(dataset.y_train) + len(dataset.y_test)
+    return dataclasses.replace(dataset, found=found, layout="CIFAR-10 batches")
 
 
 def _since(started: float) -> float:
