@@ -2,7 +2,8 @@
 
 `save_upload` copies a file-like object (Streamlit's `UploadedFile`, an open file) in chunks into
 a temporary file in `settings.uploads_dir()`, hashing as it goes; it refuses the upload when it
-grows past the limit or is not a zip or tar archive by content, and otherwise renames it to
+grows past the limit, is not a zip or tar archive by content or cannot be read to its end (each
+member is read once, as loading will, one at a time), and otherwise renames it to
 `<uploads>/<first 16 hex digits of its SHA-256>/<its own name>`. The same content uploaded twice is
 one file. Nothing is ever extracted: the saved archive is a dataset source like any other, checked
 and read by `cnn_core.datasets`.
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cnn_core import settings
-from cnn_core.data.archives import archive_kind
+from cnn_core.data.archives import archive_kind, iter_archive
 from cnn_core.errors import DataError
 
 CHUNK_BYTES = 2**20  # one chunk in memory at a time, whatever the upload's size
@@ -71,12 +72,14 @@ def save_upload(
         with os.fdopen(fd, "wb") as handle:
             digest, total = _copy(stream, handle, label=shown, limit=limit, folder=folder)
         try:
-            archive_kind(part)
+            kind = archive_kind(part)
         except DataError:
             raise DataError(
                 f"The upload {shown} is not a .zip, .tar or .tar.gz archive, or one cut short (its "
-                "content was checked, not its name); upload the dataset's folders as one again."
+                "content was checked, not its name); pack the dataset's folders into one and "
+                "upload that."
             ) from None
+        _read_through(part, kind, label=shown)
         target = folder / digest[:HASH_DIGITS] / _safe_name(shown)
         existing = _stored(target.parent)
         if existing is not None:  # the same content again: keep the first copy, its name too
@@ -108,6 +111,16 @@ def _copy(
     if total == 0:
         raise DataError(f"The upload {label} is empty (0 bytes); upload the archive again.")
     return hasher.hexdigest(), total
+
+
+def _read_through(path: Path, kind: str, *, label: str) -> None:
+    """Read every member once, as loading will: a broken archive is refused now, not at Start
+    (a look at its first entries, all that `inspect_source` does, misses a cut-short end)."""
+    try:
+        for _ in iter_archive(path, kind):
+            pass
+    except DataError as exc:
+        raise DataError(str(exc).replace(str(path), label)) from None
 
 
 def _stored(folder: Path) -> Path | None:

@@ -228,7 +228,8 @@ if archive is not None:
             kept = (archive.file_id, "", str(exc))
         st.session_state.dataset_kept = kept
     _, source, upload_problem = kept
-    st.caption(f"Uploaded: {archive.name} ({archive.size / 2**20:,.1f} MB); the path is not used.")
+    size = f"{archive.size / 2**20:,.1f} MB" if archive.size >= 2**20 else f"{archive.size:,} bytes"
+    st.caption(f"Uploaded: {archive.name} ({size}); the path above is not used.")
 source_info = (
     SourceInfo("", f"{archive.name} (refused)", problem=upload_problem)
     if upload_problem
