@@ -463,10 +463,10 @@ def _no_class_folders(
 ) -> DataError:
     """What was found where the class folders should be, and how to arrange them."""
     loose = sum(1 for parts in files if parts[:-1] == root)
-    inside = f" (inside {'/'.join(root)}/)" if root else ""
+    inside = f" inside {'/'.join(root)}/" if root else ""
     found = "no folders" + (f" and {loose} file(s)" if loose else "")
     return DataError(
-        f"{where} has no train/ and test/ folders and no class folders{inside} (found {found}); "
+        f"{where} has no train/ and test/ folders and no class folders (found {found}{inside}); "
         "put the images in one folder per class, e.g. cat/ and dog/, optionally inside train/ "
         "and test/ folders."
     )
