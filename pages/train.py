@@ -222,7 +222,8 @@ if archive is not None:
     kept = st.session_state.get("dataset_kept")  # (file id, path, problem): copied only once
     if kept is None or kept[0] != archive.file_id:
         try:
-            saved = save_upload(archive, name=archive.name, max_bytes=upload_mb * 2**20)
+            with st.spinner(f"Saving and reading through {archive.name}…"):  # seconds per GB
+                saved = save_upload(archive, name=archive.name, max_bytes=upload_mb * 2**20)
             kept = (archive.file_id, str(saved.path), None)
         except UserError as exc:
             kept = (archive.file_id, "", str(exc))
