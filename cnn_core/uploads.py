@@ -51,7 +51,8 @@ def save_upload(
 
     `max_bytes` defaults to `settings.max_dataset_upload_mb()` MB and `folder` to
     `settings.uploads_dir()`. Raises `DataError` when the upload is too large, is not a zip or
-    tar archive (by content, whatever its name) or cannot be written; nothing is left behind then.
+    tar archive (by content, whatever its name), cannot be read to its end or cannot be written;
+    nothing is left behind then.
     """
     limit = settings.max_dataset_upload_mb() * 2**20 if max_bytes is None else max_bytes
     folder = (settings.uploads_dir() if folder is None else Path(folder)).expanduser().resolve()
@@ -79,11 +80,11 @@ def save_upload(
                 "content was checked, not its name); pack the dataset's folders into one and "
                 "upload that."
             ) from None
-        _read_through(part, kind, label=shown)
         target = folder / digest[:HASH_DIGITS] / _safe_name(shown)
         existing = _stored(target.parent)
         if existing is not None:  # the same content again: keep the first copy, its name too
             return SavedUpload(existing, shown, existing.stat().st_size)
+        _read_through(part, kind, label=shown)  # the stored copy above was read through before
         target.parent.mkdir(exist_ok=True)
         os.replace(part, target)  # atomic: a reader sees the whole archive or none
     except OSError as exc:
