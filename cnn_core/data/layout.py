@@ -180,6 +180,31 @@ def find_root(
     return root, split_roles(children(root), where=where)
 
 
+def folder_index(
+    dirs: Iterable[tuple[str, ...]], files: Iterable[tuple[str, ...]]
+) -> dict[tuple[str, ...], list[str]]:
+    """Folder (relative parts) -> the names of the folders in it, sorted; from the folders and
+    the files' paths (archives need not list folders)."""
+    all_dirs = set(dirs)
+    for parts in files:
+        all_dirs.update(parts[:i] for i in range(1, len(parts)))
+    children: dict[tuple[str, ...], list[str]] = {}
+    for d in sorted(all_dirs):
+        children.setdefault(d[:-1], []).append(d[-1])
+    return children
+
+
+def check_folders(
+    dirs: Iterable[tuple[str, ...]], files: Sequence[tuple[str, ...]], *, where: str
+) -> None:
+    """Refuse, as `from_tree` would, a tree with no split or class folders, from its names alone
+    (the cheap look at a zip, whose whole directory is read without decompressing anything)."""
+    children = folder_index(dirs, files)
+    root, roles = find_root(lambda parts: children.get(parts, []), where=where)
+    if not roles and not children.get(root):
+        raise _no_class_folders(root, children, list(files), where=where)
+
+
 def from_tree(
     members: Sequence[tuple[tuple[str, ...], Payload]],
     dirs: set[tuple[str, ...]],
@@ -204,12 +229,7 @@ def from_tree(
             f"({images.format_names(DATASET_FORMATS)}) in one folder per class, e.g. cat/ and "
             "dog/, optionally inside train/ and test/."
         )
-    all_dirs = set(dirs) | set(outside)
-    for parts, _ in members:
-        all_dirs.update(parts[:i] for i in range(1, len(parts)))
-    children: dict[tuple[str, ...], list[str]] = {}
-    for d in sorted(all_dirs):
-        children.setdefault(d[:-1], []).append(d[-1])
+    children = folder_index(set(dirs) | set(outside), [parts for parts, _ in members])
     root, roles = find_root(lambda parts: children.get(parts, []), where=where)
     groups = {role: (*root, roles[role]) for role in ("train", "val", "test") if role in roles}
     if not groups:

@@ -28,6 +28,7 @@ from cnn_core.data.archives import (
     archive_kind,
     describe_archive,
     iter_archive,
+    member_parts,
 )
 from cnn_core.data.cache import archive_identity, cache_file, read_cache, write_cache
 from cnn_core.data.cifar import (
@@ -46,6 +47,7 @@ from cnn_core.data.decode import fit
 from cnn_core.data.layout import (
     Listing,
     batch_folder,
+    check_folders,
     find_root,
     from_tree,
     read_file,
@@ -278,20 +280,33 @@ def _inspect_file(
     channels: int,
     test_split: float,
 ) -> SourceInfo:
-    if images.has_image_suffix(path.name) or _looks_like_image(path):
+    if images.has_dataset_suffix(path.name) or _looks_like_image(path):
         return SourceInfo(
             resolved,
             f"{path} (a single image)",
             problem=f"{path} is a single image, not a dataset; give the folder (or a .zip or "
-            ".tar.gz) holding train/<class>/ and test/<class>/ image folders. To classify one "
-            "photo, use Predict.",
+            ".tar.gz) holding one folder of images per class. To classify one photo, use "
+            "Predict.",
         )
     description = describe_archive(path)
+    if archive_kind(path) == "zip" and not description.startswith("CIFAR-10"):
+        _check_zip_folders(path)
     if image_size is None:
         return SourceInfo(resolved, description)
     identity = {**archive_identity(path, archive_kind(path)), "test_split": float(test_split)}
     cache = cache_file(identity, size=check_size(image_size), channels=channels)
     return SourceInfo(resolved, description, cached=cache.is_file())
+
+
+def _check_zip_folders(path: Path) -> None:
+    """A zip's directory is read whole, cheaply: refuse one that has no class folders at all."""
+    with zipfile.ZipFile(path) as archive:
+        infos = [(member_parts(info.filename), info.is_dir()) for info in archive.infolist()]
+    if any(parts and parts[-1] in (*BATCH_NAMES, TEST_BATCH) for parts, _ in infos):
+        return
+    dirs = [parts for parts, is_dir in infos if parts and is_dir]
+    files = [parts for parts, is_dir in infos if parts and not is_dir]
+    check_folders(dirs, files, where=str(path))
 
 
 def _looks_like_image(path: Path) -> bool:
