@@ -253,21 +253,24 @@ def refusals(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     write_classes(twice / "test", {"cat": 1, "dog": 1})
     lonely = tmp_path / "lonely"
     write_classes(lonely, {"cat": 1, "dog": 1, "frog": 1})
+    unsorted = tmp_path / "unsorted"
+    write_classes(unsorted, {"Training": 2, "Testing": 2})  # photos straight in the split folders
     return {
         "flat": (flat, r"no class folders \(found no folders and 3 file\(s\)\); put the images"),
         "single": (single, r"no class folders \(found no folders and 3 file\(s\) inside cat/\)"),
         "twice": (twice, r"has both Train/ and train/ folders, two names for the same split"),
         "lonely": (lonely, r"found folders cat/, dog/, frog/, each a class with fewer than 2"),
+        "unsorted": (unsorted, r"The Training/ folder in .* has no class folders \(found 2 file"),
     }
 
 
 @pytest.mark.parametrize("kind", ["folder", "zip"])
-@pytest.mark.parametrize("case", ["flat", "single", "twice", "lonely"])
+@pytest.mark.parametrize("case", ["flat", "single", "twice", "lonely", "unsorted"])
 def test_what_cannot_be_read_says_what_was_found(tmp_path: Path, case: str, kind: str) -> None:
     folder, words = refusals(tmp_path)[case]
     with pytest.raises(DataError, match=words):
         load_dataset(pack(folder, kind), image_size=(8, 8))
-    if case != "lonely":  # the cheap look refuses it too (a .tar.gz it cannot read cheaply)
+    if case in ("flat", "single", "twice"):  # the cheap look refuses these too
         assert inspect_source(pack(folder, kind)).problem is not None
 
 

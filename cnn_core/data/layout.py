@@ -243,6 +243,14 @@ def from_tree(
         for group, prefix in groups.items()
     }
     first = next(iter(groups))
+    if not classes[first] and roles:
+        split = roles["train"]
+        loose_files = sum(1 for parts, _ in members if parts[:-1] == groups[first])
+        raise DataError(
+            f"The {split}/ folder in {where} has no class folders (found {loose_files} file(s) "
+            f"directly in it); put its images in one folder per class, e.g. {split}/cat/ and "
+            f"{split}/dog/, and the same in the other split folders."
+        )
     if not classes[first]:
         raise _no_class_folders(root, children, [p for p, _ in members], where=where)
     for group in groups:
