@@ -11,6 +11,7 @@ from dataclasses import replace
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from cnn_core import settings
 from cnn_core.diagram import network_dot
 from cnn_core.errors import SpecError
 from cnn_core.export import export_code
@@ -275,7 +276,12 @@ left.download_button(
     key="download_spec",
     icon=":material/download:",
 )
-upload = right.file_uploader("Load a spec (.json)", type=["json"], key="upload_spec")
+upload = right.file_uploader(
+    "Load a spec (.json)",
+    type=["json"],
+    key="upload_spec",
+    max_upload_size=settings.PHOTO_UPLOAD_MB,  # the server's own cap is a dataset archive's
+)
 if upload is not None and st.session_state.get("loaded_upload") != upload.file_id:
     st.session_state.loaded_upload = upload.file_id
     st.session_state.pop("upload_error", None)

@@ -303,3 +303,10 @@ def test_a_photo_over_10_mb_is_refused_on_predict_while_the_rest_are_predicted(t
     assert "big.png" in error and "10.0 MB limit" in error and "\n" not in error
     table = at.dataframe[0].value
     assert table["prediction"].notna().tolist() == [False, True]
+
+
+def test_the_build_pages_spec_uploader_keeps_the_10_mb_check_in_the_browser():
+    from reliability.kit import open_page
+
+    at = open_page("build")
+    assert at.file_uploader(key="upload_spec").proto.max_upload_size_mb == settings.PHOTO_UPLOAD_MB
