@@ -16,6 +16,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cnn_core.errors import SpecError, UserError
 from cnn_core.runs import Run, RunStatus, list_runs, open_run, runs_root
@@ -234,11 +235,13 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
+    from cnn_core.data.report import dataset_report
     from cnn_core.datasets import load_dataset
 
     start = time.perf_counter()
     data = load_dataset(args.source, image_size=tuple(args.size), channels=args.channels)
     seconds = time.perf_counter() - start
+    report = dataset_report(data)
     summary = {
         "source": data.source,
         "train": len(data.y_train),
@@ -248,6 +251,7 @@ def _data(args: argparse.Namespace) -> int:
         "skipped": data.skipped,
         "warnings": list(data.warnings),
         "seconds": round(seconds, 3),
+        "report": report.to_dict(),
     }
     if args.json:
         print(json.dumps(summary))
@@ -259,7 +263,25 @@ def _data(args: argparse.Namespace) -> int:
         f"{'x'.join(map(str, summary['image_shape']))}, {len(data.class_names)} classes "
         f"({', '.join(data.class_names)}); loaded in {seconds:.2f} s"
     )
+    print(format_report(report))
     return 0
+
+
+def format_report(report: Any) -> str:
+    """The health report as a table of images per class and split, then the advice."""
+    splits = list(report.counts)
+    width = max(len(name) for name in (*report.class_names, "class"))
+    lines = [f"layout: {report.layout}" if report.layout else "layout: -"]
+    lines.append(f"{'class':<{width}}  " + "  ".join(f"{s:>10}" for s in splits))
+    for i, name in enumerate(report.class_names):
+        cells = "  ".join(f"{report.counts[s][i]:>10,}" for s in splits)
+        lines.append(f"{name:<{width}}  {cells}")
+    lines.append(
+        f"{report.found:,} files found: {report.used:,} images used, {report.skipped:,} skipped; "
+        f"classes {report.imbalance:.1f}:1 (largest to smallest, training)"
+    )
+    lines += [f"advice: {line}" for line in report.advice]
+    return "\n".join(lines)
 
 
 def _run_summary(run: Run, status: RunStatus) -> dict:

@@ -129,8 +129,7 @@ def source_note_ui(info: SourceInfo) -> None:
         st.warning(
             f"{info.description}. Without a network: download cifar-10-python.tar.gz on a machine "
             "that has one, copy it to this machine and enter its path above; or enter a folder, "
-            ".zip or .tar.gz of your own images (train/ and test/ folders, one folder of images "
-            "per class inside each).",
+            ".zip or .tar.gz of your own images (one folder of images per class).",
             icon=":material/cloud_download:",
         )
         return
@@ -178,7 +177,12 @@ choice = st.radio(
 )
 spec = draft if choice == "draft" else presets[choice].spec if choice in presets else None
 if choice == "upload":
-    upload = st.file_uploader("Spec file (.json)", type=["json"], key="train_spec_upload")
+    upload = st.file_uploader(
+        "Spec file (.json)",
+        type=["json"],
+        key="train_spec_upload",
+        max_upload_size=settings.PHOTO_UPLOAD_MB,  # the server's cap is a dataset archive's
+    )
     if upload is not None:
         try:
             spec = parse_spec(upload.getvalue(), source=upload.name)
@@ -200,8 +204,9 @@ source = st.text_input(
     key="data_source",
     disabled=st.session_state.get("dataset_upload") is not None,  # the upload below is used
     help="On the machine that runs this dashboard: cifar10 (downloads once), the official "
-    "cifar-10-python.tar.gz, or a folder or .zip/.tar.gz with train/ and test/ folders holding "
-    "one folder of images per class. Files on your own computer: upload an archive below.",
+    "cifar-10-python.tar.gz, or a folder or .zip/.tar.gz with one folder of images per class "
+    "(inside train/ and test/ folders, or not: then a test split is made). Files on your own "
+    "computer: upload an archive below.",
 )
 try:  # the server refuses bigger uploads whatever the setting says
     upload_mb = min(settings.max_dataset_upload_mb(), st.get_option("server.maxUploadSize"))
@@ -214,7 +219,7 @@ archive = st.file_uploader(
     key="dataset_upload",
     max_upload_size=upload_mb,
     disabled=upload_mb is None,
-    help="The same train/ and test/ layout as a folder. It is kept on the server (one copy per "
+    help="The same layouts as a folder. It is kept on the server (one copy per "
     "content), so that the run, and its evaluation later, read it from there.",
 )
 upload_problem = None
@@ -253,7 +258,11 @@ for pid, preset in presets.items():
         st.rerun()
 with st.expander("Load settings from a file (.json)"):
     config_upload = st.file_uploader(
-        "Settings file (.json)", type=["json"], key="config_upload", label_visibility="collapsed"
+        "Settings file (.json)",
+        type=["json"],
+        key="config_upload",
+        label_visibility="collapsed",
+        max_upload_size=settings.PHOTO_UPLOAD_MB,
     )
 if config_upload is not None and st.session_state.get("config_file") != config_upload.file_id:
     st.session_state.config_file = config_upload.file_id
