@@ -50,3 +50,26 @@ def stratified_split(
     mask = np.ones(len(labels), dtype=bool)
     mask[out] = False
     return np.flatnonzero(mask), out
+
+
+def stratified_subset(labels: np.ndarray, n: int, *, seed: int) -> np.ndarray:
+    """Exactly `n` indices (sorted), each class in its share of the whole (largest remainders),
+    and every class at least once where `n` allows: a quick try that still sees every class."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * n / len(labels)
+    share = np.floor(exact).astype(np.int64)
+    if n >= len(classes):
+        share = np.maximum(share, 1)
+    while share.sum() > n:  # the minimum of one pushed it over: take from the largest
+        share[np.argmax(share)] -= 1
+    for c in np.argsort(share - exact)[: n - int(share.sum())]:  # then the largest remainders
+        share[c] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False)
+        for c, k in zip(classes, share, strict=True)
+    ]
+    return np.sort(np.concatenate(chosen))

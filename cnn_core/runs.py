@@ -9,6 +9,7 @@ says what it is (`20261125-101500-tutorial-cnn`). It holds:
     model.keras      the model, once one exists   checkpoint.*    weights + optimizer, for resuming
     train.log        the training process's log   evaluation.json the test-set evaluation, once run
     launch.json      the process last started for the run, and where its part of train.log begins
+    split.json       which files trained, validated and tested it
 
 The training process writes every file atomically (temp file, then rename), so readers never see
 half a file. Readers never write: whether a run's process is still alive is decided when reading
@@ -48,6 +49,7 @@ CHECKPOINT = "checkpoint.weights.h5"
 CHECKPOINT_META = "checkpoint.json"
 LOG = "train.log"
 LAUNCH = "launch.json"
+SPLIT = "split.json"
 STOP = "stop.request"
 EVALUATION = "evaluation.json"
 PREDICTIONS = "predictions.npz"
@@ -578,7 +580,7 @@ def zip_run(run: Run) -> bytes:
     from cnn_core.export import export_code
 
     buffer = io.BytesIO()
-    names = (SPEC, CONFIG, DATASET, STATUS, HISTORY, MODEL, EVALUATION, PREDICTIONS, LOG)
+    names = (SPEC, CONFIG, DATASET, STATUS, HISTORY, MODEL, EVALUATION, PREDICTIONS, LOG, SPLIT)
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in names:
             path = run.file(name)

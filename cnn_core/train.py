@@ -31,7 +31,13 @@ import numpy as np
 
 from cnn_core import runs
 from cnn_core._keras import keras
-from cnn_core.balance import IMBALANCE_HINT, balanced_class_weights, imbalance_ratio
+from cnn_core.balance import (
+    IMBALANCE_HINT,
+    balanced_class_weights,
+    imbalance_ratio,
+    stratified_split,
+    stratified_subset,
+)
 from cnn_core.builder import bfloat16_is_faster, build_model
 from cnn_core.config import WARMUP_FRACTION, TrainConfig, effective_batch_size
 from cnn_core.datasets import Dataset, load_dataset
@@ -366,29 +372,55 @@ def dtype_policy(config: TrainConfig) -> str | None:
     return "mixed_bfloat16" if mixed else None
 
 
+def split_indices(
+    data: Dataset, config: TrainConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which training images train and which validate (indices into `data.x_train`, sorted):
+    the `limit` first, then the validation split, both stratified and seeded, so every class is
+    on both sides (when it has two images or more). A dataset with its own validation folder
+    (`data.x_val`) keeps it: None for the validation indices then."""
+    labels = data.y_train
+    subset = np.arange(len(labels))
+    if config.limit and config.limit < len(labels):
+        subset = stratified_subset(labels, config.limit, seed=seed)
+    if data.x_val is not None and data.y_val is not None:
+        return subset, None
+    keep, held = stratified_split(labels[subset], config.validation_split, seed=seed)
+    if len(keep) == 0:
+        raise UserError(
+            f"no training images are left after the validation split ({len(subset)} images, "
+            f"validation_split {config.validation_split}); lower validation_split or raise limit."
+        )
+    return subset[keep], subset[held]
+
+
 def split_data(
     data: Dataset, config: TrainConfig, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Training and validation arrays: a seeded shuffle, the `limit`, then the split. A dataset
-    with its own validation folder (`data.x_val`) keeps it, instead of a random split."""
-    order = np.random.default_rng(seed).permutation(len(data.y_train))
-    if config.limit:
-        order = order[: config.limit]
-    if data.x_val is not None and data.y_val is not None:
-        train = np.sort(order)
+    """Training and validation arrays, as `split_indices` chooses them."""
+    train, val = split_indices(data, config, seed)
+    if val is None:
         return data.x_train[train], data.y_train[train], data.x_val, data.y_val
-    n_val = round(len(order) * config.validation_split)
-    if config.validation_split and n_val == 0 and len(order) > 1:
-        n_val = 1
-    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
-    if len(train) == 0:
-        raise UserError(
-            f"no training images are left after the validation split ({len(order)} images, "
-            f"validation_split {config.validation_split}); lower validation_split or raise limit."
-        )
-    x_val = data.x_train[val] if n_val else None
-    y_val = data.y_train[val] if n_val else None
-    return data.x_train[train], data.y_train[train], x_val, y_val
+    if len(val) == 0:
+        return data.x_train[train], data.y_train[train], None, None
+    return data.x_train[train], data.y_train[train], data.x_train[val], data.y_train[val]
+
+
+def record_split(run: Run, data: Dataset, train: np.ndarray, val: np.ndarray | None) -> None:
+    """Which files trained, validated and tested this run (relative to the source), so that
+    what it was taught and tested on can be told later; a source without file names (CIFAR-10
+    batches) records the training images' indices."""
+
+    def names(files: tuple[str, ...], rows: np.ndarray) -> list[str] | list[int]:
+        return [files[i] for i in rows] if files else rows.tolist()
+
+    split = {
+        "train": names(data.train_files, train),
+        "validation": (list(data.val_files or ()) if val is None else names(data.train_files, val)),
+        "validation_from": "a validation folder" if val is None else "the training images",
+        "test": list(data.test_files) if data.test_files else len(data.y_test),
+    }
+    atomic_write_json(run.file(runs.SPLIT), split)
 
 
 def class_weights(
@@ -493,9 +525,17 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
         atomic_write_text(run.file(runs.SPEC), spec.to_json())
     dataset_info = {**run.dataset(), "class_names": list(data.class_names)}
     dataset_info.update(train_images=len(data.y_train), test_images=len(data.y_test))
+    dataset_info.update(layout=data.layout, files_found=data.found, files_skipped=data.skipped)
     atomic_write_json(run.file(runs.DATASET), dataset_info)
+    if data.layout:
+        notes.append(f"dataset: {data.layout}.")
 
-    x_train, y_train, x_val, y_val = split_data(data, config, seed)
+    train, val = split_indices(data, config, seed)
+    record_split(run, data, train, val)
+    x_train, y_train = data.x_train[train], data.y_train[train]
+    x_val, y_val = (data.x_val, data.y_val) if val is None else (None, None)
+    if val is not None and len(val):
+        x_val, y_val = data.x_train[val], data.y_train[val]
     batch_size, warning = effective_batch_size(config, len(y_train))
     class_weight, balance_note = class_weights(config, y_train, len(data.class_names))
     if balance_note and balance_note not in notes:

@@ -38,3 +38,16 @@ def test_a_random_split_can_miss_a_small_class_and_a_stratified_one_cannot():
         missed += 1 not in labels[order[:20]]
         assert 1 in labels[stratified_split(labels, 0.2, seed=seed)[1]]
     assert missed > 0  # what the plain shuffle did before
+
+
+def test_a_stratified_subset_has_exactly_n_and_every_class():
+    from cnn_core.balance import stratified_subset
+
+    labels = np.array([0] * 900 + [1] * 90 + [2] * 10)
+    for n in (3, 10, 100, 999):
+        subset = stratified_subset(labels, n, seed=2)
+        assert len(subset) == len(set(subset.tolist())) == n
+        assert set(labels[subset].tolist()) == {0, 1, 2}
+    counts = np.bincount(labels[stratified_subset(labels, 100, seed=2)]).tolist()
+    assert counts == [90, 9, 1]
+    assert len(stratified_subset(labels, 2000, seed=2)) == 1000

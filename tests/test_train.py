@@ -412,3 +412,33 @@ def test_balanced_class_weights_change_training_and_unbalance_is_named(tmp_path)
     assert "unbalanced (10.0:1" in notes[0] and "balance" in notes[0]
     assert "weighted to balance" in notes[1]
     assert losses[0] != pytest.approx(losses[1], rel=1e-3)
+
+
+def test_a_run_records_which_files_trained_validated_and_tested_it(tmp_path):
+    """Class folders without a split: every file lands in exactly one of the three, each class
+    in each (stratified), and the run's evaluation tests on the recorded test files."""
+    import json
+
+    from cnn_core.datasets import load_dataset
+
+    rng = np.random.default_rng(5)
+    for name, count in (("blue", 30), ("green", 30), ("red", 6)):
+        folder = tmp_path / "photos" / name
+        folder.mkdir(parents=True)
+        for i in range(count):
+            pixels = np.clip(128 + rng.normal(0, 60, (8, 8, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    config = TrainConfig(epochs=1, batch_size=8, validation_split=0.2, seed=3)
+    run = api.start_run(
+        TINY, config, data_source=str(tmp_path / "photos"), root=tmp_path / "runs", detach=False
+    )
+    assert run.status().state == "completed", run.status()
+    split = json.loads(run.file("split.json").read_text())
+    train, val, test = (set(split[k]) for k in ("train", "validation", "test"))
+    everything = {f"{p.parent.name}/{p.name}" for p in (tmp_path / "photos").rglob("*.png")}
+    assert train | val | test == everything and not (train & val or train & test or val & test)
+    for files in (train, val, test):
+        assert {f.split("/")[0] for f in files} == {"blue", "green", "red"}
+    assert any("without a split" in note for note in run.status().notes)
+    reloaded = load_dataset(tmp_path / "photos", image_size=(8, 8))
+    assert set(reloaded.test_files) == test  # a later evaluation sees the same test images
