@@ -10,6 +10,8 @@ import streamlit as st
 from cnn_core import api, settings
 from cnn_core.advice import overfitting_advice
 from cnn_core.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict, parse_config
+from cnn_core.data.cache import source_fingerprint
+from cnn_core.data.report import DatasetReport, check_dataset
 from cnn_core.datasets import SourceInfo, inspect_source
 from cnn_core.errors import UserError
 from cnn_core.presets import list_presets
@@ -18,7 +20,14 @@ from cnn_core.shapes import analyze
 from cnn_core.spec import parse_spec
 from cnn_core.uploads import save_upload
 from dashboard.routing import ensure_routed
-from dashboard.widgets import STATE_ICONS, curve_figure, draft_ui, format_seconds, show_error
+from dashboard.widgets import (
+    STATE_ICONS,
+    curve_figure,
+    dataset_report_ui,
+    draft_ui,
+    format_seconds,
+    show_error,
+)
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
@@ -117,6 +126,14 @@ def live_run_ui(name: str) -> None:
         st.dataframe(table, hide_index=True, key="epoch_table")
     elif status.active:
         st.caption("The curves grow from the end of the first epoch.")
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the dataset (decoded once, then cached)…")
+def dataset_check(
+    source: str, size: tuple[int, int], channels: int, fingerprint: str | None
+) -> tuple[DatasetReport, list]:
+    """The health report and sample images; `fingerprint` makes a changed dataset read again."""
+    return check_dataset(source, image_size=size, channels=channels)
 
 
 def source_note_ui(info: SourceInfo) -> None:
@@ -246,6 +263,27 @@ source_info = (
     )
 )
 source_note_ui(source_info)
+if source_info.problem is None and spec is not None:
+    # Closed, it reads nothing; opened, it decodes the images once (then cached) and reports.
+    health = st.expander(
+        "Check the dataset: images per class, skipped files, advice",
+        icon=":material/fact_check:",
+        key="data_report",
+        on_change="rerun",
+    )
+    if health.open:
+        with health:
+            try:
+                report, samples = dataset_check(
+                    source_info.source,
+                    spec.input_shape[:2],
+                    spec.input_shape[2],
+                    source_fingerprint(source_info.source),
+                )
+            except UserError as exc:
+                show_error(exc)
+            else:
+                dataset_report_ui(report, samples)
 
 st.subheader("Settings")
 version = st.session_state.get("config_version", 0)

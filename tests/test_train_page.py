@@ -145,3 +145,26 @@ def test_the_balance_checkbox_sets_class_weight(tmp_path):
     deadline = time.monotonic() + 60
     while not run.status().finished and time.monotonic() < deadline:
         time.sleep(0.1)
+
+
+def test_the_dataset_check_shows_counts_advice_and_samples_when_opened(tmp_path):
+    import shutil
+
+    data = write_colours(tmp_path / "colours", train=4, test=2)
+    for extra in sorted((data / "train" / "red").iterdir())[1:]:
+        extra.unlink()  # 4 blue, 4 green, 1 red
+    (data / "train" / "blue" / "notes.txt").write_text("not a picture\n")
+    at = train_page(data)
+    assert not at.get("plotly_chart")  # closed: nothing read
+    at.session_state["data_report"] = True  # the user opens it
+    rerun(at)
+    assert len(at.get("plotly_chart")) == 1
+    captions = texts(at.caption)
+    assert "16 files found: 15 images used, 1 skipped" in captions
+    advice = texts(at.info)
+    assert "unbalanced (4.0:1" in advice and "1 file(s) were found but not used" in advice
+    assert len(at.get("image")) == 9  # the sample grid: every training image here (4 per class)
+    shutil.rmtree(data / "train" / "red")
+    (data / "test" / "red").rename(tmp_path / "gone")
+    rerun(at)  # the dataset changed: read again
+    assert "13 files found: 12 images used, 1 skipped" in texts(at.caption)

@@ -102,3 +102,19 @@ def sample_indices(labels: np.ndarray, num_classes: int, *, per_class: int = 4) 
     for c in range(num_classes):
         chosen += [int(i) for i in np.flatnonzero(labels == c)[:per_class]]
     return chosen
+
+
+def check_dataset(
+    source: str, *, image_size: tuple[int, int], channels: int = 3, per_class: int = 4
+) -> tuple[DatasetReport, list[tuple[str, np.ndarray]]]:
+    """Load a source (decoded once, then cached) and report on it, with a few training images
+    of each class at the model's size: what the Train page shows before a run starts."""
+    from cnn_core.data.sources import load_dataset
+
+    data = load_dataset(source, image_size=image_size, channels=channels)
+    k = len(data.class_names)
+    samples = [
+        (data.class_names[int(data.y_train[i])], np.array(data.x_train[i]))
+        for i in sample_indices(data.y_train, k, per_class=per_class)
+    ]
+    return dataset_report(data), samples
