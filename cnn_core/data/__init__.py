@@ -6,11 +6,12 @@ decoding each image once and caching the result on disk (under `settings.cache_d
 the source's identity; `inspect_source` looks at one cheaply, before a run is made. The modules:
 
     sources   what a source names, the cheap look, and loading it
-    layout    folder trees: listing them, finding train/ and test/ class folders
+    layout    folder trees: listing them, finding the class folders (split or not, wrapped)
     archives  tar and zip archives, read in memory, never extracted
     cifar     Keras' CIFAR-10 downloader and the official batches (a restricted unpickler)
     decode    image files to one uint8 array, in worker processes when there are many
-    cache     the decoded-dataset cache
+    cache     the decoded-dataset cache, and a source's fingerprint
+    report    the dataset health report (counts, imbalance, skipped files, advice)
     dataset   the `Dataset` they all produce
 
 Untrusted input is handled defensively throughout. This package does not shuffle, split off
