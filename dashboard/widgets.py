@@ -281,11 +281,19 @@ def dataset_report_ui(report: Any, samples: Sequence[tuple[str, Any]]) -> None:
     )
     st.plotly_chart(figure, key="data_counts")
     h, w, c = report.image_shape
+    own = (
+        f"Their own size: about {report.native_size[0]}x{report.native_size[1]} (the smallest "
+        f"{report.smallest[0]}x{report.smallest[1]}); "
+        if report.native_size and report.smallest
+        else ""
+    )
+    copies = sum(report.duplicates.values())
     st.caption(
         f"{report.layout or 'Layout recognised'}. {report.found:,} files found: "
-        f"{report.used:,} images used, {report.skipped:,} skipped. Every image is resized to "
-        f"{h}x{w} ({'colour' if c == 3 else 'greyscale'}); classes {report.imbalance:.1f}:1 "
-        "(largest to smallest, training)."
+        f"{report.used:,} images used, {report.skipped:,} skipped. {own}every image is resized "
+        f"to {w}x{h} ({'colour' if c == 3 else 'greyscale'}). Classes {report.imbalance:.1f}:1 "
+        f"(largest to smallest, training); {report.grey:,} grey images; {copies} exact copies "
+        f"within a split; {report.leaks} test images identical to training images."
     )
     for line in report.advice:
         st.info(line, icon=":material/lightbulb:")

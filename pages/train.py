@@ -4,6 +4,8 @@ Training runs in its own process; this page only reads the run directory (every 
 fragment), so a refresh, a second tab or a shared link (?run=name) shows the same run.
 """
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -14,7 +16,7 @@ from cnn_core.data.cache import source_fingerprint
 from cnn_core.data.report import DatasetReport, check_dataset
 from cnn_core.datasets import SourceInfo, inspect_source
 from cnn_core.errors import UserError
-from cnn_core.presets import list_presets
+from cnn_core.presets import list_presets, mark_modified
 from cnn_core.runs import Run, RunError, open_run
 from cnn_core.shapes import analyze
 from cnn_core.spec import parse_spec
@@ -26,6 +28,7 @@ from dashboard.widgets import (
     dataset_report_ui,
     draft_ui,
     format_seconds,
+    set_draft,
     show_error,
 )
 
@@ -284,6 +287,21 @@ if source_info.problem is None and spec is not None:
                 show_error(exc)
             else:
                 dataset_report_ui(report, samples)
+                larger = report.suggested_size
+                if larger and choice == "draft" and spec.input_shape[:2] != larger:
+                    st.button(
+                        f"Use a {larger[0]}x{larger[1]} input in the draft",
+                        key="use_larger_input",
+                        icon=":material/zoom_in:",
+                        on_click=set_draft,
+                        args=(
+                            mark_modified(
+                                spec, replace(spec, input_shape=(*larger, spec.input_shape[2]))
+                            ),
+                        ),
+                        help="The Build page shows what it does to every layer's shape and the "
+                        "parameter count.",
+                    )
 
 st.subheader("Settings")
 version = st.session_state.get("config_version", 0)

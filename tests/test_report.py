@@ -55,3 +55,45 @@ def test_the_cli_prints_the_report_and_gives_it_as_json(tmp_path):
     report = json.loads(done.stdout.splitlines()[-1])["report"]
     assert report["counts"] == {"train": [40, 5], "test": [4, 2]}
     assert report["imbalance"] == 8.0
+
+
+def test_sizes_grey_images_copies_and_train_test_leaks_are_found(tmp_path):
+    """Photos of 96x64 for an 8x8 model; two grey ones; a file copied within train; a test
+    image that is a training image's copy."""
+    rng = np.random.default_rng(4)
+    root = tmp_path / "photos"
+    for split, count in (("train", 6), ("test", 2)):
+        for name in ("cat", "dog"):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+                if name == "dog" and i < 2 and split == "train":
+                    pixels[:] = pixels[..., :1]  # grey
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    copy = (root / "train" / "cat" / "0.png").read_bytes()
+    (root / "train" / "cat" / "copy-of-0.png").write_bytes(copy)
+    (root / "test" / "cat" / "1.png").write_bytes((root / "train" / "cat" / "3.png").read_bytes())
+    report = dataset_report(load_dataset(root, image_size=(8, 8)))
+    assert report.native_size == (96, 64) and report.smallest == (96, 64)
+    assert report.aspect_ratio == 1.5 and report.suggested_size == (64, 64)
+    assert report.grey == 2
+    assert report.duplicates == {"train": 1, "test": 0}
+    assert report.leaks == 1 and report.leaked == ("test/cat/1.png",)
+    advice = " ".join(report.advice)
+    assert "about 96x64; the model sees 8x8" in advice and "64x64" in advice
+    assert "exact copies" in advice
+    assert "identical to training images (e.g. test/cat/1.png)" in advice
+    again = dataset_report(load_dataset(root, image_size=(8, 8)))  # from the cache: the same
+    assert again == report
+
+
+def test_cifar_like_arrays_without_files_are_checked_by_their_pixels(tmp_path):
+    from cnn_core.data.dataset import Dataset
+
+    x = np.zeros((4, 8, 8, 3), np.uint8)
+    x[1] = 200  # two distinct images, each twice: 0 == 2 == 3 (zeros), 1
+    data = Dataset(x, np.array([0, 1, 0, 1]), x[:1].copy(), np.array([0]), ("a", "b"), "arrays")
+    report = dataset_report(data)
+    assert report.duplicates == {"train": 2, "test": 0} and report.leaks == 1
+    assert report.native_size is None and report.grey == 5

@@ -168,3 +168,25 @@ def test_the_dataset_check_shows_counts_advice_and_samples_when_opened(tmp_path)
     (data / "test" / "red").rename(tmp_path / "gone")
     rerun(at)  # the dataset changed: read again
     assert "13 files found: 12 images used, 1 skipped" in texts(at.caption)
+
+
+def test_big_photos_offer_a_larger_input_for_the_draft_in_one_click(tmp_path):
+    from cnn_core.drafts import load_draft
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            folder = tmp_path / "photos" / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(
+                    folder / f"{i}.png"
+                )
+    at = train_page(tmp_path / "photos")
+    at.session_state["data_report"] = True
+    rerun(at)
+    assert any("about 160x120; the model sees 8x8" in i.value for i in at.info)
+    at.button(key="use_larger_input").click()
+    rerun(at)
+    draft = load_draft(at.query_params["draft"])
+    assert draft.input_shape == (96, 96, 3) and draft.name == TINY.name  # not a preset

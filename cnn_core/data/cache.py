@@ -20,7 +20,7 @@ from cnn_core.data.layout import walk_folder
 
 log = logging.getLogger("cnn_core.datasets")
 
-CACHE_VERSION = 2  # bump when the cached arrays' meaning changes (2: file lists, validation)
+CACHE_VERSION = 3  # bump when the cached arrays' meaning changes (2: file lists, 3: facts)
 
 
 def archive_identity(path: Path, kind: str) -> dict[str, object]:
@@ -105,6 +105,8 @@ def _read_extras(stored: np.lib.npyio.NpzFile) -> dict[str, object]:
     if "x_val" in stored.files:
         extras.update(x_val=stored["x_val"], y_val=stored["y_val"])
         extras["val_files"] = tuple(str(name) for name in stored["val_files"])
+    if "facts" in stored.files:
+        extras["facts"] = stored["facts"]
     return extras
 
 
@@ -118,6 +120,8 @@ def _extras(dataset: Dataset) -> dict[str, np.ndarray]:
     if dataset.x_val is not None and dataset.y_val is not None:
         arrays.update(x_val=dataset.x_val, y_val=dataset.y_val)
         arrays["val_files"] = np.array(dataset.val_files or (), dtype=str)
+    if dataset.facts is not None:
+        arrays["facts"] = dataset.facts
     return arrays
 
 

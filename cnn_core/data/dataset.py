@@ -42,6 +42,7 @@ class Dataset:
     x_val: np.ndarray | None = None  # uint8 (V, H, W, C) from a validation folder; None: none
     y_val: np.ndarray | None = None  # int64 (V,)
     val_files: tuple[str, ...] | None = None  # relative paths, in the order of x_val
+    facts: np.ndarray | None = None  # decode.FACTS of every image: train, then val, then test
 
 
 def first_line(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -25,23 +26,58 @@ log = logging.getLogger("cnn_core.datasets")
 
 CHUNK = 1000  # images per worker task: small enough for steady progress, big enough to amortise
 PARALLEL_MIN_IMAGES = 4000  # below this, starting worker processes costs more than it saves
+# What decoding learns about each image besides its pixels, for the dataset's health report.
+FACTS = np.dtype([("width", "<i4"), ("height", "<i4"), ("grey", "?"), ("digest", "S16")])
+GREY_TOLERANCE = 8  # channels within this of each other everywhere: a grey picture
 
 # ------------------------------------------------------------------------------------- decoding
 
 
 def _decode_chunk(
     payloads: Sequence[bytes | str], names: Sequence[str], size: tuple[int, int], channels: int
-) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Decode a run of images (in a worker process); rows that fail stay zero and are reported."""
+) -> tuple[np.ndarray, list[tuple[int, str]], np.ndarray]:
+    """Decode a run of images (in a worker process); rows that fail stay zero and are reported.
+    Also returns each image's facts (`FACTS`): its own size, whether it is grey, a digest of its
+    file's bytes."""
     out = np.zeros((len(payloads), *size, channels), dtype=np.uint8)
+    facts = np.zeros(len(payloads), dtype=FACTS)
     errors: list[tuple[int, str]] = []
     for i, (payload, name) in enumerate(zip(payloads, names, strict=True)):
         try:
-            with images.open_image(payload, name=name, formats=images.DATASET_FORMATS) as picture:
+            raw = _raw(payload)
+            source = payload if raw is None else raw
+            with images.open_image(source, name=name, formats=images.DATASET_FORMATS) as picture:
                 out[i] = images.to_array(picture, size=size, channels=channels)
+                small = out[i] if channels == 3 else np.asarray(picture.resize((16, 16)))
+                facts[i] = (*picture.size, _looks_grey(small), _digest(raw))
         except ImageError as exc:
             errors.append((i, str(exc)))
-    return out, errors
+    return out, errors, facts
+
+
+def _raw(payload: bytes | str) -> bytes | None:
+    """The file's bytes, to digest; None for a file too big to read here (decoding says so)."""
+    if not isinstance(payload, str):
+        return bytes(payload)
+    try:
+        if os.path.getsize(payload) > images.DEFAULT_MAX_BYTES:
+            return None
+        with open(payload, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None  # opening it by path reports why, in the user's words
+
+
+def _digest(raw: bytes | None) -> bytes:
+    return hashlib.blake2b(raw, digest_size=8).hexdigest().encode() if raw is not None else b""
+
+
+def _looks_grey(pixels: np.ndarray) -> bool:
+    values = np.asarray(pixels, dtype=np.int16).reshape(-1, pixels.shape[-1])
+    if values.shape[-1] < 3:
+        return True
+    spread = values[:, :3].max(axis=1) - values[:, :3].min(axis=1)
+    return bool(spread.max() <= GREY_TOLERANCE)
 
 
 def _fork_context() -> multiprocessing.context.BaseContext | None:
@@ -73,19 +109,22 @@ def decode_images(
     size: tuple[int, int],
     channels: int,
     progress: Progress | None,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Decode every payload to (N, H, W, C) uint8; returns the array, an ok mask and messages."""
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """Decode every payload to (N, H, W, C) uint8; returns the array, an ok mask, messages and
+    every image's `FACTS`."""
     n = len(payloads)
     x = np.zeros((n, *size, channels), dtype=np.uint8)
+    facts = np.zeros(n, dtype=FACTS)
     ok = np.ones(n, dtype=bool)
     errors: list[tuple[int, str]] = []
     starts = list(range(0, n, CHUNK))
     done = 0
 
-    def store(start: int, result: tuple[np.ndarray, list[tuple[int, str]]]) -> None:
+    def store(start: int, result: tuple[np.ndarray, list[tuple[int, str]], np.ndarray]) -> None:
         nonlocal done
-        rows, failed = result
+        rows, failed, found = result
         x[start : start + len(rows)] = rows
+        facts[start : start + len(rows)] = found
         for offset, message in failed:
             ok[start + offset] = False
             errors.append((start + offset, message))
@@ -109,12 +148,13 @@ def decode_images(
             # Why not fatal: some sandboxes forbid processes; decoding here is only slower.
             log.warning("decoding in one process (worker processes failed: %s)", exc)
             x[:] = 0
+            facts[:] = 0
             ok[:] = True
             errors.clear()
             done = 0
     for start in starts:
         store(start, _decode_chunk(*chunk(start)))
-    return x, ok, [message for _, message in sorted(errors)]
+    return x, ok, [message for _, message in sorted(errors)], facts
 
 
 def fit(

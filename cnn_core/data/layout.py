@@ -291,7 +291,7 @@ def from_tree(
 
     items = [item for group in groups for item in chosen[group]]  # one pass, one set of workers
     readable = [i for i, item in enumerate(items) if not isinstance(item[2], Unread)]
-    x, ok, failures = decode_images(
+    x, ok, failures, facts = decode_images(
         [items[i][2] for i in readable],
         [items[i][0] for i in readable],
         size=size,
@@ -336,6 +336,7 @@ def from_tree(
     order = np.concatenate([rows[group] for group in ("train", "val", "test") if group in rows])
     if len(order) != len(x) or (order != np.arange(len(x))).any():
         x = x[order]  # one copy, only when something was dropped or a split was made
+        facts = facts[order]
     n_train = len(rows["train"])
     n_val = len(rows.get("val", ()))
     names = [items[i][0] for i in decoded[order]]
@@ -361,6 +362,7 @@ def from_tree(
         x_val=x[n_train : n_train + n_val] if "val" in rows else None,
         y_val=y[n_train : n_train + n_val] if "val" in rows else None,
         val_files=tuple(names[n_train : n_train + n_val]) if "val" in rows else None,
+        facts=facts,
     )
 
 
