@@ -280,6 +280,16 @@ def format_report(report: Any) -> str:
         f"{report.found:,} files found: {report.used:,} images used, {report.skipped:,} skipped; "
         f"classes {report.imbalance:.1f}:1 (largest to smallest, training)"
     )
+    if report.native_size and report.smallest:
+        lines.append(
+            f"their own size: about {report.native_size[0]}x{report.native_size[1]} (smallest "
+            f"{report.smallest[0]}x{report.smallest[1]}, width/height {report.aspect_ratio})"
+        )
+    copies = sum(report.duplicates.values())
+    lines.append(
+        f"{report.grey:,} grey images; {copies} exact copies within a split; {report.leaks} test "
+        "images identical to training images"
+    )
     lines += [f"advice: {line}" for line in report.advice]
     return "\n".join(lines)
 
