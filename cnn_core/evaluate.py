@@ -110,13 +110,16 @@ def _is_current(run: Run, stored: dict[str, Any] | None, source: object) -> bool
     return not data_changed(stored)
 
 
-def data_changed(report: dict[str, Any]) -> bool:
+def data_changed(report: dict[str, Any], *, current: str | None = None) -> bool:
     """Whether the test data's files changed since `report` was made (a report from before
-    fingerprints were stored counts as unchanged)."""
+    fingerprints were stored counts as unchanged). `current`: the source's fingerprint now, if
+    the caller has it."""
     stored = report.get("data_fingerprint")
     if stored is None:
         return False
-    return source_fingerprint(str(report.get("data_source", ""))) != stored
+    if current is None:
+        current = source_fingerprint(str(report.get("data_source", "")))
+    return current != stored
 
 
 def _check_classes(run: Run, data_names: tuple[str, ...], outputs: int) -> tuple[str, ...]:

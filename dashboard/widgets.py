@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+from cnn_core.data.cache import source_fingerprint
 from cnn_core.drafts import load_draft, new_draft_id, save_draft, valid_draft_id
 from cnn_core.errors import UserError
 from cnn_core.layers import KINDS, Param
@@ -256,6 +257,13 @@ def format_seconds(seconds: float | None) -> str:
 
 
 # --- the dataset health report ----------------------------------------------------------------
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def fingerprint(source: str) -> str | None:
+    """The source's fingerprint, looked up at most every 10 s: listing a folder of 100,000
+    photos takes a while, and pages rerun at every click."""
+    return source_fingerprint(source)
 
 
 def dataset_report_ui(report: Any, samples: Sequence[tuple[str, Any]]) -> None:

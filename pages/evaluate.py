@@ -20,7 +20,7 @@ from cnn_core.evaluate import (
     read_predictions,
 )
 from dashboard.routing import ensure_routed
-from dashboard.widgets import enlarged, run_picker_ui, show_error
+from dashboard.widgets import enlarged, fingerprint, run_picker_ui, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
@@ -44,7 +44,7 @@ if report is None:
     if report is None:
         st.stop()
 
-if data_changed(report):
+if data_changed(report, current=fingerprint(report["data_source"])):
     st.warning(
         f"The test images in {report['data_source']} changed since this evaluation; these "
         "figures are about the old ones. Evaluate again (at the bottom of the page) for the new.",

@@ -12,7 +12,6 @@ import streamlit as st
 from cnn_core import api, settings
 from cnn_core.advice import overfitting_advice
 from cnn_core.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict, parse_config
-from cnn_core.data.cache import source_fingerprint
 from cnn_core.data.report import DatasetReport, check_dataset
 from cnn_core.datasets import SourceInfo, inspect_source
 from cnn_core.errors import UserError
@@ -27,6 +26,7 @@ from dashboard.widgets import (
     curve_figure,
     dataset_report_ui,
     draft_ui,
+    fingerprint,
     format_seconds,
     set_draft,
     show_error,
@@ -281,7 +281,7 @@ if source_info.problem is None and spec is not None:
                     source_info.source,
                     spec.input_shape[:2],
                     spec.input_shape[2],
-                    source_fingerprint(source_info.source),
+                    fingerprint(source_info.source),
                 )
             except UserError as exc:
                 show_error(exc)

@@ -9,6 +9,7 @@ from reliability.kit import make_model_run, open_page, write_colours
 
 from cnn_core.evaluate import class_findings, evaluate_run
 from cnn_core.settings import runs_root
+from dashboard.widgets import fingerprint
 
 
 def report_of(rows: list[tuple[str, float, int]]) -> dict:
@@ -51,6 +52,7 @@ def test_a_stored_evaluation_is_stale_once_the_test_images_change(tmp_path: Path
     at = open_page("evaluate", run=run.name)
     assert not any("changed since" in w.value for w in at.warning)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(data / "test" / "red" / "new.png")
+    fingerprint.clear()  # the page looks at the files again at most every 10 s
     at = open_page("evaluate", run=run.name)
     assert any("changed since this evaluation" in w.value for w in at.warning)
     again = evaluate_run(run)

@@ -18,6 +18,7 @@ from reliability.kit import TINY, open_page, rerun, write_colours
 from cnn_core.config import TrainConfig
 from cnn_core.drafts import new_draft_id, save_draft
 from cnn_core.runs import create_run, list_runs, record_launch
+from dashboard.widgets import fingerprint
 
 
 def train_page(source: str | Path):
@@ -166,6 +167,7 @@ def test_the_dataset_check_shows_counts_advice_and_samples_when_opened(tmp_path)
     assert len(at.get("image")) == 9  # the sample grid: every training image here (4 per class)
     shutil.rmtree(data / "train" / "red")
     (data / "test" / "red").rename(tmp_path / "gone")
+    fingerprint.clear()  # the page looks at the files again at most every 10 s
     rerun(at)  # the dataset changed: read again
     assert "13 files found: 12 images used, 1 skipped" in texts(at.caption)
 
