@@ -515,7 +515,10 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
     data = load_dataset(source, image_size=(h, w), channels=c)
     notes = list(status.notes)
     if data.skipped:
-        notes.append(f"{data.skipped} unreadable image files were skipped.")
+        notes.append(
+            f"{data.skipped} file(s) in the class folders were skipped: not images, or "
+            "unreadable (the dataset check on the Train page lists them)."
+        )
     if spec.num_classes != len(data.class_names):
         notes.append(
             f"the spec had {spec.num_classes} classes, the data has {len(data.class_names)}; "
