@@ -501,3 +501,19 @@ def watch_epochs(page: Page, run: Run, *, epochs: int) -> list[float]:
     assert chart_points(page, "acc_chart") > first_points  # the chart grew between two looks
     assert run.status().state == "running", "the run ended before it could be watched"
     return [round(shown[n] - written[n], 2) for n in sorted(shown)]
+
+
+def test_tabs_opened_together_on_a_fresh_server_each_show_the_five_pages(app: App, page: Page):
+    """After a restart every open tab reconnects at once: each first run is set up the old
+    pages-folder way, and each must still end in app.py's navigation (a check of the server's
+    flag alone let all but the first show every file in pages/)."""
+    browser = page.context.browser
+    assert browser is not None
+    tabs = [page, *(browser.new_page(viewport={"width": WIDTH, "height": HEIGHT}) for _ in "123")]
+    for tab, path in zip(tabs, ("runs", "train?run=x", "evaluate", "predict"), strict=True):
+        tab.goto(f"{app.url}/{path}", wait_until="commit")  # all four in flight together
+    for tab in tabs:
+        expect(tab.get_by_test_id("stSidebarNav")).to_be_visible()
+        settled(tab)
+        assert sidebar_pages(tab) == PAGES, tab.url
+    assert "Traceback" not in app.log.read_text(errors="replace")
