@@ -42,6 +42,7 @@ from cnn_core.builder import bfloat16_is_faster, build_model
 from cnn_core.config import WARMUP_FRACTION, TrainConfig, effective_batch_size
 from cnn_core.datasets import Dataset, load_dataset
 from cnn_core.errors import UserError
+from cnn_core.feed import Feed
 from cnn_core.runs import Run, RunStatus, atomic_write_json, atomic_write_text, now_iso
 
 log = logging.getLogger("cnn_core.train")
@@ -535,10 +536,14 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
 
     train, val = split_indices(data, config, seed)
     record_split(run, data, train, val)
-    x_train, y_train = data.x_train[train], data.y_train[train]
-    x_val, y_val = (data.x_val, data.y_val) if val is None else (None, None)
-    if val is not None and len(val):
-        x_val, y_val = data.x_train[val], data.y_train[val]
+    y_train = data.y_train[train]  # labels only: the images are read a batch at a time
+    x_val, y_val, val_rows = data.x_val, data.y_val, None  # a validation folder, or none
+    if val is None and data.y_val is not None:
+        val_rows = np.arange(len(data.y_val))
+    elif val is not None and len(val):
+        x_val, y_val, val_rows = data.x_train, data.y_train, val
+    else:
+        x_val = y_val = None
     batch_size, warning = effective_batch_size(config, len(y_train))
     class_weight, balance_note = class_weights(config, y_train, len(data.class_names))
     if balance_note and balance_note not in notes:
@@ -552,15 +557,9 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
     target = status.epochs_target
     policy = dtype_policy(config)
     model = build_model(spec, augmentation=config.augmentation, dtype_policy=policy)
-    num_classes = spec.num_classes
+    one_hot = spec.num_classes if config.label_smoothing else None  # made per batch by the feed
     if config.label_smoothing:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-        y_train = keras.utils.to_categorical(y_train, num_classes).astype("float32")
-        y_val = (
-            keras.utils.to_categorical(y_val, num_classes).astype("float32")
-            if x_val is not None
-            else None
-        )
         metric = keras.metrics.CategoricalAccuracy(name="accuracy")
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
@@ -603,24 +602,35 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
         "training %s: %d images (%d for validation), batch %d, epochs %d..%d, seed %d, %s",
         spec.name,
         len(y_train),
-        0 if y_val is None else len(y_val),
+        0 if val_rows is None else len(val_rows),
         batch_size,
         initial_epoch + 1,
         target,
         seed,
         "bfloat16 mixed precision" if policy else "float32",
     )
+    feed = Feed(
+        data.x_train,
+        data.y_train,
+        train,
+        batch_size=batch_size,
+        shuffle=True,
+        seed=seed,
+        epoch=initial_epoch,
+        num_classes=one_hot,
+        class_weight=class_weight,
+    )
+    val_feed = None
+    if x_val is not None and y_val is not None and val_rows is not None and len(val_rows):
+        val_feed = Feed(x_val, y_val, val_rows, batch_size=batch_size, num_classes=one_hot)
     try:
         model.fit(
-            x_train,
-            y_train,
-            batch_size=batch_size,
+            feed,
             epochs=target,
             initial_epoch=initial_epoch,
-            validation_data=(x_val, y_val) if x_val is not None else None,
+            validation_data=val_feed,
             validation_freq=config.validation_freq,
-            shuffle=True,
-            class_weight=class_weight,
+            shuffle=False,  # the feed shuffles its rows itself, seeded, every epoch
             callbacks=callbacks,
             verbose=0,
         )

@@ -1,0 +1,75 @@
+"""The training feed: every row once per epoch, a fresh seeded order each epoch, labels with
+their images, one-hot labels and sample weights made per batch, and memory-mapped arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnn_core.feed import Feed
+
+
+def tiny(n: int = 23) -> tuple[np.ndarray, np.ndarray]:
+    x = np.zeros((n, 2, 2, 1), dtype=np.uint8)
+    x[:, 0, 0, 0] = np.arange(n)  # each image carries its own row number
+    return x, (np.arange(n) % 3).astype(np.int64)
+
+
+def epoch_rows(feed: Feed) -> np.ndarray:
+    return np.concatenate([feed[i][0][:, 0, 0, 0] for i in range(len(feed))]).astype(np.int64)
+
+
+def test_every_row_once_per_epoch_and_reshuffled() -> None:
+    x, y = tiny()
+    rows = np.arange(3, 23)
+    feed = Feed(x, y, rows, batch_size=6, shuffle=True, seed=5)
+    assert len(feed) == 4
+    first = epoch_rows(feed)
+    assert sorted(first) == rows.tolist()
+    feed.on_epoch_end()
+    second = epoch_rows(feed)
+    assert sorted(second) == rows.tolist()
+    assert (
+        feed.order.tolist() != Feed(x, y, rows, batch_size=6, shuffle=True, seed=5).order.tolist()
+    )
+    again = Feed(x, y, rows, batch_size=6, shuffle=True, seed=5, epoch=1)  # a resumed run
+    assert again.order.tolist() == feed.order.tolist()
+
+
+def test_unshuffled_feed_keeps_the_given_order() -> None:
+    x, y = tiny()
+    feed = Feed(x, y, np.arange(10), batch_size=4)
+    assert epoch_rows(feed).tolist() == list(range(10))
+    feed.on_epoch_end()
+    assert epoch_rows(feed).tolist() == list(range(10))
+
+
+def test_batches_match_their_labels_and_one_hot() -> None:
+    x, y = tiny()
+    feed = Feed(x, y, np.arange(23), batch_size=5, shuffle=True, seed=1, num_classes=3)
+    for i in range(len(feed)):
+        images, targets = feed[i]
+        assert images.dtype == np.uint8 and targets.dtype == np.float32
+        assert targets.shape == (len(images), 3)
+        assert (targets.argmax(axis=1) == images[:, 0, 0, 0] % 3).all()
+    with pytest.raises(IndexError):
+        feed[len(feed)]
+
+
+def test_class_weights_become_sample_weights() -> None:
+    x, y = tiny()
+    feed = Feed(x, y, np.arange(23), batch_size=8, class_weight={0: 0.5, 1: 2.0, 2: 3.0})
+    images, labels, weights = feed[1]
+    assert (labels == images[:, 0, 0, 0] % 3).all()
+    assert weights.tolist() == [{0: 0.5, 1: 2.0, 2: 3.0}[int(label)] for label in labels]
+
+
+def test_memory_mapped_arrays(tmp_path) -> None:
+    x, y = tiny()
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    feed = Feed(mapped, y, np.arange(23), batch_size=7, shuffle=True, seed=2)
+    images, labels = feed[0]
+    assert type(images) is np.ndarray
+    assert (images[:, 0, 0, 0] % 3 == labels).all()
+    assert sorted(epoch_rows(feed)) == list(range(23))
