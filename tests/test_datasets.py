@@ -642,3 +642,29 @@ def test_describe_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert describe_source(tmp_path / "nope").endswith("(not found)")
     monkeypatch.setenv("CNN_CORE_DATA", str(tmp_path / "src"))
     assert describe_source().startswith("image folders in")
+
+
+def test_cached_pixels_are_memory_mapped_npy_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_tree(tmp_path / "tree")
+    first = load_dataset(root)
+    cache = tmp_path / "cache"
+    (index,) = cache.glob("*.npz")
+    assert sorted(p.name for p in cache.glob("*.npy")) == [
+        f"{index.stem}.x_test.npy",
+        f"{index.stem}.x_train.npy",
+    ]
+    second = load_dataset(root)
+    assert isinstance(second.x_train, np.memmap) and not second.x_train.flags.writeable
+    assert np.array_equal(first.x_test, second.x_test)
+    pixels = cache / f"{index.stem}.x_train.npy"
+    pixels.write_bytes(pixels.read_bytes()[:-10])  # a cut-short pixel file: rebuilt
+    calls = count_decodes(monkeypatch)
+    assert_tree_dataset(load_dataset(root))
+    assert len(calls) == 18
+    target = root / "train" / "cat" / "000.png"
+    info = target.stat()
+    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+    load_dataset(root)
+    assert len(list(cache.glob("*.npz"))) == 1 and len(list(cache.glob("*.npy"))) == 2

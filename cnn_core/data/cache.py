@@ -1,5 +1,8 @@
-"""The decoded-dataset cache: one uncompressed .npz per source, size and content, written
-atomically; a damaged file is rebuilt, never an error."""
+"""The decoded-dataset cache: per source, size and content, one .npy of uint8 pixels per split
+(read memory-mapped, so a cached dataset costs no RAM until batches are read) and one small .npz
+beside them (labels, class names, file lists, facts). Every file is written atomically and the
+.npz last, so it exists only when its pixels do; a damaged or missing file is rebuilt, never an
+error."""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -20,7 +25,8 @@ from cnn_core.data.layout import walk_folder
 
 log = logging.getLogger("cnn_core.datasets")
 
-CACHE_VERSION = 3  # bump when the cached arrays' meaning changes (2: file lists, 3: facts)
+CACHE_VERSION = 4  # bump when the cached arrays' meaning changes (2: file lists, 3: facts, 4: .npy)
+SPLITS = ("x_train", "x_test", "x_val")  # the pixel arrays, one .npy each
 
 
 def archive_identity(path: Path, kind: str) -> dict[str, object]:
@@ -74,12 +80,12 @@ def read_cache(path: Path, *, source: str, size: tuple[int, int], channels: int)
         return None
     try:
         with np.load(path, allow_pickle=False) as stored:
-            x_train, y_train = stored["x_train"], stored["y_train"]
-            x_test, y_test = stored["x_test"], stored["y_test"]
+            x_train, y_train = pixels(path, "x_train"), stored["y_train"]
+            x_test, y_test = pixels(path, "x_test"), stored["y_test"]
             class_names = tuple(str(name) for name in stored["class_names"])
             skipped = int(stored["skipped"])
             notes = tuple(str(line) for line in stored["warnings"])
-            extras = _read_extras(stored)
+            extras = _read_extras(stored, path)
         pairs = [(x_train, y_train), (x_test, y_test)]
         if extras.get("x_val") is not None:
             pairs.append((extras["x_val"], extras["y_val"]))
@@ -94,7 +100,17 @@ def read_cache(path: Path, *, source: str, size: tuple[int, int], channels: int)
     return Dataset(x_train, y_train, x_test, y_test, class_names, source, skipped, notes, **extras)
 
 
-def _read_extras(stored: np.lib.npyio.NpzFile) -> dict[str, object]:
+def pixels_file(path: Path, name: str) -> Path:
+    """The .npy of one split's pixels beside the cache's .npz: `<stem>.x_train.npy`."""
+    return path.with_name(f"{path.stem}.{name}.npy")
+
+
+def pixels(path: Path, name: str) -> np.ndarray:
+    """One split's pixels, memory-mapped read-only (pages are read when rows are)."""
+    return np.load(pixels_file(path, name), mmap_mode="r", allow_pickle=False)
+
+
+def _read_extras(stored: np.lib.npyio.NpzFile, path: Path) -> dict[str, object]:
     """The fields beside the arrays: files found, the layout, and which file is in which split."""
     extras: dict[str, object] = {
         "found": int(stored["found"]),
@@ -102,8 +118,8 @@ def _read_extras(stored: np.lib.npyio.NpzFile) -> dict[str, object]:
         "train_files": tuple(str(name) for name in stored["train_files"]),
         "test_files": tuple(str(name) for name in stored["test_files"]),
     }
-    if "x_val" in stored.files:
-        extras.update(x_val=stored["x_val"], y_val=stored["y_val"])
+    if "y_val" in stored.files:
+        extras.update(x_val=pixels(path, "x_val"), y_val=stored["y_val"])
         extras["val_files"] = tuple(str(name) for name in stored["val_files"])
     if "facts" in stored.files:
         extras["facts"] = stored["facts"]
@@ -118,7 +134,7 @@ def _extras(dataset: Dataset) -> dict[str, np.ndarray]:
         "test_files": np.array(dataset.test_files, dtype=str),
     }
     if dataset.x_val is not None and dataset.y_val is not None:
-        arrays.update(x_val=dataset.x_val, y_val=dataset.y_val)
+        arrays["y_val"] = dataset.y_val
         arrays["val_files"] = np.array(dataset.val_files or (), dtype=str)
     if dataset.facts is not None:
         arrays["facts"] = dataset.facts
@@ -126,30 +142,42 @@ def _extras(dataset: Dataset) -> dict[str, np.ndarray]:
 
 
 def write_cache(path: Path, dataset: Dataset) -> None:
-    """Write atomically (temp file, then rename) and drop older versions of the same source."""
+    """Write atomically (temp file, then rename; the pixels first, the .npz that names them
+    last) and drop older versions of the same source."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(  # uncompressed: loading is a plain read, far faster than decoding again
-                    f,
-                    x_train=dataset.x_train,
-                    y_train=dataset.y_train,
-                    x_test=dataset.x_test,
-                    y_test=dataset.y_test,
-                    class_names=np.array(dataset.class_names, dtype=str),
-                    skipped=np.int64(dataset.skipped),
-                    warnings=np.array(dataset.warnings, dtype=str),
-                    **_extras(dataset),
-                )
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        splits = {"x_train": dataset.x_train, "x_test": dataset.x_test}
+        if dataset.x_val is not None and dataset.y_val is not None:
+            splits["x_val"] = dataset.x_val
+        for name, array in splits.items():
+            _atomic(pixels_file(path, name), lambda f, a=array: np.save(f, a, allow_pickle=False))
+        _atomic(
+            path,
+            lambda f: np.savez(
+                f,
+                y_train=dataset.y_train,
+                y_test=dataset.y_test,
+                class_names=np.array(dataset.class_names, dtype=str),
+                skipped=np.int64(dataset.skipped),
+                warnings=np.array(dataset.warnings, dtype=str),
+                **_extras(dataset),
+            ),
+        )
         stem = path.name.rsplit("-", 1)[0]  # same source and size, older contents
-        for stale in path.parent.glob(f"{glob.escape(stem)}-*.npz"):
-            if stale != path:
+        for stale in path.parent.glob(f"{glob.escape(stem)}-*"):
+            if stale != path and not stale.name.startswith(f"{path.stem}."):
                 stale.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("not caching the decoded dataset in %s (%s)", path.parent, exc)
+
+
+def _atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """`write` into a temp file beside `path`, then rename it to `path`."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
