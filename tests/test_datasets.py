@@ -655,8 +655,10 @@ def test_cached_pixels_are_memory_mapped_npy_files(
         f"{index.stem}.x_test.npy",
         f"{index.stem}.x_train.npy",
     ]
+    assert isinstance(first.x_train, np.memmap)  # the decoded arrays are not kept in RAM
     second = load_dataset(root)
     assert isinstance(second.x_train, np.memmap) and not second.x_train.flags.writeable
+    assert not isinstance(load_dataset(root, cache=False).x_train, np.memmap)
     assert np.array_equal(first.x_test, second.x_test)
     pixels = cache / f"{index.stem}.x_train.npy"
     pixels.write_bytes(pixels.read_bytes()[:-10])  # a cut-short pixel file: rebuilt
