@@ -289,3 +289,15 @@ def test_the_look_before_a_run_accepts_every_layout_that_loads(tmp_path: Path) -
         load_dataset(tmp_path / name, image_size=(8, 8))
     assert "no split" in inspect_source(tmp_path / "plain").description
     assert inspect_source(tmp_path / "wrapped").description.endswith("(a/b)")
+
+
+def test_take_in_place_is_fancy_indexing_without_a_copy() -> None:
+    from cnn_core.data.layout import take_in_place
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 50):
+        x = rng.integers(0, 255, (n, 2, 2, 3), dtype=np.uint8)
+        order = rng.permutation(n)[: max(1, n - 2)]  # some rows dropped, the rest reordered
+        expected = x[order]
+        taken = take_in_place(x, order)
+        assert np.shares_memory(taken, x) and np.array_equal(taken, expected)

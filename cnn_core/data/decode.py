@@ -142,7 +142,9 @@ def decode_images(
             with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
                 futures = {pool.submit(_decode_chunk, *chunk(s)): s for s in starts}
                 for future in concurrent.futures.as_completed(futures):
-                    store(futures[future], future.result())
+                    # pop: a finished future holds its chunk, so kept ones would double the RAM
+                    store(futures.pop(future), future.result())
+                    del future
             starts = []
         except (OSError, ValueError, concurrent.futures.process.BrokenProcessPool) as exc:
             # Why not fatal: some sandboxes forbid processes; decoding here is only slower.

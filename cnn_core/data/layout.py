@@ -335,7 +335,7 @@ def from_tree(
 
     order = np.concatenate([rows[group] for group in ("train", "val", "test") if group in rows])
     if len(order) != len(x) or (order != np.arange(len(x))).any():
-        x = x[order]  # one copy, only when something was dropped or a split was made
+        x = take_in_place(x, order)  # only when something was dropped or a split was made
         facts = facts[order]
     n_train = len(rows["train"])
     n_val = len(rows.get("val", ()))
@@ -364,6 +364,29 @@ def from_tree(
         val_files=tuple(names[n_train : n_train + n_val]) if "val" in rows else None,
         facts=facts,
     )
+
+
+def take_in_place(x: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """`x[order]` for distinct row indices, moved within `x`'s own memory (one row at a time,
+    following the permutation's cycles), so that a decoded dataset is never held twice; returns
+    a view of `x`'s first `len(order)` rows."""
+    n = len(x)
+    rest = np.setdiff1d(np.arange(n), order, assume_unique=True)  # dropped rows: to the end
+    perm = np.concatenate([order, rest]).tolist()  # new row i is old row perm[i]
+    done = [False] * n
+    for start in range(n):
+        if done[start] or perm[start] == start:
+            done[start] = True
+            continue
+        saved, i = x[start].copy(), start
+        while True:
+            done[i], j = True, perm[i]
+            if j == start:
+                x[i] = saved
+                break
+            x[i] = x[j]
+            i = j
+    return x[: len(order)]
 
 
 def _could_be_image(parts: tuple[str, ...], payload: Payload) -> bool:
