@@ -6,7 +6,6 @@ predicted.
 
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from cnn_core import settings
 from cnn_core.errors import UserError
@@ -14,7 +13,7 @@ from cnn_core.gradcam import grad_cam, overlay
 from cnn_core.images import open_image
 from cnn_core.predict import class_names, predict_images
 from dashboard.routing import ensure_routed
-from dashboard.widgets import run_picker_ui, show_error, top_k_figure
+from dashboard.widgets import enlarged, run_picker_ui, show_error, top_k_figure
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
@@ -77,13 +76,7 @@ for (name, data), result in zip(files, results, strict=True):
         photo.thumbnail((360, 360))
         a, b, c, d = st.columns([3, 1.3, 3, 3])
         a.image(photo, caption="your photo")
-        small = Image.fromarray(
-            result.pixels.squeeze() if result.pixels.shape[-1] == 1 else result.pixels
-        )
-        b.image(
-            small.resize((96, 96 * small.height // small.width), Image.Resampling.NEAREST),
-            caption=f"what the model sees ({w}x{h})",
-        )
+        b.image(enlarged(result.pixels, 96), caption=f"what the model sees ({w}x{h})")
         c.plotly_chart(top_k_figure(result.top), key=f"top_{len(rows)}")
         if probability < UNSURE:
             c.info(
