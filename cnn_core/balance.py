@@ -4,6 +4,8 @@ every class on both sides. Pure numpy on integer labels; nothing here reads data
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 IMBALANCE_HINT = 3.0  # above this ratio of the largest class to the smallest, say so
@@ -73,3 +75,25 @@ def stratified_subset(labels: np.ndarray, n: int, *, seed: int) -> np.ndarray:
         for c, k in zip(classes, share, strict=True)
     ]
     return np.sort(np.concatenate(chosen))
+
+
+LIMIT_SEED = 0  # the `limit`'s choice depends on the files only: the same limit, the same files
+
+
+def limited_rows(labels: Mapping[str, np.ndarray], limit: int) -> dict[str, np.ndarray]:
+    """Rows (sorted indices into each split's `labels`) for a quick try: `limit` of the "train"
+    split, and the same share of every other split (validation, test), each chosen per class
+    (`stratified_subset`, seeded by a constant) and keeping one image of every class present
+    where the share would drop it."""
+    train = len(labels["train"])
+    if limit >= train:
+        return {name: np.arange(len(values)) for name, values in labels.items()}
+    share = limit / train
+    out: dict[str, np.ndarray] = {}
+    for name, values in labels.items():
+        if name == "train":
+            n = limit
+        else:
+            n = max(round(len(values) * share), min(len(values), len(np.unique(values))))
+        out[name] = stratified_subset(values, n, seed=LIMIT_SEED)
+    return out

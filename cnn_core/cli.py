@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(32, 32))
     p.add_argument("--channels", type=int, choices=(1, 3), default=3)
+    p.add_argument(
+        "--test-split",
+        type=float,
+        default=0.2,
+        help="share of each class held out for testing from class folders without a split",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.set_defaults(run=_data)
 
@@ -93,7 +99,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", metavar="SOURCE", help="dataset source (default: $CNN_CORE_DATA)")
     p.add_argument("--epochs", type=int, help="override the configuration's epochs")
-    p.add_argument("--limit", type=int, help="train on a random subset of this many images")
+    p.add_argument(
+        "--limit",
+        type=int,
+        help="a quick try: this many training images (and the same share of the test images), "
+        "chosen per class before decoding",
+    )
+    p.add_argument(
+        "--test-split",
+        type=float,
+        help="share of each class held out for testing from class folders without a split "
+        "(default 0.2)",
+    )
     p.add_argument("--batch-size", type=int, help="override the configuration's batch size")
     p.add_argument("--lr", type=float, help="override the configuration's learning rate")
     p.add_argument("--detach", action="store_true", help="train in the background and return")
@@ -239,7 +256,12 @@ def _data(args: argparse.Namespace) -> int:
     from cnn_core.datasets import load_dataset
 
     start = time.perf_counter()
-    data = load_dataset(args.source, image_size=tuple(args.size), channels=args.channels)
+    data = load_dataset(
+        args.source,
+        image_size=tuple(args.size),
+        channels=args.channels,
+        test_split=args.test_split,
+    )
     seconds = time.perf_counter() - start
     report = dataset_report(data)
     summary = {
@@ -345,7 +367,11 @@ def _train(args: argparse.Namespace) -> int:
     else:
         config = TrainConfig()
     config = config.with_changes(
-        epochs=args.epochs, limit=args.limit, batch_size=args.batch_size, learning_rate=args.lr
+        epochs=args.epochs,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        test_split=args.test_split,
     )
     run = prepare_run(spec, config, data_source=args.data, root=args.runs_dir)
     if not args.detach:  # first, so that whoever presses Ctrl-C knows what to resume

@@ -41,7 +41,9 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)
     early_stopping_patience: int | None = None  # epochs without val_loss improvement; None = off
     seed: int | None = None  # None: a seed is drawn and recorded, so a run can be repeated
-    limit: int | None = None  # train on a random subset of this many images, for quick tries
+    limit: int | None = None  # a quick try: this many training images (and the same share of the
+    # validation and test images), chosen per class before decoding
+    test_split: float = 0.2  # held out for testing from class folders that come without a split
     mixed_precision: bool | str = "auto"  # "auto": on where bfloat16 is faster (builder)
     steps_per_execution: int = 1  # batches per compiled call; higher cuts overhead on GPUs
     validation_freq: int = 1  # validate every N epochs
@@ -97,6 +99,7 @@ def config_from_dict(data: Any, *, source: str = "the configuration") -> TrainCo
     )
     values["seed"] = check.integer("seed", low=0, high=2**31 - 1, nullable=True)
     values["limit"] = check.integer("limit", low=1, high=100_000_000, nullable=True)
+    values["test_split"] = check.number("test_split", low=0.05, high=0.9)
     values["steps_per_execution"] = check.integer("steps_per_execution", low=1, high=10_000)
     values["validation_freq"] = check.integer("validation_freq", low=1, high=10_000)
     values["momentum"] = check.number("momentum", low=0, high=1, high_open=True)

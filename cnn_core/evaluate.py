@@ -72,7 +72,15 @@ def evaluate_run(
     model = load_run_model(run)
     model_mtime = run.file(MODEL).stat().st_mtime_ns  # after loading: the file that was loaded
     height, width, channels = run.spec().input_shape
-    dataset = load_dataset(source, image_size=(height, width), channels=channels)
+    config = run.config()
+    own = source == run.dataset().get("source")  # a run's limit picks its own test images only
+    dataset = load_dataset(
+        source,
+        image_size=(height, width),
+        channels=channels,
+        test_split=config.test_split,  # the split it was trained with: no test image was seen
+        limit=config.limit if own else None,
+    )
     names = _check_classes(run, tuple(dataset.class_names), output_size(model))
     if len(dataset.x_test) == 0:
         raise DataError(f"{source} has no test images; put some in its test/<class>/ folders.")

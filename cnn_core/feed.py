@@ -11,15 +11,13 @@ Nothing here knows about runs, models or the dashboard: it turns indices into ba
 
 from __future__ import annotations
 
-import contextlib
 import math
-import mmap
-import os
 from collections.abc import Mapping
 
 import numpy as np
 
 from cnn_core._keras import keras
+from cnn_core.data.pixels import RowReader
 
 
 class Feed(keras.utils.PyDataset):
@@ -53,15 +51,7 @@ class Feed(keras.utils.PyDataset):
                 self.weights[int(label)] = weight
         self.epoch = int(epoch)
         self.order = self._order()
-        self.fd = None  # a memory-mapped .npy is read with os.preadv, see `_read`
-        if isinstance(x, np.memmap) and isinstance(x.base, mmap.mmap) and x.flags.c_contiguous:
-            self.fd = os.open(x.filename, os.O_RDONLY)
-            self.offset, self.row_bytes = int(x.offset), x[0].nbytes if len(x) else 0
-
-    def __del__(self) -> None:
-        if getattr(self, "fd", None) is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
+        self.read = RowReader(x)  # a memory-mapped .npy is read with os.preadv
 
     def _order(self) -> np.ndarray:
         if not self.shuffle:
@@ -80,27 +70,13 @@ class Feed(keras.utils.PyDataset):
             raise IndexError(f"batch {index} is out of range (the feed has {len(self)} batches).")
         rows = self.batch_rows(index)
         labels = self.y[rows]
-        images = self._read(rows)
+        images = self.read(rows)
         targets = labels
         if self.num_classes is not None:
             targets = np.eye(self.num_classes, dtype=np.float32)[labels]
         if self.weights is None:
             return images, targets
         return images, targets, self.weights[labels]
-
-    def _read(self, rows: np.ndarray) -> np.ndarray:
-        """`x[rows]` as one plain array. From a file (a memory-mapped .npy) by positional reads:
-        pages touched through the map count in this process's RSS and stay there until memory
-        is short, so an epoch through the map would grow RSS to the whole file; read pages stay
-        in the kernel's page cache, shared and dropped when needed, not in this process."""
-        if self.fd is None:
-            return np.asarray(self.x[rows])
-        out = np.empty((len(rows), *self.x.shape[1:]), dtype=self.x.dtype)
-        size = self.row_bytes
-        for i, row in enumerate(rows.tolist()):
-            if os.preadv(self.fd, [out[i]], self.offset + row * size) != size:
-                raise OSError(f"the cached images file {self.x.filename} is shorter than it says.")
-        return out
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cnn_core.data.pixels import RowReader
 from cnn_core.errors import ImageError
 from cnn_core.images import DEFAULT_MAX_BYTES, open_image, to_array
 from cnn_core.runs import MODEL, Run, RunError
@@ -132,11 +133,15 @@ def run_model(model: keras.Model, x: np.ndarray, *, batch_size: int = CHUNK) -> 
     """
     if len(x) == 0:
         return np.zeros((0, output_size(model)), dtype=np.float32)
-    parts = [
-        np.asarray(model.predict_on_batch(x[start : start + batch_size]), dtype=np.float32)
-        for start in range(0, len(x), batch_size)
-    ]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    read = RowReader(x)  # a cached (memory-mapped) test set is read a batch at a time
+    out = np.empty((len(x), output_size(model)), dtype=np.float32)
+    try:
+        for start in range(0, len(x), batch_size):
+            stop = min(start + batch_size, len(x))
+            out[start:stop] = np.asarray(model.predict_on_batch(read.span(start, stop)))
+    finally:
+        read.close()
+    return out
 
 
 # ------------------------------------------------------------------------------- class names

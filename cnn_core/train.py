@@ -36,7 +36,6 @@ from cnn_core.balance import (
     balanced_class_weights,
     imbalance_ratio,
     stratified_split,
-    stratified_subset,
 )
 from cnn_core.builder import bfloat16_is_faster, build_model
 from cnn_core.config import WARMUP_FRACTION, TrainConfig, effective_batch_size
@@ -377,13 +376,11 @@ def split_indices(
     data: Dataset, config: TrainConfig, seed: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Which training images train and which validate (indices into `data.x_train`, sorted):
-    the `limit` first, then the validation split, both stratified and seeded, so every class is
-    on both sides (when it has two images or more). A dataset with its own validation folder
-    (`data.x_val`) keeps it: None for the validation indices then."""
+    the validation split, stratified and seeded, so every class is on both sides (when it has two
+    images or more). The `limit` was applied when the data was loaded, before decoding. A dataset
+    with its own validation folder (`data.x_val`) keeps it: None for the validation indices then."""
     labels = data.y_train
     subset = np.arange(len(labels))
-    if config.limit and config.limit < len(labels):
-        subset = stratified_subset(labels, config.limit, seed=seed)
     if data.x_val is not None and data.y_val is not None:
         return subset, None
     keep, held = stratified_split(labels[subset], config.validation_split, seed=seed)
@@ -513,7 +510,9 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
     _write_progress(run, {"phase": "loading data"})
     source = run.dataset().get("source")
     h, w, c = spec.input_shape
-    data = load_dataset(source, image_size=(h, w), channels=c)
+    data = load_dataset(
+        source, image_size=(h, w), channels=c, test_split=config.test_split, limit=config.limit
+    )
     notes = list(status.notes)
     if data.skipped:
         notes.append(
@@ -533,6 +532,13 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
     atomic_write_json(run.file(runs.DATASET), dataset_info)
     if data.layout:
         notes.append(f"dataset: {data.layout}.")
+    if config.limit is not None:
+        val_images = len(data.y_val) if data.y_val is not None else 0
+        notes.append(
+            f"limit {config.limit}: a quick try on {len(data.y_train)} training, {val_images} "
+            f"validation-folder and {len(data.y_test)} test images, chosen per class before "
+            "decoding."
+        )
 
     train, val = split_indices(data, config, seed)
     record_split(run, data, train, val)

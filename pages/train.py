@@ -392,7 +392,13 @@ with st.expander("Advanced"):
     seed = a.number_input("Seed (0 = random)", 0, 2**31 - 1, base.seed or 0, key=f"seed_{k}")
     values["seed"] = seed or None
     limit = b.number_input(
-        "Use only N training images (0 = all)", 0, 100_000_000, base.limit or 0, key=f"lim_{k}"
+        "Use only N training images (0 = all)",
+        0,
+        100_000_000,
+        base.limit or 0,
+        key=f"lim_{k}",
+        help="A quick try: N training images and the same share of the validation and test "
+        "images, chosen per class before any image is decoded.",
     )
     values["limit"] = limit or None
     mixed = {"auto": "auto (where faster)", True: "on", False: "off"}
@@ -416,7 +422,18 @@ with st.expander("Advanced"):
         "Momentum (sgd, rmsprop)", 0.0, 0.99, base.momentum, 0.01, key=f"mom_{k}"
     )
     values["nesterov"] = c.checkbox("Nesterov (sgd)", base.nesterov, key=f"nest_{k}")
-    balance = d.checkbox(
+    values["test_split"] = d.slider(
+        "Test split (folders without one)",
+        0.05,
+        0.9,
+        base.test_split,
+        0.05,
+        key=f"ts_{k}",
+        help="Share of each class held out for testing when the class folders come without "
+        "train/ and test/ folders; seeded, so the same files always give the same split.",
+    )
+    a, b, c, d = st.columns(4)
+    balance = a.checkbox(
         "Balance the classes",
         base.class_weight == "balanced",
         key=f"cw_{k}",

@@ -165,7 +165,10 @@ def test_zip_symlinks_and_traversal_are_ignored(tmp_path: Path) -> None:
         zf.writestr("../outside.png", (folder / "train" / "cat" / "000.png").read_bytes())
     data = load_dataset(archive)
     assert_tree_dataset(data)
-    assert data.skipped == 0
+    assert data.skipped == 1  # the link: counted and listed, never followed
+    assert any(
+        "link.png was not read (a symbolic link, never followed)" in w for w in data.warnings
+    )
 
 
 @pytest.mark.parametrize("kind", ["tar.gz", "zip"])

@@ -80,7 +80,7 @@ def test_memory_mapped_rows_are_read_from_the_file_not_the_map(tmp_path) -> None
     np.save(tmp_path / "x.npy", x)
     mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
     feed = Feed(mapped, y, np.arange(23), batch_size=23)
-    assert feed.fd is not None
+    assert feed.read.fd is not None
     assert np.array_equal(feed[0][0], x)
     view = Feed(mapped[5:], y[5:], np.arange(18), batch_size=18)  # a view: read through the map
-    assert view.fd is None and np.array_equal(view[0][0], x[5:])
+    assert view.read.fd is None and np.array_equal(view[0][0], x[5:])

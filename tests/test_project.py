@@ -26,6 +26,7 @@ CONFIG_KEYS = {
     "early_stopping_patience",
     "seed",
     "limit",
+    "test_split",
     "mixed_precision",
     "steps_per_execution",
     "validation_freq",

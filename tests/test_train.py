@@ -442,3 +442,29 @@ def test_a_run_records_which_files_trained_validated_and_tested_it(tmp_path):
     assert any("without a split" in note for note in run.status().notes)
     reloaded = load_dataset(tmp_path / "photos", image_size=(8, 8))
     assert set(reloaded.test_files) == test  # a later evaluation sees the same test images
+
+
+def test_a_quick_try_trains_and_is_evaluated_on_the_files_its_split_recorded(tmp_path):
+    """`limit` and `test_split` on class folders without a split: the run decodes only its share,
+    records which files went where, and its evaluation tests exactly the recorded test files."""
+    from cnn_core.evaluate import evaluate_run
+
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(1)
+    for name, colour in COLOURS.items():
+        (photos / name).mkdir(parents=True)
+        for i in range(40):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 40, (8, 8, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(photos / name / f"{i}.png")
+    config = TrainConfig(epochs=1, batch_size=16, limit=30, test_split=0.25, seed=2)
+    root = tmp_path / "runs"
+    run = api.start_run(TINY, config, data_source=str(photos), root=root, detach=False)
+    assert run.status().state == "completed", run.status().error
+    split = json.loads(run.file("split.json").read_text())
+    assert len(split["train"]) + len(split["validation"]) == 30
+    # a quarter of 120 is tested; the limit keeps the same share of it (30 of 90): 10 images
+    assert len(split["test"]) == 10
+    assert not set(split["test"]) & set(split["train"] + split["validation"])
+    assert any("limit 30" in note for note in run.status().notes)
+    report = evaluate_run(run)
+    assert sum(row["support"] for row in report["per_class"]) == 10

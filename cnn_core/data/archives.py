@@ -110,8 +110,10 @@ def _iter_tar(path: Path) -> Iterator[Member]:
                 pass
             elif info.isdir():
                 yield Member(parts, None, is_dir=True)
+            elif info.issym() or info.islnk():  # never followed; counted and listed as skipped
+                yield Member(parts, None, problem=f"a link to {info.linkname}, never followed")
             elif not info.isreg():
-                pass  # links, devices, fifos: never followed
+                pass  # devices, fifos: nothing a photo could be
             elif info.size > MAX_MEMBER_BYTES:
                 yield Member(parts, None, problem=f"larger than {MAX_MEMBER_BYTES // 2**20} MB")
             else:
@@ -136,7 +138,8 @@ def _iter_zip(path: Path) -> Iterator[Member]:
             if info.is_dir():
                 yield Member(parts, None, is_dir=True)
                 continue
-            if stat.S_ISLNK(info.external_attr >> 16):
+            if stat.S_ISLNK(info.external_attr >> 16):  # never followed; counted as skipped
+                yield Member(parts, None, problem="a symbolic link, never followed")
                 continue
             if info.file_size > MAX_MEMBER_BYTES:
                 yield Member(parts, None, problem=f"larger than {MAX_MEMBER_BYTES // 2**20} MB")

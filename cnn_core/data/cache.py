@@ -22,6 +22,7 @@ import numpy as np
 from cnn_core import settings
 from cnn_core.data.dataset import Dataset
 from cnn_core.data.layout import walk_folder
+from cnn_core.data.pixels import pixels_file
 
 log = logging.getLogger("cnn_core.datasets")
 
@@ -61,8 +62,11 @@ def source_fingerprint(source: str) -> str | None:
     return hashlib.sha256(key).hexdigest()[:16]
 
 
-def cache_file(identity: dict[str, object], *, size: tuple[int, int], channels: int) -> Path:
-    """`<name>-<path hash>-<HxWxC>-<identity hash>.npz` under the cache folder."""
+def cache_file(
+    identity: dict[str, object], *, size: tuple[int, int], channels: int, limit: int | None = None
+) -> Path:
+    """`<name>-<path hash>-<HxWxC>[l<limit>]-<identity hash>.npz` under the cache folder (a quick
+    try's `limit` is in the name, so that it never replaces the whole dataset's cache)."""
     source_path = str(identity["path"])
     key = json.dumps(
         {"version": CACHE_VERSION, "size": list(size), "channels": channels, **identity},
@@ -71,7 +75,8 @@ def cache_file(identity: dict[str, object], *, size: tuple[int, int], channels: 
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source_path).name)[:40] or "data"
     where = hashlib.sha256(source_path.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     what = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return settings.cache_dir() / f"{slug}-{where}-{size[0]}x{size[1]}x{channels}-{what}.npz"
+    shape = f"{size[0]}x{size[1]}x{channels}" + (f"l{limit}" if limit is not None else "")
+    return settings.cache_dir() / f"{slug}-{where}-{shape}-{what}.npz"
 
 
 def read_cache(path: Path, *, source: str, size: tuple[int, int], channels: int) -> Dataset | None:
@@ -98,11 +103,6 @@ def read_cache(path: Path, *, source: str, size: tuple[int, int], channels: int)
         log.warning("ignoring damaged cache file %s (%s); rebuilding it", path, exc)
         return None
     return Dataset(x_train, y_train, x_test, y_test, class_names, source, skipped, notes, **extras)
-
-
-def pixels_file(path: Path, name: str) -> Path:
-    """The .npy of one split's pixels beside the cache's .npz: `<stem>.x_train.npy`."""
-    return path.with_name(f"{path.stem}.{name}.npy")
 
 
 def pixels(path: Path, name: str) -> np.ndarray:
@@ -150,7 +150,10 @@ def write_cache(path: Path, dataset: Dataset) -> None:
         if dataset.x_val is not None and dataset.y_val is not None:
             splits["x_val"] = dataset.x_val
         for name, array in splits.items():
-            _atomic(pixels_file(path, name), lambda f, a=array: np.save(f, a, allow_pickle=False))
+            target = pixels_file(path, name)
+            if _is_mapped_from(array, target):
+                continue  # decoded straight into it (`Pixels`)
+            _atomic(target, lambda f, a=array: np.save(f, a, allow_pickle=False))
         _atomic(
             path,
             lambda f: np.savez(
@@ -169,6 +172,18 @@ def write_cache(path: Path, dataset: Dataset) -> None:
                 stale.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("not caching the decoded dataset in %s (%s)", path.parent, exc)
+
+
+def _is_mapped_from(array: np.ndarray, path: Path) -> bool:
+    """Whether `array` is the whole of the .npy file `path`, memory-mapped."""
+    filename = getattr(array, "filename", None)
+    if not filename or not path.exists():
+        return False
+    try:
+        whole = np.load(path, mmap_mode="r", allow_pickle=False)
+        return os.path.samefile(filename, path) and whole.shape == array.shape
+    except (OSError, ValueError):
+        return False
 
 
 def _atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:

@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -109,11 +109,12 @@ def decode_images(
     size: tuple[int, int],
     channels: int,
     progress: Progress | None,
-) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """Decode every payload to (N, H, W, C) uint8; returns the array, an ok mask, messages and
-    every image's `FACTS`."""
+    put: Callable[[int, np.ndarray], None],
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Decode every payload to (H, W, C) uint8 rows, handed to `put(start, rows)` a chunk at a
+    time as chunks finish (in any order), and dropped: decoding holds no more than the chunks in
+    flight. Returns an ok mask, messages and every image's `FACTS`."""
     n = len(payloads)
-    x = np.zeros((n, *size, channels), dtype=np.uint8)
     facts = np.zeros(n, dtype=FACTS)
     ok = np.ones(n, dtype=bool)
     errors: list[tuple[int, str]] = []
@@ -123,7 +124,7 @@ def decode_images(
     def store(start: int, result: tuple[np.ndarray, list[tuple[int, str]], np.ndarray]) -> None:
         nonlocal done
         rows, failed, found = result
-        x[start : start + len(rows)] = rows
+        put(start, rows)
         facts[start : start + len(rows)] = found
         for offset, message in failed:
             ok[start + offset] = False
@@ -141,22 +142,26 @@ def decode_images(
         try:
             with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
                 futures = {pool.submit(_decode_chunk, *chunk(s)): s for s in starts}
-                for future in concurrent.futures.as_completed(futures):
-                    # pop: a finished future holds its chunk, so kept ones would double the RAM
-                    store(futures.pop(future), future.result())
-                    del future
+                try:
+                    for future in concurrent.futures.as_completed(futures):
+                        # pop: a finished future holds its chunk, so kept ones would add up
+                        store(futures.pop(future), future.result())
+                        del future
+                except BaseException as exc:
+                    if not isinstance(exc, OSError | concurrent.futures.process.BrokenProcessPool):
+                        pool.shutdown(wait=True, cancel_futures=True)  # stop now, not after all
+                    raise
             starts = []
         except (OSError, ValueError, concurrent.futures.process.BrokenProcessPool) as exc:
             # Why not fatal: some sandboxes forbid processes; decoding here is only slower.
             log.warning("decoding in one process (worker processes failed: %s)", exc)
-            x[:] = 0
             facts[:] = 0
             ok[:] = True
             errors.clear()
             done = 0
     for start in starts:
         store(start, _decode_chunk(*chunk(start)))
-    return x, ok, [message for _, message in sorted(errors)], facts
+    return ok, [message for _, message in sorted(errors)], facts
 
 
 def fit(

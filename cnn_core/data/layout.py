@@ -22,11 +22,12 @@ from typing import NamedTuple
 import numpy as np
 
 from cnn_core import images
-from cnn_core.balance import stratified_split
+from cnn_core.balance import limited_rows, stratified_split
 from cnn_core.data.archives import Payload, Unread
 from cnn_core.data.cifar import BATCH_NAMES, TEST_BATCH
 from cnn_core.data.dataset import MAX_LISTED_WARNINGS, Dataset, Progress, ignored
 from cnn_core.data.decode import decode_images
+from cnn_core.data.pixels import Pixels
 from cnn_core.errors import DataError
 from cnn_core.images import DATASET_FORMATS
 
@@ -216,8 +217,14 @@ def from_tree(
     progress: Progress | None,
     test_split: float = 0.2,
     outside: Mapping[tuple[str, ...], str] | None = None,
+    limit: int | None = None,
+    cache: Path | None = None,
 ) -> Dataset:
     """Find the class folders among `members` (relative parts, payload), split or not, and decode.
+
+    The test split (of class folders without one) and the `limit` are chosen before decoding;
+    the images are decoded in the dataset's final order into `Pixels`: .npy files beside the
+    cache's .npz `cache`, or arrays in RAM when it is None.
 
     `outside`: symbolic links (relative parts -> target) that point outside the dataset; one where
     a class folder or image is expected is refused."""
@@ -290,103 +297,182 @@ def from_tree(
             )
 
     items = [item for group in groups for item in chosen[group]]  # one pass, one set of workers
-    readable = [i for i, item in enumerate(items) if not isinstance(item[2], Unread)]
-    x, ok, failures, facts = decode_images(
-        [items[i][2] for i in readable],
-        [items[i][0] for i in readable],
-        size=size,
-        channels=channels,
-        progress=progress,
-    )
-    failures += [
-        f"{name} was not read ({p.reason})." for name, _, p in items if isinstance(p, Unread)
-    ]
-    failures.sort()
-    decoded = np.array(readable, dtype=np.int64)  # the item behind each row of x
     labels = np.array([label for _, label, _ in items], dtype=np.int64)
-    starts = np.cumsum([0, *(len(chosen[group]) for group in groups)])
-    rows = {  # rows of x per group, only images that decoded
-        group: np.flatnonzero(ok & (decoded >= starts[g]) & (decoded < starts[g + 1]))
-        for g, group in enumerate(groups)
+    readable = np.array([not isinstance(p, Unread) for _, _, p in items], dtype=bool)
+    sizes = [len(chosen[group]) for group in groups]
+    group_of = np.repeat(np.arange(len(groups)), sizes)
+    candidates = {  # items that may be images, per group: what the split and the limit choose from
+        group: np.flatnonzero(readable & (group_of == g)) for g, group in enumerate(groups)
     }
-    notes = [
-        f"{count} image(s) directly in {'/'.join(groups[group][len(root) :]) or where}/ are not "
-        "in a class folder and were ignored."
-        for group, count in loose.items()
-        if count
-    ]
-    for group, group_rows in rows.items():
-        counts = np.bincount(labels[decoded[group_rows]], minlength=len(class_names))
-        if (counts == 0).any():
-            empty = class_names[int(np.flatnonzero(counts == 0)[0])]
-            folder = "/".join((*groups.get(group, root)[len(root) :], empty))
-            example = next((f for f in failures if f.startswith(f"{folder}/")), "")
-            raise DataError(
-                f"None of the images in {folder} in {where} could be read ({example}); "
-                f"replace them with {images.format_names(DATASET_FORMATS)} images."
-            )
-    if "all" in rows:
-        rows, split_notes = _split_off_test(
-            rows["all"], labels[decoded[rows["all"]]], class_names, test_split, where=where
+    unread = [f"{name} was not read ({p.reason})." for name, _, p in items if isinstance(p, Unread)]
+    _refuse_unreadable_classes(candidates, labels, class_names, groups, root, unread, where=where)
+    if "all" in candidates:
+        plan, split_notes = _split_off_test(
+            candidates["all"], labels[candidates["all"]], class_names, test_split, where=where
         )
     else:
-        split_notes = _split_notes(roles)
-    notes = [*split_notes, *notes]
+        plan, split_notes = candidates, _split_notes(roles)
+    left_out = 0
+    if limit is not None:
+        plan, limit_note, left_out = _apply_limit(plan, labels, limit)
+        split_notes += [limit_note] if limit_note else []
+    notes = [
+        *split_notes,
+        *(
+            f"{count} image(s) directly in {'/'.join(groups[group][len(root) :]) or where}/ are "
+            "not in a class folder and were ignored."
+            for group, count in loose.items()
+            if count
+        ),
+    ]
 
-    order = np.concatenate([rows[group] for group in ("train", "val", "test") if group in rows])
-    if len(order) != len(x) or (order != np.arange(len(x))).any():
-        x = take_in_place(x, order)  # only when something was dropped or a split was made
-        facts = facts[order]
-    n_train = len(rows["train"])
-    n_val = len(rows.get("val", ()))
-    names = [items[i][0] for i in decoded[order]]
-    y = labels[decoded[order]]
+    # Decode in the final order (train, validation, test), each chunk stored as it finishes.
+    splits = [group for group in ("train", "val", "test") if group in plan]
+    order = np.concatenate([plan[group] for group in splits])
+    pixels = Pixels({f"x_{group}": len(plan[group]) for group in splits}, (*size, channels), cache)
+    try:
+        ok, failures, facts = decode_images(
+            [items[i][2] for i in order],
+            [items[i][0] for i in order],
+            size=size,
+            channels=channels,
+            progress=progress,
+            put=pixels.put,
+        )
+        spans = dict(zip(splits, _slices(plan, splits), strict=True))
+        _refuse_undecoded_classes(
+            spans, order, ok, labels, class_names, groups, root, failures, where=where
+        )
+        arrays = pixels.finish(ok)
+    except BaseException:
+        pixels.discard()
+        raise
+    if pixels.note:
+        notes.append(f"Not cached: {pixels.note}; the images are held in memory.")
+    failures = sorted([*failures, *unread])
     for message in failures[:MAX_LISTED_WARNINGS]:
         log.warning("skipped %s", message)
     if len(failures) > MAX_LISTED_WARNINGS:
         log.warning("skipped %d more unreadable files", len(failures) - MAX_LISTED_WARNINGS)
-    found = len(items)
+    used = order[ok]
+    bounds = np.cumsum([0, *(int(ok[span].sum()) for span in spans.values())])
+    part = {group: slice(int(bounds[i]), int(bounds[i + 1])) for i, group in enumerate(splits)}
+    names = [items[i][0] for i in used]
+    y = labels[used]
+    found = len(items) - left_out
+    val = "val" in plan
     return Dataset(
-        x_train=x[:n_train],  # views of one array: no copy
-        y_train=y[:n_train],
-        x_test=x[n_train + n_val :],
-        y_test=y[n_train + n_val :],
+        x_train=arrays["x_train"],
+        y_train=y[part["train"]],
+        x_test=arrays["x_test"],
+        y_test=y[part["test"]],
         class_names=class_names,
         source=display,
         skipped=len(failures),
         warnings=(*notes, *_summarise(failures, found=found)),
         found=found,
         layout=_describe_layout(root, roles, test_split),
-        train_files=tuple(names[:n_train]),
-        test_files=tuple(names[n_train + n_val :]),
-        x_val=x[n_train : n_train + n_val] if "val" in rows else None,
-        y_val=y[n_train : n_train + n_val] if "val" in rows else None,
-        val_files=tuple(names[n_train : n_train + n_val]) if "val" in rows else None,
-        facts=facts,
+        train_files=tuple(names[part["train"]]),
+        test_files=tuple(names[part["test"]]),
+        x_val=arrays["x_val"] if val else None,
+        y_val=y[part["val"]] if val else None,
+        val_files=tuple(names[part["val"]]) if val else None,
+        facts=facts[ok],
     )
 
 
-def take_in_place(x: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """`x[order]` for distinct row indices, moved within `x`'s own memory (one row at a time,
-    following the permutation's cycles), so that a decoded dataset is never held twice; returns
-    a view of `x`'s first `len(order)` rows."""
-    n = len(x)
-    rest = np.setdiff1d(np.arange(n), order, assume_unique=True)  # dropped rows: to the end
-    perm = np.concatenate([order, rest]).tolist()  # new row i is old row perm[i]
-    done = [False] * n
-    for start in range(n):
-        if done[start] or perm[start] == start:
-            done[start] = True
-            continue
-        saved, i = x[start].copy(), start
-        while True:
-            done[i], j = True, perm[i]
-            if j == start:
-                x[i] = saved
-                break
-            x[i] = x[j]
-            i = j
-    return x[: len(order)]
+def _refuse_unreadable_classes(
+    candidates: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    class_names: tuple[str, ...],
+    groups: Mapping[str, tuple[str, ...]],
+    root: tuple[str, ...],
+    failures: Sequence[str],
+    *,
+    where: str,
+) -> None:
+    """Before decoding: refuse a class none of whose files in a split folder could be read."""
+    for group, rows in candidates.items():
+        counts = np.bincount(labels[rows], minlength=len(class_names))
+        if (counts == 0).any():
+            label = int(np.flatnonzero(counts == 0)[0])
+            _refuse_class(group, label, class_names, groups, root, failures, where=where)
+
+
+def _refuse_undecoded_classes(
+    spans: Mapping[str, slice],
+    order: np.ndarray,
+    ok: np.ndarray,
+    labels: np.ndarray,
+    class_names: tuple[str, ...],
+    groups: Mapping[str, tuple[str, ...]],
+    root: tuple[str, ...],
+    failures: Sequence[str],
+    *,
+    where: str,
+) -> None:
+    """After decoding: refuse a class none of whose images in a split folder decoded. `spans`:
+    where each split's items are in the decoding `order`; class folders without a split ("all")
+    are judged on their train and test parts together."""
+    tried: dict[str, np.ndarray] = {}
+    decoded: dict[str, np.ndarray] = {}
+    zero = np.zeros(len(class_names), dtype=np.int64)
+    for split, span in spans.items():
+        group = "all" if "all" in groups else split
+        rows = order[span]
+        tried[group] = tried.get(group, zero) + np.bincount(labels[rows], minlength=len(zero))
+        done = np.bincount(labels[rows[ok[span]]], minlength=len(zero))
+        decoded[group] = decoded.get(group, zero) + done
+    for group in tried:
+        lost = np.flatnonzero((tried[group] > 0) & (decoded[group] == 0))
+        if len(lost):
+            _refuse_class(group, int(lost[0]), class_names, groups, root, failures, where=where)
+
+
+def _refuse_class(
+    group: str,
+    label: int,
+    class_names: tuple[str, ...],
+    groups: Mapping[str, tuple[str, ...]],
+    root: tuple[str, ...],
+    failures: Sequence[str],
+    *,
+    where: str,
+) -> None:
+    folder = "/".join((*groups.get(group, root)[len(root) :], class_names[label]))
+    example = next((f for f in sorted(failures) if f.startswith(f"{folder}/")), "")
+    raise DataError(
+        f"None of the images in {folder} in {where} could be read ({example}); "
+        f"replace them with {images.format_names(DATASET_FORMATS)} images."
+    )
+
+
+def _slices(plan: Mapping[str, np.ndarray], splits: Sequence[str]) -> list[slice]:
+    """Where each split's items sit in the decoding order."""
+    bounds = np.cumsum([0, *(len(plan[group]) for group in splits)])
+    return [slice(int(bounds[i]), int(bounds[i + 1])) for i in range(len(splits))]
+
+
+def _apply_limit(
+    plan: dict[str, np.ndarray], labels: np.ndarray, limit: int
+) -> tuple[dict[str, np.ndarray], str | None, int]:
+    """`plan` cut to `limit` training images and the same share of the others (`limited_rows`);
+    a note saying so, and how many candidates were left out."""
+    chosen = limited_rows({group: labels[rows] for group, rows in plan.items()}, limit)
+    out = {group: plan[group][chosen[group]] for group in plan}
+    left_out = sum(len(plan[g]) - len(out[g]) for g in plan)
+    if not left_out:
+        return plan, None, 0
+    others = " and ".join(
+        f"{len(out[g])} of {len(plan[g])} {'validation' if g == 'val' else 'test'} images"
+        for g in ("val", "test")
+        if g in plan
+    )
+    note = (
+        f"limit {limit}: {len(out['train'])} of {len(plan['train'])} training images are used "
+        f"(and {others}), chosen per class before decoding; the same limit picks the same files."
+    )
+    return out, note, left_out
 
 
 def _could_be_image(parts: tuple[str, ...], payload: Payload) -> bool:

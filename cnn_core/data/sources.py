@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from cnn_core import images, settings
+from cnn_core.balance import limited_rows
 from cnn_core.data.archives import (
     Member,
     Payload,
@@ -68,12 +69,15 @@ def load_dataset(
     cache: bool = True,
     progress: Progress | None = None,
     test_split: float = 0.2,
+    limit: int | None = None,
 ) -> Dataset:
     """Load a dataset source as uint8 arrays of shape (N, *image_size, channels).
 
     `source=None` means `settings.data_source()`. `progress(done, total)` is called as images are
     decoded or resized. `test_split` is the fraction of each class held out for testing when the
     class folders come without a test folder (seeded: the same files give the same split).
+    `limit`: a quick try's dataset, `limit` training images and the same share of the validation
+    and test images, chosen per class before anything is decoded (`balance.limited_rows`).
     Raises `DataError` with a one-sentence explanation when the source cannot be used.
     """
     size = check_size(image_size)
@@ -81,11 +85,14 @@ def load_dataset(
         raise DataError(f"channels must be 1 (greyscale) or 3 (RGB), not {channels!r}.")
     if not isinstance(test_split, int | float) or not 0 < test_split < 1:
         raise DataError(f"test_split must be a fraction between 0 and 1, not {test_split!r}.")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DataError(f"limit must be a whole number of images (1 or more), not {limit!r}.")
     display = settings.data_source() if source is None else os.fspath(source)
     text = display.strip()
     started = time.perf_counter()
     if text.lower() == "cifar10":
-        dataset = fit(load_keras_cifar10(display), size=size, channels=channels, progress=progress)
+        dataset = limit_arrays(load_keras_cifar10(display), limit)
+        dataset = fit(dataset, size=size, channels=channels, progress=progress)
         dataset = _counted(dataset)
         log.info("loaded %s in %.1f s", display, time.perf_counter() - started)
         return dataset
@@ -93,36 +100,34 @@ def load_dataset(
     path = Path(text).expanduser()
     if not path.exists():
         raise DataError(f"The dataset source {text} does not exist; give {EXPECTED}.")
-    split = {"test_split": float(test_split)}
+    split: dict[str, object] = {"test_split": float(test_split)}
+    split.update({"limit": limit} if limit is not None else {})
+    options = {"size": size, "channels": channels, "progress": progress, **split, "limit": limit}
     if path.is_dir():
         listing = walk_folder(path)
         identity = {"kind": "folder", "path": str(path.resolve()), "listing": listing.digest()}
 
-        def build() -> Dataset:
-            return _load_folder(
-                path, listing, display, size=size, channels=channels, progress=progress, **split
-            )
+        def build(pixels_at: Path | None) -> Dataset:
+            return _load_folder(path, listing, display, cache=pixels_at, **options)
 
     elif path.is_file():
         archive = archive_kind(path)
         identity = archive_identity(path, archive)
 
-        def build() -> Dataset:
-            return _load_archive(
-                path, archive, display, size=size, channels=channels, progress=progress, **split
-            )
+        def build(pixels_at: Path | None) -> Dataset:
+            return _load_archive(path, archive, display, cache=pixels_at, **options)
 
     else:
         raise DataError(f"{text} is neither a folder nor a file; give {EXPECTED}.")
 
-    identity = {**identity, **split}  # why: another test_split is another dataset
-    cache_path = cache_file(identity, size=size, channels=channels) if cache else None
+    identity = {**identity, **split}  # why: another test_split or limit is another dataset
+    cache_path = cache_file(identity, size=size, channels=channels, limit=limit) if cache else None
     if cache_path is not None:
         cached = read_cache(cache_path, source=display, size=size, channels=channels)
         if cached is not None:
             log.info("loaded %s from cache %s in %.2f s", display, cache_path, _since(started))
             return cached
-    dataset = build()
+    dataset = build(cache_path)  # the pixels are decoded straight into the cache's files
     if cache_path is not None:
         write_cache(cache_path, dataset)
         # why: the memory-mapped copy costs no RAM; the decoded arrays are freed on return
@@ -329,6 +334,8 @@ def _load_folder(
     channels: int,
     progress: Progress | None,
     test_split: float,
+    limit: int | None,
+    cache: Path | None,
 ) -> Dataset:
     where = str(path)
     batch_dir = batch_folder(listing)
@@ -347,7 +354,7 @@ def _load_folder(
                 class_names = parse_meta(data, label=file)
             else:
                 parsed[name] = parse_batch(data, label=file)
-        dataset = from_batches(parsed, class_names, display, where=where)
+        dataset = limit_arrays(from_batches(parsed, class_names, display, where=where), limit)
         return _counted(fit(dataset, size=size, channels=channels, progress=progress))
     members: list[tuple[tuple[str, ...], Payload]] = [
         (parts, file) for parts, file, *_ in listing.files
@@ -366,6 +373,8 @@ def _load_folder(
         progress=progress,
         test_split=test_split,
         outside=listing.outside,
+        limit=limit,
+        cache=cache,
     )
 
 
@@ -378,6 +387,8 @@ def _load_archive(
     channels: int,
     progress: Progress | None,
     test_split: float,
+    limit: int | None,
+    cache: Path | None,
 ) -> Dataset:
     where = str(path)
     members: list[tuple[tuple[str, ...], Payload]] = []
@@ -404,7 +415,7 @@ def _load_archive(
     if (parsed or bad_batches) and not has_images:
         if bad_batches:
             raise bad_batches[0]
-        dataset = from_batches(parsed, class_names, display, where=where)
+        dataset = limit_arrays(from_batches(parsed, class_names, display, where=where), limit)
         return _counted(fit(dataset, size=size, channels=channels, progress=progress))
     return from_tree(
         members,
@@ -415,6 +426,8 @@ def _load_archive(
         channels=channels,
         progress=progress,
         test_split=test_split,
+        limit=limit,
+        cache=cache,
     )
 
 
@@ -425,6 +438,27 @@ def _payload(member: Member) -> Payload:
     if images.has_dataset_suffix(member.parts[-1]) or images.looks_like_image(member.data[:32]):
         return member.data
     return Unread("not an image, by its content")  # why: not held in memory until decoding
+
+
+def limit_arrays(dataset: Dataset, limit: int | None) -> Dataset:
+    """A dataset of arrays (CIFAR-10's batches) cut as `limited_rows` chooses, with a note."""
+    if limit is None or limit >= len(dataset.y_train):
+        return dataset
+    rows = limited_rows({"train": dataset.y_train, "test": dataset.y_test}, limit)
+    train, test = rows["train"], rows["test"]
+    note = (
+        f"limit {limit}: {len(train)} of {len(dataset.y_train)} training images are used (and "
+        f"{len(test)} of {len(dataset.y_test)} test images), chosen per class; the same limit "
+        "picks the same images."
+    )
+    return dataclasses.replace(
+        dataset,
+        x_train=dataset.x_train[train],
+        y_train=dataset.y_train[train],
+        x_test=dataset.x_test[test],
+        y_test=dataset.y_test[test],
+        warnings=(*dataset.warnings, note),
+    )
 
 
 def _counted(dataset: Dataset) -> Dataset:
