@@ -133,10 +133,14 @@ def live_run_ui(name: str) -> None:
 
 @st.cache_data(max_entries=4, show_spinner="Reading the dataset (decoded once, then cached)…")
 def dataset_check(
-    source: str, size: tuple[int, int], channels: int, fingerprint: str | None
+    source: str,
+    size: tuple[int, int],
+    channels: int,
+    fingerprint: str | None,
+    test_split: float,
 ) -> tuple[DatasetReport, list]:
     """The health report and sample images; `fingerprint` makes a changed dataset read again."""
-    return check_dataset(source, image_size=size, channels=channels)
+    return check_dataset(source, image_size=size, channels=channels, test_split=test_split)
 
 
 def source_note_ui(info: SourceInfo) -> None:
@@ -277,11 +281,18 @@ if source_info.problem is None and spec is not None:
     if health.open:
         with health:
             try:
+                # the test split as the settings below have it now (they are drawn after this)
+                settings_version = st.session_state.get("config_version", 0)
+                test_split = st.session_state.get(
+                    f"ts_v{settings_version}",
+                    st.session_state.get("config_base", TrainConfig()).test_split,
+                )
                 report, samples = dataset_check(
                     source_info.source,
                     spec.input_shape[:2],
                     spec.input_shape[2],
                     fingerprint(source_info.source),
+                    float(test_split),
                 )
             except UserError as exc:
                 show_error(exc)
@@ -432,8 +443,7 @@ with st.expander("Advanced"):
         help="Share of each class held out for testing when the class folders come without "
         "train/ and test/ folders; seeded, so the same files always give the same split.",
     )
-    a, b, c, d = st.columns(4)
-    balance = a.checkbox(
+    balance = st.checkbox(
         "Balance the classes",
         base.class_weight == "balanced",
         key=f"cw_{k}",

@@ -205,13 +205,19 @@ def sample_indices(labels: np.ndarray, num_classes: int, *, per_class: int = 4) 
 
 
 def check_dataset(
-    source: str, *, image_size: tuple[int, int], channels: int = 3, per_class: int = 4
+    source: str,
+    *,
+    image_size: tuple[int, int],
+    channels: int = 3,
+    per_class: int = 4,
+    test_split: float = 0.2,
 ) -> tuple[DatasetReport, list[tuple[str, np.ndarray]]]:
     """Load a source (decoded once, then cached) and report on it, with a few training images
-    of each class at the model's size: what the Train page shows before a run starts."""
+    of each class at the model's size: what the Train page shows before a run starts.
+    `test_split`: as the run will split class folders that come without a test folder."""
     from cnn_core.data.sources import load_dataset
 
-    data = load_dataset(source, image_size=image_size, channels=channels)
+    data = load_dataset(source, image_size=image_size, channels=channels, test_split=test_split)
     k = len(data.class_names)
     samples = [
         (data.class_names[int(data.y_train[i])], np.array(data.x_train[i]))
