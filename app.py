@@ -1,6 +1,9 @@
-"""CNN Workbench's dashboard: `streamlit run app.py`. This file only routes to the pages."""
+"""CNN Workbench's dashboard: `streamlit run app.py`. This file only routes to the pages, once
+`dashboard.access` has let the visitor in (the right host name; signed in on a shared server)."""
 
 import streamlit as st
+
+from dashboard.access import account_ui, gate, stand_ins
 
 st.set_page_config(page_title="CNN Workbench", page_icon=":material/neurology:", layout="wide")
 
@@ -11,4 +14,9 @@ pages = [
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
 ]
-st.navigation(pages).run()
+refusal = gate()
+if refusal is not None:  # every address shows the refusal, and nothing else: no page names
+    st.navigation(stand_ins(pages, refusal), position="hidden").run()
+else:
+    account_ui()
+    st.navigation(pages).run()

@@ -62,3 +62,32 @@ def max_dataset_upload_mb() -> int:
             f"of at least 1 (default {DEFAULT_MAX_DATASET_UPLOAD_MB}), or unset it."
         )
     return value
+
+
+# ------------------------------------------------------------------------------ a shared server
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # the names a browser on this machine uses
+
+
+def shared_mode() -> bool:
+    """``CNN_CORE_SHARED=1``: every visitor signs in (Streamlit's ``st.login``) before any page
+    shows anything; off by default (one user on their own machine)."""
+    raw = os.environ.get("CNN_CORE_SHARED", "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise UserError(f"CNN_CORE_SHARED is {raw!r}; set it to 1 (shared, with sign-in) or 0.")
+
+
+def allowed_hosts() -> tuple[str, ...]:
+    """The host names the dashboard answers to (the browser's ``Host`` header, without the
+    port): ``CNN_CORE_ALLOWED_HOSTS``, comma-separated, beside this machine's own names. Any
+    other name is refused before a page runs: a web page elsewhere that points its own name at
+    this machine (DNS rebinding) then reaches nothing."""
+    import socket
+
+    names = {*LOCAL_HOSTS, socket.gethostname().lower()}
+    extra = os.environ.get("CNN_CORE_ALLOWED_HOSTS", "")
+    names |= {name.strip().lower().strip("[]") for name in extra.split(",") if name.strip()}
+    return tuple(sorted(names))

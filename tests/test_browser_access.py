@@ -1,0 +1,157 @@
+"""Who may see the dashboard, in headless Chromium against `streamlit run app.py` (issue 13,
+part 1): a host name the dashboard does not answer to (as a DNS-rebinding page would use) sees
+only a refusal; on a shared server (`CNN_CORE_SHARED=1`) a signed-out visitor sees only the
+sign-in page, even on a deep link that is the fresh server's first request, and signs in through
+a real local OpenID Connect provider (`oidc-provider-mock`), not a stand-in for `st.login`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from test_browser import CHROMIUM_ARGS, ROOT, TIMEOUT_MS, free_port, wait_for_health
+
+from cnn_core.config import TrainConfig
+from cnn_core.presets import load_preset
+from cnn_core.runs import create_run
+
+oidc_provider_mock = pytest.importorskip("oidc_provider_mock")
+
+SECRET_RUN = "secret-net"  # in a run's name, which a refused visitor must not see
+
+
+def serve(
+    tmp_path: Path, env: dict[str, str], *extra: str, port: int | None = None
+) -> tuple[str, subprocess.Popen]:
+    port = port or free_port()
+    runs = tmp_path / "runs"
+    if not runs.exists():
+        spec = dataclasses.replace(load_preset("tutorial_cnn").spec, name="Secret net")
+        create_run(spec, TrainConfig(), data_source="cifar10", root=runs)
+    log = tmp_path / f"server-{port}.log"
+    full = {**os.environ, "CNN_CORE_RUNS": str(runs), "CNN_CORE_CACHE": str(tmp_path / "cache")}
+    full.update(env)
+    command = [
+        *(sys.executable, "-m", "streamlit", "run", "app.py"),
+        *("--server.port", str(port), "--server.address", "127.0.0.1"),
+        *("--server.headless", "true", "--browser.gatherUsageStats", "false"),
+        *extra,
+    ]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, cwd=ROOT, env=full, stdout=out, stderr=out)
+    wait_for_health(f"http://127.0.0.1:{port}", server, log)
+    return f"http://localhost:{port}", server
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"),
+            # why: "evil.example" is made to resolve to this machine, as DNS rebinding does
+            args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"],
+        )
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser: Browser) -> Page:
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    return page
+
+
+def test_a_host_name_the_dashboard_does_not_answer_to_sees_nothing(
+    tmp_path: Path, browser: Browser
+) -> None:
+    url, server = serve(tmp_path, {})
+    try:
+        port = url.rsplit(":", 1)[1]
+        page = new_page(browser)
+        page.goto(f"http://evil.example:{port}/runs")
+        main = page.get_by_test_id("stMain")
+        expect(main).to_contain_text("does not answer to the name evil.example")
+        expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+        assert SECRET_RUN not in page.content()
+        page.goto(f"{url}/runs")  # the machine's own name: the dashboard
+        expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Runs")
+        expect(main).to_contain_text(SECRET_RUN)
+    finally:
+        stop(server)
+    url, server = serve(tmp_path, {"CNN_CORE_ALLOWED_HOSTS": "evil.example"})
+    try:  # a name the operator allowed is served
+        page = new_page(browser)
+        page.goto(f"http://evil.example:{url.rsplit(':', 1)[1]}/runs")
+        expect(page.get_by_test_id("stMain")).to_contain_text(SECRET_RUN)
+    finally:
+        stop(server)
+
+
+def test_a_shared_dashboard_shows_nothing_before_sign_in(tmp_path: Path, browser: Browser) -> None:
+    with oidc_provider_mock.run_server_in_thread() as provider:
+        port = free_port()
+        secrets = tmp_path / "secrets.toml"
+        secrets.write_text(
+            "[auth]\n"
+            f'redirect_uri = "http://localhost:{port}/oauth2callback"\n'
+            'cookie_secret = "a-test-cookie-secret-of-enough-length"\n'
+            'client_id = "cnn-workbench"\n'
+            'client_secret = "not-a-real-secret"\n'
+            f'server_metadata_url = "http://localhost:{provider.server_port}'
+            '/.well-known/openid-configuration"\n'
+        )
+        url, server = serve(
+            tmp_path,
+            {"CNN_CORE_SHARED": "1"},
+            *("--secrets.files", str(secrets)),
+            port=port,
+        )
+        try:
+            page = new_page(browser)
+            page.goto(f"{url}/runs?run={SECRET_RUN}")  # a deep link, the server's first page
+            sign_in = page.get_by_role("button", name="Sign in")
+            expect(sign_in).to_be_visible()
+            expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+            assert SECRET_RUN not in page.content()
+            sign_in.click()
+            page.get_by_placeholder("sub").fill("alice@example.com")
+            page.get_by_role("button", name="Authorize").click()
+            expect(page.get_by_test_id("stSidebar")).to_contain_text(
+                "Signed in as alice@example.com"
+            )
+            expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Runs")
+            page.get_by_role("button", name="Sign out").click()
+            page.get_by_role("button", name="End session").click()  # the provider's own page
+            expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+            page.goto(f"{url}/runs")
+            expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+            assert SECRET_RUN not in page.content()
+        finally:
+            stop(server)
+
+
+def test_shared_mode_without_a_provider_refuses_everyone(tmp_path: Path, browser: Browser) -> None:
+    url, server = serve(tmp_path, {"CNN_CORE_SHARED": "1"})
+    try:
+        page = new_page(browser)
+        page.goto(f"{url}/runs")
+        expect(page.get_by_test_id("stMain")).to_contain_text("no sign-in provider is configured")
+        assert SECRET_RUN not in page.content()
+    finally:
+        stop(server)
