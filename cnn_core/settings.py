@@ -91,3 +91,43 @@ def allowed_hosts() -> tuple[str, ...]:
     extra = os.environ.get("CNN_CORE_ALLOWED_HOSTS", "")
     names |= {name.strip().lower().strip("[]") for name in extra.split(",") if name.strip()}
     return tuple(sorted(names))
+
+
+DEFAULT_USER_MAX_ACTIVE = 2  # runs one user may have training or waiting at once when shared
+DEFAULT_USER_MAX_DISK_GB = 20.0  # disk one user's runs may use when shared
+
+
+def admins() -> frozenset[str]:
+    """``CNN_CORE_ADMINS``: the users (e-mail addresses, comma-separated) who may see and control
+    every run on a shared server."""
+    raw = os.environ.get("CNN_CORE_ADMINS", "")
+    return frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
+
+
+def data_roots() -> tuple[str, ...]:
+    """``CNN_CORE_DATA_ROOTS``: the folders (separated by ``os.pathsep``) whose datasets users
+    of a shared server may give by path; uploads and ``cifar10`` are always allowed."""
+    raw = os.environ.get("CNN_CORE_DATA_ROOTS", "")
+    return tuple(part.strip() for part in raw.split(os.pathsep) if part.strip())
+
+
+def user_max_active() -> int:
+    return int(_positive("CNN_CORE_USER_MAX_ACTIVE", DEFAULT_USER_MAX_ACTIVE, whole=True))
+
+
+def user_max_disk_gb() -> float:
+    return _positive("CNN_CORE_USER_MAX_DISK_GB", DEFAULT_USER_MAX_DISK_GB, whole=False)
+
+
+def _positive(name: str, default: float, *, whole: bool) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        kind = "a whole number" if whole else "a number"
+        raise UserError(f"{name} is {raw!r}; set it to {kind} above 0 (default {default:g}).")
+    return value
