@@ -146,12 +146,15 @@ def uploads_for(who: Principal) -> Path:
 
 def check_data_source(who: Principal, source: str) -> None:
     """On a shared server, refuse a typed dataset path outside the configured roots and the
-    user's own uploads; the message is the same whether or not the path exists."""
-    if who.unrestricted or source.strip().lower() == "cifar10":
+    user's own uploads (the server's default source, `CNN_CORE_DATA`, is allowed); the message
+    is the same whether or not the path exists."""
+    text = source.strip()
+    default = settings.data_source()
+    if who.unrestricted or not text or text.lower() == "cifar10" or text == default.strip():
         return
     roots = [Path(root) for root in settings.data_roots()] + [uploads_for(who)]
     try:
-        resolved = Path(source).expanduser().resolve()
+        resolved = Path(text).expanduser().resolve()
     except (OSError, RuntimeError):
         resolved = None
     for root in roots:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from cnn_core import settings
+from cnn_core import access, settings
 from cnn_core.errors import UserError
 
 
@@ -35,6 +35,12 @@ def current_user() -> str | None:
     if not getattr(st.user, "is_logged_in", False):
         return None
     return str(st.user.get("email") or st.user.get("sub") or "") or None
+
+
+def who() -> access.Principal:
+    """Who is using the dashboard now: the signed-in user on a shared server; else the one local
+    user, who may do everything (`cnn_core.access`)."""
+    return access.principal(current_user())
 
 
 def gate() -> Callable[[], None] | None:

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+from cnn_core import access
 from cnn_core.data.cache import source_fingerprint
 from cnn_core.drafts import load_draft, new_draft_id, save_draft, valid_draft_id
 from cnn_core.errors import UserError
@@ -137,14 +138,20 @@ def layer_params_state(kind_name: str, *, key: str) -> dict:
 
 def run_picker_ui(*, key: str, need_model: bool = False, label: str = "Run") -> Run | None:
     """Choose a run (the one in the URL, ?run=name, comes first); None when there is none."""
+    from dashboard.access import who  # why here: access imports nothing of widgets, keep it so
+
+    user = who()
     runs = [run for run in list_runs() if not need_model or run.has_model()]
+    runs = access.visible(user, runs)  # on a shared server: the signed-in user's own runs
     wanted = st.query_params.get("run")
     names = [run.name for run in runs]
     if wanted and wanted not in names:
         try:
-            open_run(wanted)
-        except RunError as exc:
-            st.warning(f"The run in the address (?run=...) cannot be shown: {exc}")
+            access.require(user, open_run(wanted), "open")
+        except (RunError, access.AccessError) as exc:
+            # why: on a shared server, the same words whether someone else's run exists or not
+            reason = str(exc) if user.unrestricted else f"run {wanted} is not one of your runs."
+            st.warning(f"The run in the address (?run=...) cannot be shown: {reason}")
         else:
             if need_model:
                 st.info(f"Run {wanted} has no trained model yet.")

@@ -5,16 +5,26 @@ download one as a zip, delete it, or open it in Evaluate or Predict.
 import pandas as pd
 import streamlit as st
 
-from cnn_core import api
+from cnn_core import access, api
 from cnn_core.errors import UserError
-from cnn_core.runs import delete_run, list_runs, run_row, zip_run
+from cnn_core.runs import Run, delete_run, list_runs, run_row, zip_run
+from dashboard.access import who
 from dashboard.routing import ensure_routed
 from dashboard.widgets import curve_figure, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
 st.title("Runs")
-runs = list_runs()
+user = who()
+runs = access.visible(user, list_runs())  # on a shared server: the signed-in user's own runs
+
+
+def download(run: Run) -> bytes:
+    access.require(user, run, "download")
+    access.audit(user, "download", run.name)
+    return zip_run(run)
+
+
 if not runs:
     st.info("No runs yet: build a network and train it.", icon=":material/info:")
     st.page_link("pages/train.py", label="Train a network", icon=":material/play_arrow:")
@@ -75,7 +85,7 @@ for run in chosen:
         a, b, c, d = st.columns(4)
         a.download_button(
             "Download zip",
-            data=lambda run=run: zip_run(run),
+            data=lambda run=run: download(run),
             file_name=f"{run.name}.zip",
             mime="application/zip",
             key=f"zip_{run.name}",
@@ -97,13 +107,23 @@ for run in chosen:
         )
         if status.active:  # deleting comes after stopping: offer what can be done now
             if d.button("Stop", key=f"stop_{run.name}", icon=":material/stop:"):
-                api.request_stop(run)
-                st.toast(f"Stop requested: {run.name} stops within one batch, keeping its model.")
+                try:
+                    access.require(user, run, "stop")
+                    api.request_stop(run)
+                    access.audit(user, "stop", run.name)
+                except UserError as exc:
+                    show_error(exc)
+                else:
+                    st.toast(
+                        f"Stop requested: {run.name} stops within one batch, keeping its model."
+                    )
             continue
         confirmed = d.checkbox("Delete…", key=f"confirm_{run.name}")
         if confirmed and d.button("Really delete", key=f"delete_{run.name}", type="primary"):
             try:
+                access.require(user, run, "delete")
                 delete_run(run)
+                access.audit(user, "delete", run.name)
             except (UserError, OSError) as exc:
                 show_error(exc if isinstance(exc, UserError) else UserError(str(exc)))
             else:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from cnn_core import api, settings
+from cnn_core import access, api, settings
 from cnn_core.advice import overfitting_advice
 from cnn_core.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict, parse_config
 from cnn_core.data.report import DatasetReport, check_dataset
@@ -20,6 +20,7 @@ from cnn_core.runs import Run, RunError, open_run
 from cnn_core.shapes import analyze
 from cnn_core.spec import parse_spec
 from cnn_core.uploads import save_upload
+from dashboard.access import who
 from dashboard.routing import ensure_routed
 from dashboard.widgets import (
     STATE_ICONS,
@@ -44,10 +45,14 @@ presets = {p.id: p for p in list_presets()}
 
 @st.fragment(run_every=1.5)
 def live_run_ui(name: str) -> None:
+    user = who()
     try:
         run = open_run(name)
-    except RunError as exc:
-        show_error(exc)
+        access.require(user, run, "open")
+    except (RunError, access.AccessError) as exc:
+        # why: on a shared server, the same words whether someone else's run exists or not
+        hidden = access.AccessError(f"run {name} is not one of your runs.")
+        show_error(exc if user.unrestricted else hidden)
         return
     status, history, progress = run.status(), run.history(), run.progress()
     icon = STATE_ICONS.get(status.state, "")
@@ -93,6 +98,7 @@ def live_run_ui(name: str) -> None:
     if status.active:
         if buttons[0].button("Stop", key="stop_run", icon=":material/stop:"):
             api.request_stop(run)
+            access.audit(user, "stop", run.name)
             st.toast("Stop requested: it stops within one batch and keeps the model.")
     else:
         left = status.epochs_target - status.epochs_completed
@@ -169,8 +175,11 @@ def source_note_ui(info: SourceInfo) -> None:
 
 
 def _resume(run: Run, more: int | None) -> None:
+    user = who()
     try:
+        access.require(user, run, "resume")
         api.resume_run(run, more_epochs=more)
+        access.audit(user, "resume", run.name, more_epochs=more)
     except UserError as exc:
         show_error(exc)
 
@@ -252,7 +261,12 @@ if archive is not None:
     if kept is None or kept[0] != archive.file_id:
         try:
             with st.spinner(f"Saving and reading through {archive.name}…"):  # seconds per GB
-                saved = save_upload(archive, name=archive.name, max_bytes=upload_mb * 2**20)
+                saved = save_upload(
+                    archive,
+                    name=archive.name,
+                    max_bytes=upload_mb * 2**20,
+                    folder=access.uploads_for(who()),  # a user's own folder on a shared server
+                )
             kept = (archive.file_id, str(saved.path), None)
         except UserError as exc:
             kept = (archive.file_id, "", str(exc))
@@ -260,8 +274,12 @@ if archive is not None:
     _, source, upload_problem = kept
     size = f"{archive.size / 2**20:,.1f} MB" if archive.size >= 2**20 else f"{archive.size:,} bytes"
     st.caption(f"Uploaded: {archive.name} ({size}); the path above is not used.")
+try:  # on a shared server: only the configured dataset folders and the user's own uploads
+    access.check_data_source(who(), source)
+except access.AccessError as exc:
+    upload_problem = str(exc)
 source_info = (
-    SourceInfo("", f"{archive.name} (refused)", problem=upload_problem)
+    SourceInfo("", f"{archive.name if archive else source} (refused)", problem=upload_problem)
     if upload_problem
     else inspect_source(
         source,
@@ -472,8 +490,12 @@ ready = not blockers
 if st.button(
     "Start training", type="primary", disabled=not ready, key="start", icon=":material/play_arrow:"
 ):
+    user = who()
     try:
+        access.check_quota(user)
         run = api.start_run(spec, config, data_source=source.strip() or None)
+        access.record_owner(run, user)
+        access.audit(user, "start", run.name)
     except UserError as exc:
         show_error(exc)
     else:

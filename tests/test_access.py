@@ -96,6 +96,9 @@ def test_datasets_only_from_the_roots_and_the_users_uploads(
     monkeypatch.setenv("CNN_CORE_DATA_ROOTS", str(data))
     access.check_data_source(ALICE, str(data / "pets"))
     access.check_data_source(ALICE, "cifar10")
+    monkeypatch.setenv("CNN_CORE_DATA", "/srv/the-default-set.tar.gz")  # the operator's choice
+    access.check_data_source(ALICE, "/srv/the-default-set.tar.gz")
+    access.check_data_source(ALICE, "")
     mine = access.uploads_for(ALICE) / "pets.zip"
     access.check_data_source(ALICE, str(mine))
     assert access.uploads_for(ALICE) != access.uploads_for(BOB)

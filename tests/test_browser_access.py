@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from test_browser import CHROMIUM_ARGS, ROOT, TIMEOUT_MS, free_port, wait_for_health
 
+from cnn_core import access
 from cnn_core.config import TrainConfig
 from cnn_core.presets import load_preset
 from cnn_core.runs import create_run
@@ -103,7 +104,32 @@ def test_a_host_name_the_dashboard_does_not_answer_to_sees_nothing(
         stop(server)
 
 
-def test_a_shared_dashboard_shows_nothing_before_sign_in(tmp_path: Path, browser: Browser) -> None:
+def owned_run(root: Path, name: str, user: str) -> str:
+    spec = dataclasses.replace(load_preset("tutorial_cnn").spec, name=name)
+    run = create_run(spec, TrainConfig(), data_source="cifar10", root=root)
+    access.record_owner(run, access.Principal(user))
+    return run.name
+
+
+def sign_in(page: Page, user: str) -> None:
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_placeholder("sub").fill(user)  # the provider's own form
+    page.get_by_role("button", name="Authorize").click()
+    expect(page.get_by_test_id("stSidebar")).to_contain_text(f"Signed in as {user}")
+
+
+def sign_out(page: Page) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="End session").click()  # the provider's own page
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def test_a_shared_dashboard_shows_nothing_before_sign_in_and_each_user_their_own_runs(
+    tmp_path: Path, browser: Browser
+) -> None:
+    runs = tmp_path / "runs"
+    alices = owned_run(runs, "Alice net", "alice@example.com")
+    bobs = owned_run(runs, "Bob net", "bob@example.com")
     with oidc_provider_mock.run_server_in_thread() as provider:
         port = free_port()
         secrets = tmp_path / "secrets.toml"
@@ -117,31 +143,36 @@ def test_a_shared_dashboard_shows_nothing_before_sign_in(tmp_path: Path, browser
             '/.well-known/openid-configuration"\n'
         )
         url, server = serve(
-            tmp_path,
-            {"CNN_CORE_SHARED": "1"},
-            *("--secrets.files", str(secrets)),
-            port=port,
+            tmp_path, {"CNN_CORE_SHARED": "1"}, *("--secrets.files", str(secrets)), port=port
         )
         try:
             page = new_page(browser)
-            page.goto(f"{url}/runs?run={SECRET_RUN}")  # a deep link, the server's first page
-            sign_in = page.get_by_role("button", name="Sign in")
-            expect(sign_in).to_be_visible()
-            expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
-            assert SECRET_RUN not in page.content()
-            sign_in.click()
-            page.get_by_placeholder("sub").fill("alice@example.com")
-            page.get_by_role("button", name="Authorize").click()
-            expect(page.get_by_test_id("stSidebar")).to_contain_text(
-                "Signed in as alice@example.com"
-            )
-            expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Runs")
-            page.get_by_role("button", name="Sign out").click()
-            page.get_by_role("button", name="End session").click()  # the provider's own page
+            page.goto(f"{url}/runs?run={alices}")  # a deep link, the server's first request
             expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+            expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+            for name in (alices, bobs, SECRET_RUN):
+                assert name not in page.content()
+
+            sign_in(page, "alice@example.com")
+            expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Runs")
+            page.goto(f"{url}/runs")
+            main = page.get_by_test_id("stMain")
+            expect(main).to_contain_text(alices)
+            assert bobs not in page.content() and SECRET_RUN not in page.content()
+            page.goto(f"{url}/evaluate?run={bobs}")  # someone else's run, by its address
+            expect(main).to_contain_text(f"run {bobs} is not one of your runs")
+            page.goto(f"{url}/train?run={bobs}")
+            expect(main).to_contain_text(f"run {bobs} is not one of your runs")
+            sign_out(page)
+
+            sign_in(page, "bob@example.com")
+            page.goto(f"{url}/runs")
+            expect(page.get_by_test_id("stMain")).to_contain_text(bobs)
+            assert alices not in page.content()
+            sign_out(page)
             page.goto(f"{url}/runs")
             expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-            assert SECRET_RUN not in page.content()
+            assert alices not in page.content() and bobs not in page.content()
         finally:
             stop(server)
 
