@@ -8,6 +8,16 @@ Every setting has a default that works from a fresh clone; environment variables
   ``$XDG_CACHE_HOME/cnn_core``); uploaded dataset archives are kept in its ``uploads/`` folder.
 - ``CNN_CORE_MAX_DATASET_UPLOAD_MB``: the largest dataset archive the Train page accepts, in MB
   (default 2048). Photos and spec files have their own, fixed limit (`PHOTO_UPLOAD_MB`).
+
+Limits on a dataset source (a folder or an archive), checked while it is listed or streamed, before
+what they guard is held; each refusal names its setting. The defaults never refuse a real dataset:
+
+- ``CNN_CORE_MAX_DATASET_FILES``: entries (files and folders) in a source (default 2,000,000).
+- ``CNN_CORE_MAX_PATH_DEPTH``: folders in one entry's path (default 32).
+- ``CNN_CORE_MAX_DATASET_GB``: the source's files, uncompressed, in GB of 10**9 bytes
+  (default 200).
+- ``CNN_CORE_MAX_COMPRESSION_RATIO``: an archive's uncompressed bytes per byte of the archive
+  (default 100).
 """
 
 from __future__ import annotations
@@ -20,6 +30,15 @@ from cnn_core.errors import UserError
 DEFAULT_DATA_SOURCE = "cifar10"
 DEFAULT_MAX_DATASET_UPLOAD_MB = 2048  # a dataset archive; the server holds an upload in memory
 PHOTO_UPLOAD_MB = 10  # a photo or spec file uploaded to the dashboard, per file
+# Dataset limits. ImageNet's training set is 1.28 million files in 1,000 folders (140 GB); CIFAR-10
+# as JPEGs is 60,000 files at a ratio of about 1. A real layout is a few folders deep (8 wrappers
+# at most are looked through, then split, class and a few sub-folders). Photos hardly compress
+# (JPEG, PNG: ratio ~1; BMP ~2-3; a tar of tiny files ~5, its headers being zeros), so 100 is
+# only reached by a bomb.
+DEFAULT_MAX_DATASET_FILES = 2_000_000
+DEFAULT_MAX_PATH_DEPTH = 32
+DEFAULT_MAX_DATASET_GB = 200
+DEFAULT_MAX_COMPRESSION_RATIO = 100
 
 
 def data_source() -> str:
@@ -112,22 +131,50 @@ def data_roots() -> tuple[str, ...]:
 
 
 def user_max_active() -> int:
-    return int(_positive("CNN_CORE_USER_MAX_ACTIVE", DEFAULT_USER_MAX_ACTIVE, whole=True))
+    return int(_positive("CNN_CORE_USER_MAX_ACTIVE", DEFAULT_USER_MAX_ACTIVE, "runs"))
 
 
 def user_max_disk_gb() -> float:
-    return _positive("CNN_CORE_USER_MAX_DISK_GB", DEFAULT_USER_MAX_DISK_GB, whole=False)
+    return _positive("CNN_CORE_USER_MAX_DISK_GB", DEFAULT_USER_MAX_DISK_GB, "GB", whole=False)
 
 
-def _positive(name: str, default: float, *, whole: bool) -> float:
+def max_dataset_files() -> int:
+    """The most entries (files and folders) a dataset source may have."""
+    return int(_positive("CNN_CORE_MAX_DATASET_FILES", DEFAULT_MAX_DATASET_FILES, "entries"))
+
+
+def max_path_depth() -> int:
+    """The most folders in the path of one entry of a dataset source."""
+    return int(_positive("CNN_CORE_MAX_PATH_DEPTH", DEFAULT_MAX_PATH_DEPTH, "folders"))
+
+
+def max_dataset_bytes() -> int:
+    """The most bytes a dataset source's files may add up to, uncompressed."""
+    return int(
+        _positive("CNN_CORE_MAX_DATASET_GB", DEFAULT_MAX_DATASET_GB, "GB", whole=False) * 1e9
+    )
+
+
+def max_compression_ratio() -> float:
+    """The most uncompressed bytes an archive may unpack to per byte of the archive."""
+    return _positive(
+        "CNN_CORE_MAX_COMPRESSION_RATIO", DEFAULT_MAX_COMPRESSION_RATIO, "", whole=False
+    )
+
+
+def _positive(name: str, default: float, unit: str, *, whole: bool = True) -> float:
+    """A setting that is a positive number, or its default when unset; a UserError naming it."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw) if whole else float(raw)
+        value = float(int(raw)) if whole else float(raw)
     except ValueError:
-        value = 0
-    if not value > 0:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
         kind = "a whole number" if whole else "a number"
-        raise UserError(f"{name} is {raw!r}; set it to {kind} above 0 (default {default:g}).")
+        of = f" of {unit}" if unit else ""
+        raise UserError(
+            f"{name} is {raw!r}; set it to {kind}{of} above 0 (default {default:,}), or unset it."
+        )
     return value

@@ -181,10 +181,13 @@ def test_archive_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: s
     data = load_dataset(archive, cache=False)
     assert data.skipped == 1
     assert any("train/cat/big.bmp was not read" in line for line in data.warnings)
-    monkeypatch.setattr(archives, "MAX_ARCHIVE_BYTES", 1000)
-    with pytest.raises(DataError, match="too much to hold in memory"):
-        load_dataset(archive, cache=False)
-    monkeypatch.setattr(archives, "MAX_MEMBERS", 5)
+    with monkeypatch.context() as patch:
+        patch.setenv("CNN_CORE_MAX_DATASET_GB", "0.000001")  # 1,000 bytes
+        with pytest.raises(
+            DataError, match=r"unpacks to more than 1e-06 GB \(the limit, CNN_CORE_MAX"
+        ):
+            load_dataset(archive, cache=False)
+    monkeypatch.setenv("CNN_CORE_MAX_DATASET_FILES", "5")
     with pytest.raises(DataError, match="more than 5 entries"):
         load_dataset(archive, cache=False)
 

@@ -1,35 +1,53 @@
-"""Tar and zip archives, read in memory one member at a time and never extracted, so a hostile
-member path cannot write anywhere; links, devices and oversized members are never read."""
+"""Tar and zip archives, streamed one member at a time and never extracted, so a hostile member
+path cannot write anywhere; links, devices and oversized members are never read.
+
+The files that could be images are copied, as they stream, into one temporary spool file in the
+cache folder (`Spool`) and travel to decoding as (spool, offset, size): an archive of photos is
+never held in memory. Every member is counted and metered against the source limits (`limits`)
+while it streams, before its bytes are held.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import lzma
+import os
 import re
+import shutil
 import stat
 import tarfile
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
+from cnn_core import settings
 from cnn_core.data.cifar import BATCH_NAMES, META, TEST_BATCH
 from cnn_core.data.dataset import EXPECTED, ignored
+from cnn_core.data.limits import Limits, Meter
 from cnn_core.errors import DataError
 
 MAX_MEMBER_BYTES = 50 * 2**20  # archive members bigger than this are skipped, never read
-MAX_MEMBERS = 2_000_000  # more entries than this is not a dataset we can hold in memory
-MAX_ARCHIVE_BYTES = 4 * 2**30  # members are held in memory until decoded: refuse zip bombs
+HEAD = 32  # bytes read first from every member, enough to tell an image by its content
+COPY_BLOCK = 2**20  # bytes copied at a time from a member into the spool
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".tar.bz2", ".tar.xz")
 
 # ------------------------------------------------------------------------------ archive sources
 
 
-class Member(NamedTuple):
-    parts: tuple[str, ...]
-    data: bytes | None  # None: not read (a folder, too big, or unreadable)
-    is_dir: bool = False
-    problem: str = ""  # why a file was not read
+class Spooled(NamedTuple):
+    """Where an archive member's bytes were copied: a span of the spool file."""
+
+    path: str
+    offset: int
+    size: int
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            return handle.read(self.size)
 
 
 class Unread(NamedTuple):
@@ -38,7 +56,74 @@ class Unread(NamedTuple):
     reason: str
 
 
-Payload = bytes | str | Unread  # an image file's bytes (archives) or path (folders)
+# An image file's bytes (tests, CIFAR-10), path (folders) or span of a spool (archives).
+Payload = bytes | str | Spooled | Unread
+
+
+class Member(NamedTuple):
+    """One archive member as it streams past: what `head` and `stream` hold is only valid until
+    the next member is asked for."""
+
+    parts: tuple[str, ...]
+    head: bytes | None  # its first bytes; None: not read (a folder, too big, or unreadable)
+    stream: IO[bytes] | None = None  # the rest of its bytes
+    is_dir: bool = False
+    problem: str = ""  # why a file was not read
+
+    def read(self) -> bytes:
+        """The whole member, in memory (CIFAR-10's batch files; each under MAX_MEMBER_BYTES)."""
+        return (self.head or b"") + (self.stream.read() if self.stream else b"")
+
+
+class Spool:
+    """One temporary file in the cache folder holding the members kept for decoding, deleted on
+    leaving the `with` block whatever happens."""
+
+    def __init__(self, where: str, meter: Meter) -> None:
+        self.where = where
+        self.meter = meter
+        self.path = ""
+        self._file: IO[bytes] | None = None
+
+    def __enter__(self) -> Spool:
+        folder = settings.cache_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, self.path = tempfile.mkstemp(prefix="unpacking-", suffix=".spool", dir=folder)
+        except OSError as exc:
+            raise self._no_room(folder, exc) from None
+        self._file = os.fdopen(handle, "wb")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            if self._file is not None:
+                self._file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+    def keep(self, member: Member) -> Spooled | Unread:
+        """Copy the rest of `member` into the spool; Unread if it turns out damaged."""
+        assert self._file is not None, "a Spool is used inside its with block"
+        offset = self._file.tell()
+        try:
+            self._file.write(member.head or b"")
+            if member.stream is not None:
+                shutil.copyfileobj(member.stream, self._file, COPY_BLOCK)
+            self._file.flush()  # why: decoding reads the spool from other processes
+        except OSError as exc:
+            raise self._no_room(Path(self.path).parent, exc) from None
+        except (zipfile.BadZipFile, zlib.error) as exc:  # a zip member's CRC, checked at its end
+            self._file.seek(offset)
+            self._file.truncate()
+            return Unread(str(exc) or type(exc).__name__)
+        return Spooled(self.path, offset, self._file.tell() - offset)
+
+    def _no_room(self, folder: Path, exc: OSError) -> DataError:
+        return DataError(
+            f"The archive {self.where} cannot be unpacked into {folder} ({exc.strerror}); free "
+            "some space there or set CNN_CORE_CACHE to a folder on a disk with room."
+        )
 
 
 def archive_kind(path: Path) -> str:
@@ -72,65 +157,74 @@ def member_parts(name: str) -> tuple[str, ...] | None:
     return parts
 
 
-def iter_archive(path: Path, kind: str) -> Iterator[Member]:
-    """Every member of a tar or zip archive, read into memory one at a time, never extracted."""
+def iter_archive(path: Path, kind: str, meter: Meter | None = None) -> Iterator[Member]:
+    """Every member of a tar or zip archive as it streams past, never extracted; each counted
+    and metered by `meter` (the source limits, by default) before its bytes are read."""
+    meter = meter or Meter(str(path), kind="archive", limits=Limits.from_settings())
     corrupt = (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError)
-    total = 0
     try:
-        for member in _iter_zip(path) if kind == "zip" else _iter_tar(path):
-            total += len(member.data or b"")
-            if total > MAX_ARCHIVE_BYTES:
-                raise DataError(
-                    f"The archive {path} unpacks to more than {MAX_ARCHIVE_BYTES // 2**30} GB, "
-                    "too much to hold in memory; extract it and pass the folder instead."
-                )
-            yield member
+        yield from _iter_zip(path, meter) if kind == "zip" else _iter_tar(path, meter)
     except corrupt as exc:
         raise DataError(
             f"The archive {path} is corrupt or unreadable ({exc}); download or create it again."
         ) from None
 
 
-def _too_many(path: Path) -> DataError:
-    return DataError(
-        f"The archive {path} has more than {MAX_MEMBERS:,} entries, too many to load in memory; "
-        "use a smaller dataset."
-    )
+class _Metered:
+    """The archive file as tarfile reads it: every read is metered, so a compressed stream is
+    refused as it inflates past a limit, not after (`_Stream.pos`: bytes inflated so far)."""
+
+    def __init__(self, raw: IO[bytes], meter: Meter) -> None:
+        self.raw, self.meter, self.packed = raw, meter, 0
+        self.stream: object = None  # tarfile's stream, once open
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.packed += len(data)
+        self.meter.reach(getattr(self.stream, "pos", 0), packed=self.packed)
+        return data
 
 
-def _iter_tar(path: Path) -> Iterator[Member]:
-    with tarfile.open(path, mode="r|*") as archive:  # streaming: one pass, nothing extracted
-        count = 0
-        while (info := archive.next()) is not None:
-            count += 1
-            if count > MAX_MEMBERS:
-                raise _too_many(path)
-            parts = member_parts(info.name)
-            if parts is None:
-                pass
-            elif info.isdir():
-                yield Member(parts, None, is_dir=True)
-            elif info.issym() or info.islnk():  # never followed; counted and listed as skipped
-                yield Member(parts, None, problem=f"a link to {info.linkname}, never followed")
-            elif not info.isreg():
-                pass  # devices, fifos: nothing a photo could be
-            elif info.size > MAX_MEMBER_BYTES:
-                yield Member(parts, None, problem=f"larger than {MAX_MEMBER_BYTES // 2**20} MB")
-            else:
-                stream = archive.extractfile(info)
-                yield Member(parts, stream.read() if stream else b"")
-            archive.members.clear()  # why: streaming mode otherwise keeps every header in memory
-        if archive.fileobj.tell() < archive.offset + tarfile.BLOCKSIZE:
-            # Why: tarfile ends quietly where a header is missing or cut short; a whole archive
-            # ends with a block of zeros, so one that stops at a member's end was cut short.
-            raise tarfile.ReadError("it ends in the middle")
+def _iter_tar(path: Path, meter: Meter) -> Iterator[Member]:
+    with open(path, "rb") as raw:
+        metered = _Metered(raw, meter)
+        # streaming: one pass, nothing extracted; fileobj, so that every read is metered
+        with tarfile.open(fileobj=metered, mode="r|*") as archive:  # type: ignore[call-overload]
+            metered.stream = archive.fileobj
+            while (info := archive.next()) is not None:
+                archive.members.clear()  # why: streaming mode otherwise keeps every header
+                meter.entry(info.name)
+                meter.check(info.offset_data + info.size)  # declared: refused before inflating
+                parts = member_parts(info.name)
+                if parts is None:
+                    pass
+                elif info.isdir():
+                    yield Member(parts, None, is_dir=True)
+                elif info.issym() or info.islnk():  # never followed; counted and listed
+                    yield Member(parts, None, problem=f"a link to {info.linkname}, never followed")
+                elif not info.isreg():
+                    pass  # devices, fifos: nothing a photo could be
+                elif info.size > MAX_MEMBER_BYTES:
+                    yield Member(parts, None, problem=f"larger than {MAX_MEMBER_BYTES // 2**20} MB")
+                else:
+                    stream = archive.extractfile(info)
+                    head = stream.read(HEAD) if stream else b""
+                    yield Member(parts, head, stream)
+            if archive.fileobj.tell() < archive.offset + tarfile.BLOCKSIZE:
+                # Why: tarfile ends quietly where a header is missing or cut short; a whole
+                # archive ends with a block of zeros, so one that stops at a member's end was cut.
+                raise tarfile.ReadError("it ends in the middle")
 
 
-def _iter_zip(path: Path) -> Iterator[Member]:
+def _iter_zip(path: Path, meter: Meter) -> Iterator[Member]:
+    meter.expect(_declared_entries(path))  # why first: zipfile holds every entry it reads
     with zipfile.ZipFile(path) as archive:
         infos = archive.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise _too_many(path)
+        declared, packed = 0, path.stat().st_size  # why the file's size: entries may overlap
+        for info in infos:  # the central directory: every check before a byte is inflated
+            meter.entry(info.filename)
+            declared += info.file_size
+            meter.check(declared, packed=packed)
         for info in infos:
             parts = member_parts(info.filename)
             if parts is None:
@@ -145,11 +239,34 @@ def _iter_zip(path: Path) -> Iterator[Member]:
                 yield Member(parts, None, problem=f"larger than {MAX_MEMBER_BYTES // 2**20} MB")
                 continue
             try:
-                member = Member(parts, archive.read(info))
+                stream = _Counted(archive.open(info), meter)
+                head = stream.read(HEAD)
             except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as exc:
                 # One damaged or encrypted member: skip it like an unreadable image.
-                member = Member(parts, None, problem=str(exc) or type(exc).__name__)
-            yield member
+                yield Member(parts, None, problem=str(exc) or type(exc).__name__)
+                continue
+            with stream.raw:
+                yield Member(parts, head, stream)  # type: ignore[arg-type]
+
+
+def _declared_entries(path: Path) -> int:
+    """The entry count in a zip's end record (zipfile's own reader), 0 where it has none."""
+    with open(path, "rb") as handle:
+        end = zipfile._EndRecData(handle)  # type: ignore[attr-defined]
+    return int(end[zipfile._ECD_ENTRIES_TOTAL]) if end else 0  # type: ignore[attr-defined]
+
+
+class _Counted:
+    """A zip member's stream, metered as it inflates: zipfile stops at the declared size, which
+    the central directory's checks already bound, and this counts what really came out."""
+
+    def __init__(self, raw: IO[bytes], meter: Meter) -> None:
+        self.raw, self.meter = raw, meter
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.meter.add(len(data))
+        return data
 
 
 def describe_archive(path: Path) -> str:

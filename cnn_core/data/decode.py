@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from cnn_core import images
+from cnn_core.data.archives import Spooled
 from cnn_core.data.dataset import Dataset, Progress
 from cnn_core.errors import ImageError
 
@@ -26,6 +27,7 @@ log = logging.getLogger("cnn_core.datasets")
 
 CHUNK = 1000  # images per worker task: small enough for steady progress, big enough to amortise
 PARALLEL_MIN_IMAGES = 4000  # below this, starting worker processes costs more than it saves
+ImageFile = bytes | str | Spooled  # an image file: its bytes, its path, or its span of a spool
 # What decoding learns about each image besides its pixels, for the dataset's health report.
 FACTS = np.dtype([("width", "<i4"), ("height", "<i4"), ("grey", "?"), ("digest", "S16")])
 GREY_TOLERANCE = 8  # channels within this of each other everywhere: a grey picture
@@ -34,7 +36,7 @@ GREY_TOLERANCE = 8  # channels within this of each other everywhere: a grey pict
 
 
 def _decode_chunk(
-    payloads: Sequence[bytes | str], names: Sequence[str], size: tuple[int, int], channels: int
+    payloads: Sequence[ImageFile], names: Sequence[str], size: tuple[int, int], channels: int
 ) -> tuple[np.ndarray, list[tuple[int, str]], np.ndarray]:
     """Decode a run of images (in a worker process); rows that fail stay zero and are reported.
     Also returns each image's facts (`FACTS`): its own size, whether it is grey, a digest of its
@@ -55,8 +57,10 @@ def _decode_chunk(
     return out, errors, facts
 
 
-def _raw(payload: bytes | str) -> bytes | None:
+def _raw(payload: ImageFile) -> bytes | None:
     """The file's bytes, to digest; None for a file too big to read here (decoding says so)."""
+    if isinstance(payload, Spooled):
+        return payload.read()  # at most MAX_MEMBER_BYTES: larger members are never spooled
     if not isinstance(payload, str):
         return bytes(payload)
     try:
@@ -103,7 +107,7 @@ def _worker_count(n: int) -> int:
 
 
 def decode_images(
-    payloads: Sequence[bytes | str],
+    payloads: Sequence[ImageFile],
     names: Sequence[str],
     *,
     size: tuple[int, int],
@@ -133,7 +137,7 @@ def decode_images(
         if progress is not None:
             progress(done, n)
 
-    def chunk(start: int) -> tuple[Sequence[bytes | str], Sequence[str], tuple[int, int], int]:
+    def chunk(start: int) -> tuple[Sequence[ImageFile], Sequence[str], tuple[int, int], int]:
         return payloads[start : start + CHUNK], names[start : start + CHUNK], size, channels
 
     workers = _worker_count(n)

@@ -23,10 +23,11 @@ import numpy as np
 
 from cnn_core import images
 from cnn_core.balance import limited_rows, stratified_split
-from cnn_core.data.archives import Payload, Unread
+from cnn_core.data.archives import Payload, Spooled, Unread
 from cnn_core.data.cifar import BATCH_NAMES, TEST_BATCH
 from cnn_core.data.dataset import MAX_LISTED_WARNINGS, Dataset, Progress, ignored
 from cnn_core.data.decode import decode_images
+from cnn_core.data.limits import Meter
 from cnn_core.data.pixels import Pixels
 from cnn_core.errors import DataError
 from cnn_core.images import DATASET_FORMATS
@@ -63,7 +64,9 @@ def walk_folder(root: Path) -> Listing:
 
     Symbolic links are followed only when they point inside `root`, each target once (so a link
     to its own parent cannot loop); links pointing outside are listed in `outside`, never read.
+    Every entry is counted against the source limits (`limits`) as it is listed.
     """
+    meter = Meter(str(root), kind="folder")
     files: list[tuple[tuple[str, ...], str, int, int]] = []
     dirs: set[tuple[str, ...]] = set()
     outside: dict[tuple[str, ...], str] = {}
@@ -83,6 +86,7 @@ def walk_folder(root: Path) -> Listing:
             if ignored(entry.name):
                 continue
             parts = (*rel, entry.name)
+            meter.entry("/".join(parts))
             try:
                 if entry.is_symlink():
                     target = Path(entry.path).resolve()
@@ -104,6 +108,7 @@ def walk_folder(root: Path) -> Listing:
             except OSError:
                 continue  # vanished, or a dangling link: not a file we could read anyway
             if stat.S_ISREG(info.st_mode):
+                meter.add(info.st_size)
                 files.append((parts, entry.path, info.st_size, info.st_mtime_ns))
     files.sort()
     return Listing(files, dirs, outside, outside_files)
@@ -479,7 +484,7 @@ def _could_be_image(parts: tuple[str, ...], payload: Payload) -> bool:
     """Cheaply: named as an image, or (a file without such a name) starting like one."""
     if isinstance(payload, Unread):
         return False
-    if images.has_dataset_suffix(parts[-1]):
+    if images.has_dataset_suffix(parts[-1]) or isinstance(payload, Spooled):  # spooled: sniffed
         return True
     if isinstance(payload, bytes):
         return images.looks_like_image(payload[:32])

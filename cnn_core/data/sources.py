@@ -25,6 +25,7 @@ from cnn_core.balance import limited_rows
 from cnn_core.data.archives import (
     Member,
     Payload,
+    Spool,
     Unread,
     archive_kind,
     describe_archive,
@@ -54,7 +55,8 @@ from cnn_core.data.layout import (
     read_file,
     walk_folder,
 )
-from cnn_core.errors import DataError
+from cnn_core.data.limits import Meter
+from cnn_core.errors import DataError, UserError
 
 log = logging.getLogger("cnn_core.datasets")
 
@@ -184,7 +186,7 @@ def inspect_source(
             return _inspect_file(
                 path, resolved, image_size=image_size, channels=channels, test_split=test_split
             )
-    except DataError as exc:
+    except UserError as exc:  # the source, or a limit setting, that cannot be used
         return SourceInfo(resolved, f"{text} (not a usable dataset source)", problem=str(exc))
     except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or first_line(exc)
@@ -391,53 +393,59 @@ def _load_archive(
     cache: Path | None,
 ) -> Dataset:
     where = str(path)
-    members: list[tuple[tuple[str, ...], Payload]] = []
-    has_images = False  # whether image folders are here, which win over batch files
-    dirs: set[tuple[str, ...]] = set()
-    parsed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    class_names = None
-    bad_batches: list[DataError] = []  # fatal only if this turns out to be a batches archive
-    for member in iter_archive(path, kind):
-        name = member.parts[-1]
-        label = f"{path}:{'/'.join(member.parts)}"
-        try:
-            if member.is_dir:
-                dirs.add(member.parts)
-            elif name in (*BATCH_NAMES, TEST_BATCH) and member.data is not None:
-                parsed[name] = parse_batch(member.data, label=label)  # now: keep arrays only
-            elif name == META and member.data is not None:
-                class_names = parse_meta(member.data, label=label)
-            else:  # every other file: an image or not, by its content
-                members.append((member.parts, _payload(member)))
-                has_images |= not isinstance(members[-1][1], Unread)
-        except DataError as exc:
-            bad_batches.append(exc)
-    if (parsed or bad_batches) and not has_images:
-        if bad_batches:
-            raise bad_batches[0]
-        dataset = limit_arrays(from_batches(parsed, class_names, display, where=where), limit)
-        return _counted(fit(dataset, size=size, channels=channels, progress=progress))
-    return from_tree(
-        members,
-        dirs,
-        display,
-        where=where,
-        size=size,
-        channels=channels,
-        progress=progress,
-        test_split=test_split,
-        limit=limit,
-        cache=cache,
-    )
+    meter = Meter(where, kind="archive")
+    with Spool(where, meter) as spool:  # the image files, until decoded; deleted after
+        members: list[tuple[tuple[str, ...], Payload]] = []
+        has_images = False  # whether image folders are here, which win over batch files
+        dirs: set[tuple[str, ...]] = set()
+        parsed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        class_names = None
+        bad_batches: list[DataError] = []  # fatal only if this turns out to be a batches archive
+        for member in iter_archive(path, kind, meter):
+            name = member.parts[-1]
+            label = f"{path}:{'/'.join(member.parts)}"
+            try:
+                if member.is_dir:
+                    dirs.add(member.parts)
+                elif name in (*BATCH_NAMES, TEST_BATCH) and member.head is not None:
+                    parsed[name] = parse_batch(member.read(), label=label)  # now: arrays only
+                elif name == META and member.head is not None:
+                    class_names = parse_meta(member.read(), label=label)
+                else:  # every other file: an image or not, by its content
+                    members.append((member.parts, _payload(member, spool)))
+                    has_images |= not isinstance(members[-1][1], Unread)
+            except DataError as exc:
+                bad_batches.append(exc)
+        if (parsed or bad_batches) and not has_images:
+            if bad_batches:
+                raise bad_batches[0]
+            dataset = limit_arrays(from_batches(parsed, class_names, display, where=where), limit)
+            return _counted(fit(dataset, size=size, channels=channels, progress=progress))
+        return from_tree(
+            members,
+            dirs,
+            display,
+            where=where,
+            size=size,
+            channels=channels,
+            progress=progress,
+            test_split=test_split,
+            limit=limit,
+            cache=cache,
+        )
 
 
-def _payload(member: Member) -> Payload:
-    """An archive file's bytes, held for decoding when it could be an image; else why not."""
-    if member.data is None:
+NOT_AN_IMAGE = Unread("not an image, by its content")  # one object for all such files
+
+
+def _payload(member: Member, spool: Spool) -> Payload:
+    """Where an archive file is kept for decoding (the spool) when it could be an image; else
+    why not. Only what could be an image is copied."""
+    if member.head is None:
         return Unread(member.problem)
-    if images.has_dataset_suffix(member.parts[-1]) or images.looks_like_image(member.data[:32]):
-        return member.data
-    return Unread("not an image, by its content")  # why: not held in memory until decoding
+    if images.has_dataset_suffix(member.parts[-1]) or images.looks_like_image(member.head):
+        return spool.keep(member)
+    return NOT_AN_IMAGE
 
 
 def limit_arrays(dataset: Dataset, limit: int | None) -> Dataset:
