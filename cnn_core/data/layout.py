@@ -11,6 +11,7 @@ a class folder is decoded by its content; this module only decides which file be
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import stat
@@ -146,6 +147,7 @@ SPLIT_NAMES = {  # folder names, NFC and case-folded, and the split each one is
 MAX_WRAPPERS = 8  # single folders around a dataset (archive/My Dataset/train/...) looked through
 TEST_SPLIT_SEED = 20_260_012  # fixed: the same files always give the same test split
 LISTED_PATHS = 5  # paths named in one-line notes
+MAX_KEPT_FAILURES = 1000  # messages kept for files not read; the rest are only counted
 
 
 def nfc(name: str) -> str:
@@ -309,7 +311,13 @@ def from_tree(
     candidates = {  # items that may be images, per group: what the split and the limit choose from
         group: np.flatnonzero(readable & (group_of == g)) for g, group in enumerate(groups)
     }
-    unread = [f"{name} was not read ({p.reason})." for name, _, p in items if isinstance(p, Unread)]
+    unread_count = sum(isinstance(p, Unread) for _, _, p in items)
+    unread = [  # why the first few only: a bomb of 200,000 non-images would be 200,000 strings
+        f"{name} was not read ({p.reason})."
+        for name, _, p in itertools.islice(
+            (item for item in items if isinstance(item[2], Unread)), MAX_KEPT_FAILURES
+        )
+    ]
     _refuse_unreadable_classes(candidates, labels, class_names, groups, root, unread, where=where)
     if "all" in candidates:
         plan, split_notes = _split_off_test(
@@ -355,10 +363,11 @@ def from_tree(
     if pixels.note:
         notes.append(f"Not cached: {pixels.note}; the images are held in memory.")
     failures = sorted([*failures, *unread])
+    skipped = len(failures) + unread_count - len(unread)
     for message in failures[:MAX_LISTED_WARNINGS]:
         log.warning("skipped %s", message)
-    if len(failures) > MAX_LISTED_WARNINGS:
-        log.warning("skipped %d more unreadable files", len(failures) - MAX_LISTED_WARNINGS)
+    if skipped > MAX_LISTED_WARNINGS:
+        log.warning("skipped %d more unreadable files", skipped - MAX_LISTED_WARNINGS)
     used = order[ok]
     bounds = np.cumsum([0, *(int(ok[span].sum()) for span in spans.values())])
     part = {group: slice(int(bounds[i]), int(bounds[i + 1])) for i, group in enumerate(splits)}
@@ -373,8 +382,8 @@ def from_tree(
         y_test=y[part["test"]],
         class_names=class_names,
         source=display,
-        skipped=len(failures),
-        warnings=(*notes, *_summarise(failures, found=found)),
+        skipped=skipped,
+        warnings=(*notes, *_summarise(failures, skipped=skipped, found=found)),
         found=found,
         layout=_describe_layout(root, roles, test_split),
         train_files=tuple(names[part["train"]]),
@@ -446,8 +455,9 @@ def _refuse_class(
 ) -> None:
     folder = "/".join((*groups.get(group, root)[len(root) :], class_names[label]))
     example = next((f for f in sorted(failures) if f.startswith(f"{folder}/")), "")
+    example = f" ({example})" if example else ""  # why none: past the MAX_KEPT_FAILURES kept
     raise DataError(
-        f"None of the images in {folder} in {where} could be read ({example}); "
+        f"None of the images in {folder} in {where} could be read{example}; "
         f"replace them with {images.format_names(DATASET_FORMATS)} images."
     )
 
@@ -616,15 +626,15 @@ def _no_class_folders(
     )
 
 
-def _summarise(failures: list[str], *, found: int) -> list[str]:
+def _summarise(failures: list[str], *, skipped: int, found: int) -> list[str]:
     """The count of files found, used and skipped, then the skipped ones by path (the first few)."""
-    if not failures:
+    if not skipped:
         return []
     lines = [
-        f"Found {found} file(s) in the class folders: {found - len(failures)} image(s) used, "
-        f"{len(failures)} skipped (not images, or unreadable)."
+        f"Found {found} file(s) in the class folders: {found - skipped} image(s) used, "
+        f"{skipped} skipped (not images, or unreadable)."
     ]
     lines += failures[:MAX_LISTED_WARNINGS]
-    if len(failures) > MAX_LISTED_WARNINGS:
-        lines.append(f"... and {len(failures) - MAX_LISTED_WARNINGS} more.")
+    if skipped > MAX_LISTED_WARNINGS:
+        lines.append(f"... and {skipped - MAX_LISTED_WARNINGS} more.")
     return lines

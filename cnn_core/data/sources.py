@@ -439,11 +439,12 @@ NOT_AN_IMAGE = Unread("not an image, by its content")  # one object for all such
 
 
 def _payload(member: Member, spool: Spool) -> Payload:
-    """Where an archive file is kept for decoding (the spool) when it could be an image; else
-    why not. Only what could be an image is copied."""
+    """Where an archive file is kept for decoding (the spool) when it starts like an image,
+    whatever its name; else why not. Why by content: a member that cannot be an image (200,000
+    one-byte "photos", say) then costs no spool, no decoding and no row of pixels."""
     if member.head is None:
         return Unread(member.problem)
-    if images.has_dataset_suffix(member.parts[-1]) or images.looks_like_image(member.head):
+    if images.looks_like_image(member.head):
         return spool.keep(member)
     return NOT_AN_IMAGE
 
