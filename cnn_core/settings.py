@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cnn_core.errors import UserError
+from cnn_core.errors import DataError, UserError
 
 DEFAULT_DATA_SOURCE = "cifar10"
 DEFAULT_MAX_DATASET_UPLOAD_MB = 2048  # a dataset archive; the server holds an upload in memory
@@ -163,7 +163,8 @@ def max_compression_ratio() -> float:
 
 
 def _positive(name: str, default: float, unit: str, *, whole: bool = True) -> float:
-    """A setting that is a positive number, or its default when unset; a UserError naming it."""
+    """A dataset limit that is a positive number, or its default when unset; a bad value is a
+    DataError naming the variable (the dataset cannot be checked without it)."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -174,7 +175,7 @@ def _positive(name: str, default: float, unit: str, *, whole: bool = True) -> fl
     if not value > 0 or value == float("inf"):
         kind = "a whole number" if whole else "a number"
         of = f" of {unit}" if unit else ""
-        raise UserError(
+        raise DataError(
             f"{name} is {raw!r}; set it to {kind}{of} above 0 (default {default:,}), or unset it."
         )
     return value

@@ -193,6 +193,7 @@ def _iter_tar(path: Path, meter: Meter) -> Iterator[Member]:
             metered.stream = archive.fileobj
             while (info := archive.next()) is not None:
                 archive.members.clear()  # why: streaming mode otherwise keeps every header
+                meter.reach(archive.offset, packed=metered.packed)  # inflated so far, all read
                 meter.entry(info.name)
                 meter.check(info.offset_data + info.size)  # declared: refused before inflating
                 parts = member_parts(info.name)
