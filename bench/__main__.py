@@ -1,7 +1,7 @@
 """The benchmark suite: `python -m bench` runs every benchmark on the real CIFAR-10 copy, each in
 a fresh process, then writes BENCHMARKS.md from `bench/results/*.json`.
 
-    python -m bench                 # everything (about 15 minutes on a 2-core CPU)
+    python -m bench                 # everything (about 20 minutes on a 2-core CPU)
     python -m bench --only training inference
     python -m bench --report        # only rewrite BENCHMARKS.md from the stored results
 """
@@ -26,6 +26,7 @@ SUITE = (
     "augment",
     "training",
     "memory",
+    "archive_bombs",
     "ui",
     "live",
 )
@@ -136,6 +137,9 @@ def report() -> str:
     memory = load("memory")
     if memory:
         lines += memory_section(memory)
+    bombs = load("archive_bombs")
+    if bombs:
+        lines += bombs_section(bombs)
     bookkeeping = load("bookkeeping")
     if bookkeeping:
         lines += [
@@ -184,6 +188,29 @@ def report() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def bombs_section(bombs: dict) -> list[str]:
+    """Peak RSS of `python -m cnn_core data` on each archive bomb of issue 13 and on photos."""
+    goal = bombs["goal_mb"]
+    lines = [
+        "## Archives with bounded cost (`python -m bench.archive_bombs`)",
+        "",
+        "`python -m cnn_core data ARCHIVE --json` in a fresh process for each archive, with the "
+        "default limits; peak RSS of that process (the largest of it and its decode workers). "
+        f"Goal: under {goal:,} MB, refused or loaded.",
+        "",
+        "| archive | its size | peak RSS | seconds | outcome |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for case in bombs["cases"]:
+        said = case["message"].removeprefix("error: ").replace("|", "/")
+        lines.append(
+            f"| {case['case']} | {case['archive_bytes'] / 1e6:,.1f} MB | "
+            f"{case['peak_rss_mb']:,.0f} MB ({verdict(case['peak_rss_mb'] < goal)}) | "
+            f"{case['seconds']:.1f} | {said} |"
+        )
+    return [*lines, ""]
 
 
 def memory_section(memory: dict) -> list[str]:

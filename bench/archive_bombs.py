@@ -101,29 +101,44 @@ def photo_zip(path: Path, files: list[tuple[str, bytes]]) -> Path:
     return path
 
 
+# `python -m cnn_core ARGS` that writes its peak RSS at exit: VmHWM, of this process alone (fresh
+# at exec; ru_maxrss would carry the launching process's peak across exec), and the largest of its
+# decode workers (forked, so counted with the pages they share with it), in KB.
+MEASURED = """
+import atexit, resource, runpy, sys
+def peak(path):
+    status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    open(path, "w").write(f"{status} {workers}")
+atexit.register(peak, sys.argv[1])
+sys.argv = ["cnn_core", *sys.argv[2:]]
+runpy.run_module("cnn_core", run_name="__main__", alter_sys=True)
+"""
+
+
 def load(source: Path, cache: Path, *extra: str) -> dict:
     """`python -m cnn_core data SOURCE --json` in a fresh process: its peak RSS (the largest of
-    it and its decode workers, from wait4), seconds, exit status and what it said."""
+    it and its decode workers), seconds, exit status and what it said."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CNN_CORE_CACHE": str(cache)}
-    command = [sys.executable, "-m", "cnn_core", "data", str(source), "--json", *extra]
+    peak_file = cache.with_suffix(".peak")
+    command = [sys.executable, "-c", MEASURED, str(peak_file), "data", str(source), "--json"]
     started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
-    said = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-    if process.returncode == 0:
-        doc = json.loads(stdout.strip().splitlines()[-1])
+    done = subprocess.run(
+        [*command, *extra], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
+    seconds = time.perf_counter() - started
+    own, workers = (int(kb) / 1024 for kb in peak_file.read_text().split())
+    said = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    if done.returncode == 0:
+        doc = json.loads(done.stdout.strip().splitlines()[-1])
         said = f"loaded {doc['train']:,} training and {doc['test']:,} test images"
         said += f", {doc['skipped']:,} skipped" if doc["skipped"] else ""
     return {
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(max(own, workers), 1),
+        "process_mb": round(own, 1),
+        "workers_mb": round(workers, 1),
         "seconds": round(seconds, 2),
-        "exit": process.returncode,
+        "exit": done.returncode,
         "message": said[:400],
     }
 
