@@ -193,22 +193,29 @@ def report() -> str:
 def bombs_section(bombs: dict) -> list[str]:
     """Peak RSS of `python -m cnn_core data` on each archive bomb of issue 13 and on photos."""
     goal = bombs["goal_mb"]
+    before = load("archive_bombs_before") or {}
+    earlier = {case["case"]: case for case in before.get("cases", [])}
     lines = [
         "## Archives with bounded cost (`python -m bench.archive_bombs`)",
         "",
         "`python -m cnn_core data ARCHIVE --json` in a fresh process for each archive, with the "
         "default limits; peak RSS of that process (the largest of it and its decode workers). "
-        f"Goal: under {goal:,} MB, refused or loaded.",
+        f"Goal: under {goal:,} MB, refused or loaded. Before: the same cases measured on commit "
+        f"{before.get('code', '-')} (`--code`), before the limits and the spool.",
         "",
-        "| archive | its size | peak RSS | seconds | outcome |",
-        "| --- | --- | --- | --- | --- |",
+        "| archive | its size | peak RSS | seconds | before | outcome |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for case in bombs["cases"]:
         said = case["message"].removeprefix("error: ").replace("|", "/")
+        size = case["archive_bytes"]
+        was = earlier.get(case["case"])
+        was_text = f"{was['peak_rss_mb']:,.0f} MB, {was['seconds']:.1f} s" if was else "-"
+        shown = f"{size / 1e6:,.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} KB"
         lines.append(
-            f"| {case['case']} | {case['archive_bytes'] / 1e6:,.1f} MB | "
-            f"{case['peak_rss_mb']:,.0f} MB ({verdict(case['peak_rss_mb'] < goal)}) | "
-            f"{case['seconds']:.1f} | {said} |"
+            f"| {case['case']} | {shown} | {case['peak_rss_mb']:,.0f} MB "
+            f"({verdict(case['peak_rss_mb'] < goal)}) | {case['seconds']:.1f} | {was_text} | "
+            f"{said} |"
         )
     return [*lines, ""]
 

@@ -7,6 +7,7 @@ The photos: N small JPEGs in class folders, as a tar.gz and as a zip. Goal: ever
 under 1 GB of peak RSS (VmHWM of the loading process; decode workers are its forked children).
 
     python -m bench.archive_bombs [--photos 20000]
+    python -m bench.archive_bombs --code ../before --only JPEGs one-byte   # an earlier checkout
 """
 
 from __future__ import annotations
@@ -116,15 +117,15 @@ runpy.run_module("cnn_core", run_name="__main__", alter_sys=True)
 """
 
 
-def load(source: Path, cache: Path, *extra: str) -> dict:
-    """`python -m cnn_core data SOURCE --json` in a fresh process: its peak RSS (the largest of
-    it and its decode workers), seconds, exit status and what it said."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CNN_CORE_CACHE": str(cache)}
+def load(source: Path, cache: Path, *extra: str, code: Path = ROOT) -> dict:
+    """`python -m cnn_core data SOURCE --json` in a fresh process, of the checkout `code`: its
+    peak RSS (the largest of it and its decode workers), seconds, exit status and what it said."""
+    env = {**os.environ, "PYTHONPATH": str(code), "CNN_CORE_CACHE": str(cache)}
     peak_file = cache.with_suffix(".peak")
     command = [sys.executable, "-c", MEASURED, str(peak_file), "data", str(source), "--json"]
     started = time.perf_counter()
     done = subprocess.run(
-        [*command, *extra], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+        [*command, *extra], capture_output=True, text=True, env=env, cwd=code, check=False
     )
     seconds = time.perf_counter() - started
     own, workers = (int(kb) / 1024 for kb in peak_file.read_text().split())
@@ -139,13 +140,15 @@ def load(source: Path, cache: Path, *extra: str) -> dict:
         "workers_mb": round(workers, 1),
         "seconds": round(seconds, 2),
         "exit": done.returncode,
-        "message": said[:400],
+        "message": said.replace(f"{source.parent}/", "")[:400],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=20_000)
+    parser.add_argument("--code", type=Path, help="a checkout of an earlier commit to measure")
+    parser.add_argument("--only", nargs="*", help="the cases whose name has one of these words")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bombs-") as tmp:
         folder = Path(tmp)
@@ -161,7 +164,9 @@ def main() -> None:
         del files
         results = []
         for i, (label, (source, extra)) in enumerate(cases.items()):
-            measured = load(source, folder / f"cache-{i}", *extra)
+            if args.only and not any(word in label for word in args.only):
+                continue
+            measured = load(source, folder / f"cache-{i}", *extra, code=args.code or ROOT)
             measured.update(case=label, archive_bytes=source.stat().st_size)
             results.append(measured)
             print(
@@ -169,8 +174,17 @@ def main() -> None:
                 f"exit {measured['exit']}: {measured['message']}",
                 flush=True,
             )
-    path = write_result("archive_bombs", {"goal_mb": GOAL_MB, "cases": results})
+    name = "archive_bombs_before" if args.code else "archive_bombs"
+    code = {"code": _commit(args.code)} if args.code else {}
+    path = write_result(name, {"goal_mb": GOAL_MB, **code, "cases": results})
     print(f"wrote {path}")
+
+
+def _commit(folder: Path) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(folder), "log", "-1", "--format=%h"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or str(folder)
 
 
 if __name__ == "__main__":

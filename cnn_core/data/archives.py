@@ -273,6 +273,8 @@ class _Counted:
 def describe_archive(path: Path) -> str:
     kind = archive_kind(path)
     if kind == "zip":
+        # why first: zipfile reads every entry of the directory; a zip of millions is refused
+        Meter(str(path), kind="archive").expect(_declared_entries(path))
         with zipfile.ZipFile(path) as archive:
             first = [info.filename for info in archive.infolist()[:20]]
     else:

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from cnn_core.data import limits
-from cnn_core.datasets import load_dataset
+from cnn_core.datasets import inspect_source, load_dataset
 from cnn_core.errors import DataError
 from reliability.kit import encode
 
@@ -94,6 +94,7 @@ def test_more_entries_than_the_limit_are_refused_as_they_are_counted(
         message = refused(source)
         assert "more than 30 entries (the limit, CNN_CORE_MAX_DATASET_FILES)" in message, message
         print(f"\n{source.name}: {message}")
+    assert "CNN_CORE_MAX_DATASET_FILES" in inspect_source(sources[1]).problem  # the cheap look
     monkeypatch.setenv("CNN_CORE_MAX_DATASET_FILES", "lots")
     assert "CNN_CORE_MAX_DATASET_FILES is 'lots'" in refused(sources[0])
 
