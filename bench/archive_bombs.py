@@ -31,16 +31,14 @@ from bench.common import ROOT, write_result
 GOAL_MB = 1000
 
 
-def deep_tar(path: Path, depth: int = 1000) -> Path:
-    """Every folder of a path `depth` folders deep, and a file at the bottom."""
+def deep_tar(path: Path, depth: int = 1000, files: int = 1000) -> Path:
+    """`files` one-byte files, each at the bottom of its own path `depth` folders deep: names of
+    2,000 characters that gzip to a few bytes each, and a million distinct folders."""
     with tarfile.open(path, "w:gz") as tar:
-        for level in range(1, depth + 1):
-            info = tarfile.TarInfo("/".join(["d"] * level))
-            info.type = tarfile.DIRTYPE
-            tar.addfile(info)
-        info = tarfile.TarInfo("/".join(["d"] * depth) + "/x.jpg")
-        info.size = 1
-        tar.addfile(info, io.BytesIO(b"x"))
+        for i in range(files):
+            info = tarfile.TarInfo(f"{i:04d}/" + "d/" * (depth - 2) + "x.jpg")
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
     return path
 
 

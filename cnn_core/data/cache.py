@@ -23,6 +23,7 @@ from cnn_core import settings
 from cnn_core.data.dataset import Dataset
 from cnn_core.data.layout import walk_folder
 from cnn_core.data.pixels import pixels_file
+from cnn_core.errors import DataError
 
 log = logging.getLogger("cnn_core.datasets")
 
@@ -56,7 +57,7 @@ def source_fingerprint(source: str) -> str | None:
             identity = archive_identity(path, "file")
         else:
             return None
-    except OSError:
+    except (OSError, DataError):  # unreadable, or past a source limit (`limits`)
         return None
     key = json.dumps(identity, sort_keys=True).encode("utf-8", "surrogateescape")
     return hashlib.sha256(key).hexdigest()[:16]

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from cnn_core.data import limits
+from cnn_core.data.cache import source_fingerprint
 from cnn_core.datasets import inspect_source, load_dataset
 from cnn_core.errors import DataError
 from reliability.kit import encode
@@ -95,6 +96,7 @@ def test_more_entries_than_the_limit_are_refused_as_they_are_counted(
         assert "more than 30 entries (the limit, CNN_CORE_MAX_DATASET_FILES)" in message, message
         print(f"\n{source.name}: {message}")
     assert "CNN_CORE_MAX_DATASET_FILES" in inspect_source(sources[1]).problem  # the cheap look
+    assert source_fingerprint(str(folder)) is None  # the dashboard asks: no fingerprint, no crash
     monkeypatch.setenv("CNN_CORE_MAX_DATASET_FILES", "lots")
     assert "CNN_CORE_MAX_DATASET_FILES is 'lots'" in refused(sources[0])
 
