@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_core import images
+from cnn_core import images, settings
 from cnn_core.data import archives, decode
 from cnn_core.datasets import CIFAR10_CLASSES, Dataset, describe_source, load_dataset
 from cnn_core.errors import DataError
@@ -676,3 +676,16 @@ def test_cached_pixels_are_memory_mapped_npy_files(
     os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
     load_dataset(root)
     assert len(list(cache.glob("*.npz"))) == 1 and len(list(cache.glob("*.npy"))) == 2
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9])
+def test_an_archive_cut_inside_a_member_is_a_corrupt_archive(tmp_path: Path, cut: float) -> None:
+    folder = make_tree(tmp_path / "pets")
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "train" / "cat" / "big.png")  # most of the archive
+    whole = make_tar(folder, tmp_path / "pets.tar.gz").read_bytes()
+    archive = tmp_path / "cut.tar.gz"
+    archive.write_bytes(whole[: int(len(whole) * cut)])
+    with pytest.raises(DataError, match="is corrupt or"):
+        load_dataset(archive, cache=False)
+    assert not list(settings.cache_dir().glob("*.spool"))

@@ -13,7 +13,6 @@ import contextlib
 import lzma
 import os
 import re
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -106,18 +105,28 @@ class Spool:
         """Copy the rest of `member` into the spool; Unread if it turns out damaged."""
         assert self._file is not None, "a Spool is used inside its with block"
         offset = self._file.tell()
+        block = member.head or b""
         try:
-            self._file.write(member.head or b"")
-            if member.stream is not None:
-                shutil.copyfileobj(member.stream, self._file, COPY_BLOCK)
-            self._file.flush()  # why: decoding reads the spool from other processes
-        except OSError as exc:
-            raise self._no_room(Path(self.path).parent, exc) from None
+            while block:
+                self._write(block)
+                block = member.stream.read(COPY_BLOCK) if member.stream is not None else b""
         except (zipfile.BadZipFile, zlib.error) as exc:  # a zip member's CRC, checked at its end
             self._file.seek(offset)
             self._file.truncate()
             return Unread(str(exc) or type(exc).__name__)
+        self._write(b"")  # flush: decoding reads the spool from other processes
         return Spooled(self.path, offset, self._file.tell() - offset)
+
+    def _write(self, block: bytes) -> None:
+        """Write a block, or flush for b""; a full or unwritable disk is a `DataError`."""
+        assert self._file is not None
+        try:
+            if block:
+                self._file.write(block)
+            else:
+                self._file.flush()
+        except OSError as exc:
+            raise self._no_room(Path(self.path).parent, exc) from None
 
     def _no_room(self, folder: Path, exc: OSError) -> DataError:
         return DataError(
@@ -157,17 +166,37 @@ def member_parts(name: str) -> tuple[str, ...] | None:
     return parts
 
 
+CORRUPT = (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError)
+
+
 def iter_archive(path: Path, kind: str, meter: Meter | None = None) -> Iterator[Member]:
     """Every member of a tar or zip archive as it streams past, never extracted; each counted
     and metered by `meter` (the source limits, by default) before its bytes are read."""
     meter = meter or Meter(str(path), kind="archive", limits=Limits.from_settings())
-    corrupt = (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError)
     try:
         yield from _iter_zip(path, meter) if kind == "zip" else _iter_tar(path, meter)
-    except corrupt as exc:
-        raise DataError(
-            f"The archive {path} is corrupt or unreadable ({exc}); download or create it again."
-        ) from None
+    except CORRUPT as exc:
+        raise _corrupt(path, exc) from None
+
+
+def _corrupt(path: Path, exc: BaseException) -> DataError:
+    return DataError(
+        f"The archive {path} is corrupt or unreadable ({exc}); download or create it again."
+    )
+
+
+class _Guarded:
+    """A tar member's stream: read by the caller between members, so a stream broken inside it
+    is turned here into the corrupt-archive error that `iter_archive` gives."""
+
+    def __init__(self, raw: IO[bytes] | None, path: Path) -> None:
+        self.raw, self.path = raw, path
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.raw.read(size) if self.raw is not None else b""
+        except CORRUPT as exc:
+            raise _corrupt(self.path, exc) from None
 
 
 class _Metered:
@@ -208,9 +237,8 @@ def _iter_tar(path: Path, meter: Meter) -> Iterator[Member]:
                 elif info.size > MAX_MEMBER_BYTES:
                     yield Member(parts, None, problem=f"larger than {MAX_MEMBER_BYTES // 2**20} MB")
                 else:
-                    stream = archive.extractfile(info)
-                    head = stream.read(HEAD) if stream else b""
-                    yield Member(parts, head, stream)
+                    stream = _Guarded(archive.extractfile(info), path)
+                    yield Member(parts, stream.read(HEAD), stream)  # type: ignore[arg-type]
             if archive.fileobj.tell() < archive.offset + tarfile.BLOCKSIZE:
                 # Why: tarfile ends quietly where a header is missing or cut short; a whole
                 # archive ends with a block of zeros, so one that stops at a member's end was cut.
