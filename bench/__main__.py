@@ -201,7 +201,8 @@ def bombs_section(bombs: dict) -> list[str]:
         "`python -m cnn_core data ARCHIVE --json` in a fresh process for each archive, with the "
         "default limits; peak RSS of that process (the largest of it and its decode workers). "
         f"Goal: under {goal:,} MB, refused or loaded. Before: the same cases measured on commit "
-        f"{before.get('code', '-')} (`--code`), before the limits and the spool.",
+        f'{before.get("code", "-")} (`--code`), before the limits and the spool; "-": not run '
+        "there (the issue measured 4.0 GB for the zip of zeros).",
         "",
         "| archive | its size | peak RSS | seconds | before | outcome |",
         "| --- | --- | --- | --- | --- | --- |",
