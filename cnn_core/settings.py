@@ -13,7 +13,7 @@ Limits on a dataset source (a folder or an archive), checked while it is listed 
 what they guard is held; each refusal names its setting. The defaults never refuse a real dataset:
 
 - ``CNN_CORE_MAX_DATASET_FILES``: entries (files and folders) in a source (default 2,000,000).
-- ``CNN_CORE_MAX_PATH_DEPTH``: folders in one entry's path (default 32).
+- ``CNN_CORE_MAX_PATH_DEPTH``: levels in one entry's path, its folders and its name (default 32).
 - ``CNN_CORE_MAX_DATASET_GB``: the source's files, uncompressed, in GB of 10**9 bytes
   (default 200).
 - ``CNN_CORE_MAX_COMPRESSION_RATIO``: an archive's uncompressed bytes per byte of the archive
@@ -144,8 +144,8 @@ def max_dataset_files() -> int:
 
 
 def max_path_depth() -> int:
-    """The most folders in the path of one entry of a dataset source."""
-    return int(_positive("CNN_CORE_MAX_PATH_DEPTH", DEFAULT_MAX_PATH_DEPTH, "folders"))
+    """The most levels (its folders and its name) in the path of one entry of a dataset source."""
+    return int(_positive("CNN_CORE_MAX_PATH_DEPTH", DEFAULT_MAX_PATH_DEPTH, "levels"))
 
 
 def max_dataset_bytes() -> int:
