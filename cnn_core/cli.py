@@ -417,9 +417,11 @@ def _runs(args: argparse.Namespace) -> int:
     for item in summaries:
         best = item["best_val_accuracy"]
         best_text = f"{best:.4f}" if best is not None else "-"
+        problem = f"  ({item['error']})" if item["error"] and item["state"] != "completed" else ""
         print(
             f"{item['name']:<44} {item['state']:<11} "
             f"{item['epochs_completed']:>4}/{item['epochs_target']:<4} best val {best_text}"
+            f"{problem}"  # a damaged or failed run says why, on its own line
         )
     return 0
 

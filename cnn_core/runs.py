@@ -23,12 +23,14 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,7 @@ STARTUP_GRACE_SECONDS = 120  # a queued run with no process or launch record is 
 # tracebacks (whose last line names the exception) and interpreter crashes.
 _ERROR_LINE = re.compile(r"^(?:error: |unexpected error: |Fatal Python error: )")
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b:?")
+LOG_TAIL_BYTES = 256 << 10
 HISTORY_COLUMNS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss", "epoch_seconds", "lr")
 
 
@@ -108,11 +111,64 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    """The decoded file, or None if it is missing or not valid JSON (a damaged file)."""
+# The most any reader takes from one run file: a file bigger than this is damaged, not read.
+# A run's JSON files are a few kB; evaluation.json grows with the classes' confusion matrix.
+DEFAULT_CAP = 16 << 20
+CAPS = {EVALUATION: 256 << 20, SPLIT: 256 << 20, HISTORY: 512 << 20}
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+class UnsafeFileError(OSError):
+    """A run file that is not a regular file of its own (a FIFO, a device, a link) or too big."""
+
+
+def open_regular(path: Path) -> int:
+    """A read-only descriptor of `path` if it is a regular file itself, never a link, a FIFO or a
+    device: opening one of those could block forever or read without end."""
+    fd = os.open(path, _OPEN_FLAGS)  # O_NOFOLLOW: a link fails (ELOOP); O_NONBLOCK: a FIFO opens
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafeFileError(f"{Path(path).name} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_bytes(
+    path: Path, *, cap: int | None = None, start: int = 0, partial: bool = False
+) -> bytes:
+    """The file's bytes from `start`, if it is a regular file of at most `cap` bytes from there
+    (by default its kind's cap), or with `partial` its first `cap` bytes from there; raises
+    OSError (`UnsafeFileError` for the refused kinds)."""
+    path = Path(path)
+    cap = cap if cap is not None else CAPS.get(path.name, DEFAULT_CAP)
+    fd = open_regular(path)
+    with os.fdopen(fd, "rb") as handle:
+        if start:
+            handle.seek(start)
+        data = handle.read(cap + 1)
+    if partial:
+        return data[:cap]
+    if len(data) > cap:
+        raise UnsafeFileError(f"{path.name} is over {cap >> 20} MB")
+    return data
+
+
+def is_regular(path: Path) -> bool:
+    """Whether `path` itself (not what a link points to) is a regular file."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def read_json(path: Path) -> Any:
+    """The decoded file, or None if it is missing, not valid JSON (a damaged file), not a regular
+    file or too big."""
+    try:
+        return json.loads(read_bytes(path).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -146,15 +202,30 @@ class RunStatus:
 
     @classmethod
     def from_dict(cls, data: Any) -> RunStatus | None:
-        if not isinstance(data, dict) or data.get("state") not in STATES:
-            return None
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["notes"] = tuple(str(n) for n in values.get("notes") or ())
         try:
-            return cls(**values)
-        except TypeError:
+            return cls.parse(data)
+        except ValueError:
             return None
+
+    @classmethod
+    def parse(cls, data: Any) -> RunStatus:
+        """The status that decoded status.json holds; raises ValueError naming the first field
+        of the wrong type or out of range (a hand-edited `"pid": "1"`), so that one damaged run
+        is reported as such and no reader gets a value it cannot use."""
+        if not isinstance(data, dict):
+            raise ValueError("it is not a JSON object")
+        if "state" not in data:
+            raise ValueError("it has no state")
+        values: dict[str, Any] = {}
+        for name, (check, allowed) in _STATUS_FIELDS.items():
+            if name not in data:
+                continue
+            value = data[name]
+            if not check(value):
+                raise ValueError(f"{name} is {_shown(value)}, not {allowed}")
+            values[name] = value
+        values["notes"] = tuple(values.get("notes") or ())
+        return cls(**values)
 
     @property
     def active(self) -> bool:
@@ -163,6 +234,58 @@ class RunStatus:
     @property
     def finished(self) -> bool:
         return not self.active
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _int_in(low: int, high: int, *, optional: bool = False) -> Any:
+    def check(value: Any) -> bool:
+        if value is None:
+            return optional
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    return check
+
+
+def _number_in(low: float, high: float, *, optional: bool = False) -> Any:
+    def check(value: Any) -> bool:
+        if value is None:
+            return optional
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        return is_number and math.isfinite(value) and low <= value <= high
+
+    return check
+
+
+def _text(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and len(value) <= 10_000)
+
+
+_MANY = 10**9  # more epochs than anyone trains; bounds what a hand-edited file can claim
+# Each status.json field: its check, and what it must be (said when it is not).
+_STATUS_FIELDS: dict[str, tuple[Any, str]] = {
+    "state": (lambda v: isinstance(v, str) and v in STATES, "one of " + ", ".join(STATES)),
+    "pid": (_int_in(1, 2**22, optional=True), "a process id"),  # Linux's largest pid_max
+    "pid_started": (_text, "text"),
+    "created_at": (_text, "a time"),
+    "queued_at": (_text, "a time"),
+    "started_at": (_text, "a time"),
+    "ended_at": (_text, "a time"),
+    "epochs_completed": (_int_in(0, _MANY), "a whole number of epochs"),
+    "epochs_target": (_int_in(0, _MANY), "a whole number of epochs"),
+    "best_val_accuracy": (_number_in(0.0, 1.0, optional=True), "an accuracy from 0 to 1"),
+    "best_epoch": (_int_in(0, _MANY, optional=True), "an epoch number"),
+    "error": (_text, "text"),
+    "notes": (
+        lambda v: v is None or (isinstance(v, list) and all(_text(n) and n for n in v)),
+        "a list of texts",
+    ),
+    "seed": (_int_in(-(2**63), 2**64, optional=True), "a whole number"),
+    "seconds_before": (_number_in(0.0, 1e12), "a number of seconds"),
+}
 
 
 def now_iso() -> str:
@@ -223,24 +346,43 @@ class Run:
         return self.path.is_dir()
 
     def raw_status(self) -> RunStatus | None:
-        return RunStatus.from_dict(read_json(self.file(STATUS)))
+        return self._recorded_status()[0]
+
+    def _recorded_status(self) -> tuple[RunStatus | None, str]:
+        """status.json as written, or None and why it cannot be used."""
+        try:
+            data = json.loads(read_bytes(self.file(STATUS)).decode("utf-8"))
+        except FileNotFoundError:
+            return None, "there is none"
+        except UnsafeFileError as exc:
+            return None, str(exc)
+        except OSError as exc:
+            return None, f"it cannot be read: {exc.strerror}"
+        except (ValueError, RecursionError):
+            return None, "it is not valid JSON"
+        try:
+            return RunStatus.parse(data), ""
+        except ValueError as exc:
+            return None, str(exc)
 
     def status(self) -> RunStatus:
         """The status as recorded, corrected for a process that is gone: `failed` with the error
         it left in train.log, else `interrupted`."""
         if not self.exists():
             return RunStatus(state="failed", error=f"run {self.name} no longer exists.")
-        status = self.raw_status()
+        status, damage = self._recorded_status()
         if status is None:
             try:
                 target = self.config().epochs
             except UserError:
                 target = 0
+            done = len(self.history())
             return RunStatus(
                 state="interrupted",
-                error="status.json is missing or damaged; the run's other files are kept.",
-                epochs_completed=len(self.history()),
-                epochs_target=max(target, len(self.history())),
+                error=f"status.json is missing or damaged ({damage}); the run's other files "
+                "are kept: resume the run to rewrite it, or delete the run.",
+                epochs_completed=done,
+                epochs_target=max(target, done),
             )
         if not status.active or process_alive(status.pid, status.pid_started):
             return status
@@ -319,23 +461,32 @@ class Run:
         return data if _complete_report(data) else None
 
     def has_model(self) -> bool:
-        return self.file(MODEL).is_file()
+        return is_regular(self.file(MODEL))
 
     def stop_requested(self) -> bool:
         return self.file(STOP).exists()
 
     def log_tail(self, lines: int = 40) -> str:
-        text = _read_text(self.file(LOG))
+        """The last `lines` lines of train.log (read from its last 256 kB: a log may be huge)."""
+        try:
+            size = os.lstat(self.file(LOG)).st_size
+        except OSError:
+            return ""
+        text = _read_text(self.file(LOG), start=max(0, size - LOG_TAIL_BYTES), cap=LOG_TAIL_BYTES)
         return "\n".join(text.splitlines()[-lines:])
 
     def log_text(self, *, since: int = 0) -> str:
-        """train.log from byte `since` on (where the last process's part of it begins)."""
+        """train.log from byte `since` on (where the last process's part of it begins), at most
+        its first 16 MB."""
         try:
-            with open(self.file(LOG), "rb") as handle:
-                handle.seek(max(0, int(since)))
-                return handle.read().decode("utf-8", errors="replace")
-        except (OSError, ValueError, TypeError):
+            start = max(0, int(since))
+        except (ValueError, TypeError, OverflowError):
+            start = 0
+        try:
+            data = read_bytes(self.file(LOG), start=start, cap=DEFAULT_CAP, partial=True)
+        except OSError:
             return ""
+        return data.decode("utf-8", errors="replace")
 
 
 def first_error(log: str) -> str | None:
@@ -387,9 +538,10 @@ def _complete_report(data: Any) -> bool:
     return all(isinstance(row, dict) and row_keys <= row.keys() for row in data["per_class"])
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, *, start: int = 0, cap: int | None = None) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        data = read_bytes(path, start=start, cap=cap, partial=start > 0)
+        return data.decode("utf-8", errors="replace")
     except OSError:
         return ""
 
@@ -583,9 +735,14 @@ def zip_run(run: Run) -> bytes:
     names = (SPEC, CONFIG, DATASET, STATUS, HISTORY, MODEL, EVALUATION, PREDICTIONS, LOG, SPLIT)
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in names:
-            path = run.file(name)
-            if path.is_file():
-                archive.write(path, f"{run.name}/{name}")
+            # Regular files only: a link inside the run would put whatever it names in the zip.
+            try:
+                fd = open_regular(run.file(name))
+            except OSError:
+                continue
+            with os.fdopen(fd, "rb") as handle, archive.open(f"{run.name}/{name}", "w") as out:
+                while chunk := handle.read(1 << 20):
+                    out.write(chunk)
         try:
             code = export_code(run.spec(), augmentation=run.config().augmentation)
         except UserError:

