@@ -7,7 +7,6 @@ Evaluation and prediction live in `cnn_core.evaluate` and `cnn_core.predict`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -23,15 +22,18 @@ from cnn_core.errors import UserError
 from cnn_core.runs import (
     LOG,
     STOP,
+    Claim,
     Run,
     RunError,
     RunStatus,
     atomic_write_json,
     atomic_write_text,
+    claim_run,
     create_run,
     fail_run,
     list_runs,
     now_iso,
+    open_for_append,
     open_run,
     record_launch,
 )
@@ -89,59 +91,80 @@ def start_run(
 
 def resume_run(run: Run, *, more_epochs: int | None = None, detach: bool = True) -> Run:
     """Continue an interrupted, stopped, failed or diverged run from its last completed epoch,
-    or train a finished run for `more_epochs` more."""
-    status = run.status()
-    if status.active:
-        raise RunError(f"run {run.name} is already {status.state}; stop it first.")
-    if more_epochs is not None and more_epochs < 1:
-        raise RunError("the number of extra epochs must be at least 1.")
-    if more_epochs is None and status.epochs_completed >= status.epochs_target:
-        raise RunError(
-            f"run {run.name} has completed all {status.epochs_target} epochs; ask for more "
-            "epochs (e.g. --epochs 5) to train it further."
+    or train a finished run for `more_epochs` more.
+
+    The run is claimed before anything else, so of two resumes at once the second is refused
+    (`RunBusyError`), and a Stop made from the claim on reaches the worker that trains it."""
+    claim = claim_run(run)
+    try:
+        status = run.status(held=True)  # no other process has it: an `active` state is stale
+        if status.active:
+            raise RunError(f"run {run.name} is already {status.state}; stop it first.")
+        if more_epochs is not None and more_epochs < 1:
+            raise RunError("the number of extra epochs must be at least 1.")
+        if more_epochs is None and status.epochs_completed >= status.epochs_target:
+            raise RunError(
+                f"run {run.name} has completed all {status.epochs_target} epochs; ask for more "
+                "epochs (e.g. --epochs 5) to train it further."
+            )
+        check_backend()
+        check_source(run.dataset().get("source") or "")  # moved or deleted since: say so now
+        queued = replace(
+            status,
+            state="queued",
+            pid=None,
+            pid_started=None,
+            queued_at=now_iso(),
+            error=None,
+            seconds_before=run.duration(status) or 0.0,  # this part's time adds to the earlier
+            started_at=None,
+            ended_at=None,
         )
-    check_backend()
-    check_source(run.dataset().get("source") or "")  # moved or deleted since: say so now
-    queued = replace(
-        status,
-        state="queued",
-        pid=None,
-        pid_started=None,
-        queued_at=now_iso(),
-        error=None,
-        seconds_before=run.duration(status) or 0.0,  # this part's time is added to the earlier
-        started_at=None,
-        ended_at=None,
-    )
-    atomic_write_json(run.file("status.json"), queued.to_dict())
-    launch_run(run, more_epochs=more_epochs, detach=detach)
+        atomic_write_json(run.file("status.json"), queued.to_dict())
+    except BaseException:
+        claim.close()
+        raise
+    launch_run(run, more_epochs=more_epochs, detach=detach, claim=claim)
     return run
 
 
 def request_stop(run: Run) -> RunStatus:
-    """Ask the run's process to stop; it ends within one batch and keeps the model."""
+    """Ask the run's process to stop; it ends within one batch and keeps the model. A run that
+    is claimed (being resumed, or its worker still starting) is asked too: Stop always wins."""
     status = run.status()
-    if status.active:
+    if status.active or run.claimed():
         atomic_write_text(run.file(STOP), now_iso() + "\n")
+        if not status.active:
+            status = replace(status, state="queued")  # a resume is under way: it will stop
     return status
 
 
-def launch_run(run: Run, *, more_epochs: int | None = None, detach: bool = True) -> None:
-    """Train a queued run: in a detached worker process, or here when `detach` is False."""
-    # An old stop request must not stop the new process; one made from now on must.
-    with contextlib.suppress(FileNotFoundError):
-        run.file(STOP).unlink()
+def launch_run(
+    run: Run,
+    *,
+    more_epochs: int | None = None,
+    detach: bool = True,
+    claim: Claim | None = None,
+) -> None:
+    """Train a queued run: in a detached worker process, or here when `detach` is False. The
+    process that trains it holds its claim (`claim`, else taken here) for as long as it lives;
+    a stop request older than the claim is an earlier part's and is ignored."""
+    claim = claim or claim_run(run)
     if detach:
-        spawn_worker(run, more_epochs=more_epochs)
+        try:
+            spawn_worker(run, more_epochs=more_epochs, claim=claim)
+        finally:
+            claim.close()  # the worker holds it now (or nobody, if it could not start)
         return
-    # This process trains it: errors an earlier worker left in train.log are not about it.
-    record_launch(run, os.getpid(), log_offset=_size(run.file(LOG)))
-    try:
-        from cnn_core.train import train_run  # imports Keras: only for foreground training
-    except Exception as exc:  # why: a run must not stay "queued" after its trainer is gone
-        fail_run(run, library_error(exc))
-        raise
-    train_run(run, more_epochs=more_epochs, echo=True)
+    with claim:
+        # This process trains it: errors an earlier worker left in train.log are not about it.
+        record_launch(run, os.getpid(), log_offset=_size(run.file(LOG)))
+        try:
+            from cnn_core.train import train_run  # imports Keras: only for foreground training
+        except Exception as exc:  # why: a run must not stay "queued" after its trainer is gone
+            fail_run(run, library_error(exc))
+            raise
+        train_run(run, more_epochs=more_epochs, echo=True)
 
 
 def _size(path: Path) -> int:
@@ -161,9 +184,12 @@ def library_error(exc: Exception) -> str:
     )
 
 
-def spawn_worker(run: Run, *, more_epochs: int | None = None) -> int:
-    """Start `python -m cnn_core worker RUN` in its own session; return its pid."""
+def spawn_worker(run: Run, *, more_epochs: int | None = None, claim: Claim | None = None) -> int:
+    """Start `python -m cnn_core worker RUN` in its own session, handing it the run's `claim`
+    (an inherited descriptor: the lock is never free in between); return its pid."""
     command = [sys.executable, "-m", "cnn_core", "worker", str(run.path)]
+    if claim is not None and claim.fd is not None:
+        command += ["--claim-fd", str(claim.fd)]
     if more_epochs:
         command += ["--more-epochs", str(more_epochs)]
     env = dict(os.environ)
@@ -171,7 +197,7 @@ def spawn_worker(run: Run, *, more_epochs: int | None = None) -> int:
         p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
     )
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with open(run.file(LOG), "ab") as log:
+    with os.fdopen(open_for_append(run.file(LOG)), "ab") as log:
         log_offset = log.seek(0, os.SEEK_END)  # the new process's part of the log starts here
         process = subprocess.Popen(
             command,
@@ -180,6 +206,7 @@ def spawn_worker(run: Run, *, more_epochs: int | None = None) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a closed terminal or a stopped dashboard leaves it running
             close_fds=True,
+            pass_fds=(claim.fd,) if claim is not None and claim.fd is not None else (),
             env=env,
             cwd=os.getcwd(),
         )

@@ -150,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker")  # started by `train --detach` and the dashboard; not for users
     p.add_argument("run_dir")
     p.add_argument("--more-epochs", type=int)
+    p.add_argument("--claim-fd", type=int)  # the run's claim, handed over by its launcher
     p.set_defaults(run=_worker)
     return parser
 
@@ -471,19 +472,23 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from cnn_core.api import library_error
-    from cnn_core.runs import fail_run
+    from cnn_core.runs import adopt_claim, claim_run, fail_run
 
     # Below the dashboard's priority: training takes every core it gets, and a starved
     # dashboard froze for seconds at each epoch's end. Alone on the machine it loses nothing.
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
     run = Run(Path(args.run_dir).resolve())
-    try:
-        from cnn_core.train import train_run
-    except Exception as exc:  # e.g. the Keras backend is not installed: the run says so
-        fail_run(run, library_error(exc))
-        raise
-    status = train_run(run, more_epochs=args.more_epochs)
+    # Held until this process ends: it is how everyone else knows the run is alive. Another
+    # process holding it (RunBusyError) ends this one before it writes anything.
+    claim = adopt_claim(run, args.claim_fd) if args.claim_fd is not None else claim_run(run)
+    with claim:
+        try:
+            from cnn_core.train import train_run
+        except Exception as exc:  # e.g. the Keras backend is not installed: the run says so
+            fail_run(run, library_error(exc))
+            raise
+        status = train_run(run, more_epochs=args.more_epochs)
     return _exit_code(status)
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import fcntl
 import io
 import json
 import math
@@ -53,6 +55,7 @@ LOG = "train.log"
 LAUNCH = "launch.json"
 SPLIT = "split.json"
 STOP = "stop.request"
+CLAIM = "worker.lock"  # flock()ed by the run's process for as long as it lives
 EVALUATION = "evaluation.json"
 PREDICTIONS = "predictions.npz"
 
@@ -69,6 +72,10 @@ HISTORY_COLUMNS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss", "epo
 
 class RunError(UserError):
     """A run that does not exist, is damaged, or cannot do what was asked right now."""
+
+
+class RunBusyError(RunError):
+    """Another live process holds the run: its worker, or a resume under way."""
 
 
 # --- atomic files ---------------------------------------------------------------------------
@@ -153,6 +160,21 @@ def read_bytes(
     if len(data) > cap:
         raise UnsafeFileError(f"{path.name} is over {cap >> 20} MB")
     return data
+
+
+def open_for_append(path: Path) -> int:
+    """A descriptor appending to `path` (created if missing), if it is a regular file itself:
+    opening a FIFO for writing would wait forever for a reader. Raises `RunError`."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        reason = "it is a link" if exc.errno == errno.ELOOP else exc.strerror
+        raise RunError(f"cannot write {path} ({reason}); delete or fix that file.") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RunError(f"cannot write {path}: it is not a regular file; delete it.")
+    return fd
 
 
 def is_regular(path: Path) -> bool:
@@ -365,9 +387,10 @@ class Run:
         except ValueError as exc:
             return None, str(exc)
 
-    def status(self) -> RunStatus:
+    def status(self, *, held: bool = False) -> RunStatus:
         """The status as recorded, corrected for a process that is gone: `failed` with the error
-        it left in train.log, else `interrupted`."""
+        it left in train.log, else `interrupted`. `held`: this process holds the run's claim, so
+        no other process trains it, whatever status.json says."""
         if not self.exists():
             return RunStatus(state="failed", error=f"run {self.name} no longer exists.")
         status, damage = self._recorded_status()
@@ -384,14 +407,14 @@ class Run:
                 epochs_completed=done,
                 epochs_target=max(target, done),
             )
-        if not status.active or process_alive(status.pid, status.pid_started):
+        # Alive is what the kernel says: a process holds the run's claim. What status.json says
+        # (a pid that may be anyone's, `pid: 1`) decides nothing. `held`: the caller holds it.
+        if not status.active or (not held and self.claimed()):
             return status
         launch = self.launch()
-        if status.pid is None:  # the worker has not written its own pid yet
-            if launch is None and _age_seconds(status.queued_at) < STARTUP_GRACE_SECONDS:
-                return status
-            if launch is not None and process_alive(launch.get("pid"), launch.get("pid_started")):
-                return status  # started, still importing its libraries
+        young = _age_seconds(status.queued_at) < STARTUP_GRACE_SECONDS
+        if status.pid is None and not held and launch is None and young:
+            return status  # created, and not launched yet
         error = first_error(self.log_text(since=(launch or {}).get("log_offset", 0)))
         if error:
             return replace(
@@ -464,7 +487,33 @@ class Run:
         return is_regular(self.file(MODEL))
 
     def stop_requested(self) -> bool:
-        return self.file(STOP).exists()
+        """Whether a stop was requested since the run was last claimed: an older request was
+        for an earlier part, and a newer one always wins, however it races with a resume."""
+        try:
+            asked = os.lstat(self.file(STOP)).st_mtime_ns
+        except OSError:
+            return False
+        try:
+            claimed = os.lstat(self.file(CLAIM)).st_mtime_ns
+        except OSError:
+            return True
+        return asked >= claimed
+
+    def claimed(self) -> bool:
+        """Whether a live process holds the run's claim (its worker, or a resume under way)."""
+        try:
+            fd = os.open(self.file(CLAIM), _OPEN_FLAGS)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # dropped again by the close below
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        return False
 
     def log_tail(self, lines: int = 40) -> str:
         """The last `lines` lines of train.log (read from its last 256 kB: a log may be huge)."""
@@ -487,6 +536,88 @@ class Run:
         except OSError:
             return ""
         return data.decode("utf-8", errors="replace")
+
+
+class Claim:
+    """This process's exclusive hold on a run (an flock on its worker.lock), handed from the
+    launcher to the worker it starts; the kernel drops it the moment its last holder dies."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+CLAIM_WAIT_SECONDS = 0.5  # a reader's check takes the lock for a moment: ride that out
+
+
+def claim_run(run: Run, *, wait: float = CLAIM_WAIT_SECONDS) -> Claim:
+    """Take the run for this process, or raise `RunError` if another one holds it (a worker
+    that trains it, or another resume): at most one process ever acts on a run at a time."""
+    path = run.file(CLAIM)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise RunError(
+            f"run {run.name}: cannot write {CLAIM} in {run.path} ({exc.strerror}); make the runs "
+            "folder writable."
+        ) from None
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise RunBusyError(
+                    f"run {run.name} is already being trained, queued or resumed by another "
+                    "process; stop it first, or wait for it to end."
+                ) from None
+            time.sleep(0.01)
+    # Rewritten on every claim: its time is when this part began (see `Run.stop_requested`).
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {now_iso()}\n".encode(), 0)
+    os.utime(fd)
+    return Claim(fd)
+
+
+def adopt_claim(run: Run, fd: int) -> Claim:
+    """The claim a launcher handed to this worker as descriptor `fd`; `RunError` if it is not
+    the run's claim (flock on the same open file is a no-op for its holder)."""
+    try:
+        same = os.path.samestat(os.fstat(fd), os.stat(run.file(CLAIM)))
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        same = False
+    if not same:
+        raise RunError(f"run {run.name}: descriptor {fd} is not its claim; start it with resume.")
+    return Claim(fd)
+
+
+def queued_ahead(run: Run, status: RunStatus) -> int:
+    """Live queued runs, in the same runs root, that were queued before this one (they start
+    first). Live means a process holds the run's claim: a stale `queued` blocks nobody."""
+    mine = (status.queued_at or "", run.name)
+    ahead = 0
+    for other in list_runs(run.path.parent):
+        if other.path == run.path:
+            continue
+        theirs = other.raw_status()
+        if theirs is None or theirs.state != "queued":
+            continue
+        if (theirs.queued_at or "", other.name) < mine and other.claimed():
+            ahead += 1
+    return ahead
 
 
 def first_error(log: str) -> str | None:
@@ -716,13 +847,18 @@ def run_row(run: Run) -> dict[str, Any]:
 
 
 def delete_run(run: Run) -> None:
-    """Delete a finished run's folder; refuse while it trains."""
-    status = run.status()
-    if status.active:
-        raise RunError(f"run {run.name} is {status.state}; stop it before deleting it.")
-    import shutil
+    """Delete a finished run's folder; refuse while it trains (or is being resumed)."""
+    try:
+        claim = claim_run(run)
+    except RunBusyError:
+        raise RunError(f"run {run.name} is training; stop it before deleting it.") from None
+    with claim:
+        status = run.status(held=True)
+        if status.active:  # created moments ago and not launched yet
+            raise RunError(f"run {run.name} is {status.state}; stop it before deleting it.")
+        import shutil
 
-    shutil.rmtree(run.path)
+        shutil.rmtree(run.path)
 
 
 def zip_run(run: Run) -> bytes:

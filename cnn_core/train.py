@@ -90,7 +90,7 @@ def training_slot(run: Run, status: RunStatus) -> Iterator[bool]:
             if run.stop_requested():
                 yield False
                 return
-            ahead = _runs_ahead(run, status)
+            ahead = runs.queued_ahead(run, status)
             if ahead < len(handles):
                 for handle in handles:
                     try:
@@ -106,19 +106,6 @@ def training_slot(run: Run, status: RunStatus) -> Iterator[bool]:
     finally:
         for handle in handles:
             handle.close()  # closing releases the lock
-
-
-def _runs_ahead(run: Run, status: RunStatus) -> int:
-    """Live queued runs that were queued before this one (they start first)."""
-    mine = (status.queued_at or "", run.name)
-    ahead = 0
-    for other in runs.list_runs(run.path.parent):
-        if other.path == run.path:
-            continue
-        theirs = other.status()
-        if theirs.state == "queued" and theirs.pid and (theirs.queued_at or "", other.name) < mine:
-            ahead += 1
-    return ahead
 
 
 # --- the recorder -----------------------------------------------------------------------------
@@ -141,7 +128,6 @@ class RunRecorder(keras.callbacks.Callback):
         super().__init__()
         self.run, self.status, self.rows = run, status, history
         self.batches, self.batch_size, self.epochs, self.echo = batches, batch_size, epochs, echo
-        self.stop_path = str(run.file(runs.STOP))
         self.seconds_per_batch: float | None = None  # measured, never guessed
         self.validation_seconds = 0.0  # the last validation pass, for the epochs still to come
         self.test_start: float | None = None
@@ -158,7 +144,7 @@ class RunRecorder(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise Diverged(self.epoch, batch, float(loss))
-        if os.path.exists(self.stop_path):
+        if self.run.stop_requested():
             raise StopRequested
         now = time.perf_counter()
         if self.first_batch is None:

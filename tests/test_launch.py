@@ -235,8 +235,12 @@ def test_a_worker_killed_while_starting_reads_interrupted(tmp_path):
 def test_a_starting_worker_reads_queued_while_it_lives(tmp_path):
     import subprocess
 
+    from cnn_core.runs import claim_run
+
     run = create_run(TINY, TrainConfig(epochs=3), data_source="unused", root=tmp_path)
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    with claim_run(run) as claim:  # handed to the process, as spawn_worker does
+        command = [sys.executable, "-c", "import time; time.sleep(30)"]
+        process = subprocess.Popen(command, pass_fds=(claim.fd,))
     try:
         record_launch(run, process.pid, log_offset=0)
         assert run.status().state == "queued"

@@ -80,14 +80,15 @@ def test_a_run_whose_worker_died_while_starting_can_be_resumed_not_stopped(tmp_p
 
 
 def test_the_live_view_says_estimating_and_draws_the_charts_before_epoch_one(tmp_path):
-    from cnn_core.runs import RunStatus, atomic_write_json
+    from cnn_core.runs import RunStatus, atomic_write_json, claim_run
 
     run = create_run(TINY, TrainConfig(epochs=3), data_source=str(tmp_path))
     status = RunStatus(state="running", pid=__import__("os").getpid(), epochs_target=3)
     atomic_write_json(run.file("status.json"), status.to_dict())
     progress = {"phase": "training", "epoch": 1, "epochs": 3, "batch": 1, "batches": 50}
     atomic_write_json(run.file("progress.json"), {**progress, "eta_seconds": None})
-    at = open_page("train", run=run.name)
+    with claim_run(run):  # this process is its worker: it holds the run's claim
+        at = open_page("train", run=run.name)
     bar = at.get("progress")[0]
     assert "estimating the time left" in bar.proto.text
     assert len(at.get("plotly_chart")) == 2  # the empty axes: the chart code loads now
@@ -97,9 +98,10 @@ def test_the_runs_page_offers_stop_for_a_live_run_and_delete_for_a_dead_one(tmp_
     import os
     import subprocess
 
-    from cnn_core.runs import RunStatus, atomic_write_json
+    from cnn_core.runs import RunStatus, atomic_write_json, claim_run
 
     live = create_run(TINY, TrainConfig(epochs=2), data_source=str(tmp_path))
+    claim = claim_run(live)  # this process is its worker: it holds the run's claim
     status = RunStatus(state="running", pid=os.getpid(), epochs_target=2)
     atomic_write_json(live.file("status.json"), status.to_dict())
     dead = create_run(TINY, TrainConfig(epochs=2), data_source=str(tmp_path))
@@ -116,6 +118,7 @@ def test_the_runs_page_offers_stop_for_a_live_run_and_delete_for_a_dead_one(tmp_
     at.button(key=f"stop_{live.name}").click()
     rerun(at)
     assert live.stop_requested()
+    claim.close()
 
 
 def test_start_with_a_missing_backend_says_what_to_install_and_makes_no_run(tmp_path, monkeypatch):

@@ -157,3 +157,117 @@ def test_a_damaged_status_can_be_written_over(tmp_path: Path):
     atomic_write_json(run.file(STATUS), RunStatus(state="stopped").to_dict())
     assert run.status().state == "stopped"
 
+
+# --- liveness and claims ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def colours(tmp_path: Path) -> Path:
+    from reliability.kit import write_colours
+
+    return write_colours(tmp_path / "colours", train=4, test=1)
+
+
+def resumable(colours: Path, **status: object) -> Run:
+    from cnn_core.runs import DATASET
+
+    run = new_run(**{"state": "stopped", "epochs_completed": 1, **status})
+    atomic_write_json(run.file(DATASET), {"source": str(colours)})
+    return run
+
+
+@pytest.fixture
+def workers(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Stand-in workers: each keeps the claim it was handed, as a live worker process does (a
+    duplicated descriptor shares the lock, as an inherited one does)."""
+    from cnn_core import api
+    from cnn_core.runs import Claim
+
+    held: list = []
+
+    def spawn(run: Run, *, more_epochs: int | None = None, claim=None) -> int:
+        held.append(Claim(os.dup(claim.fd)))
+        return os.getpid()
+
+    monkeypatch.setattr(api, "spawn_worker", spawn)
+    yield held
+    for claim in held:
+        claim.close()
+
+
+def test_a_running_run_with_someone_elses_pid_can_be_stopped_deleted_and_resumed(
+    colours: Path, workers: list
+):
+    from cnn_core import api
+    from cnn_core.runs import delete_run
+
+    run = resumable(colours, state="running", pid=1)
+    assert run.status().state == "interrupted"  # nobody holds the run: pid 1 is not its worker
+    assert not api.request_stop(run).active
+    api.resume_run(run)  # accepted
+    assert len(workers) == 1 and run.status().state == "queued"
+    other = new_run(state="running", pid=1)
+    delete_run(other)
+    assert not other.path.exists()
+
+
+def test_a_stale_queued_run_does_not_block_the_queue():
+    from cnn_core.runs import queued_ahead
+
+    stale = new_run(state="queued", pid=1, queued_at="2000-01-01T00:00:00+00:00")
+    mine = new_run(state="queued", pid=os.getpid(), queued_at="2026-01-01T00:00:00+00:00")
+    assert stale.status().state == "interrupted"
+    assert queued_ahead(mine, mine.raw_status()) == 0
+
+
+def test_two_resumes_at_once_one_is_accepted_and_stop_always_wins(colours: Path, workers: list):
+    import threading
+
+    from cnn_core import api
+    from cnn_core.errors import UserError
+
+    for trial in range(8):
+        run = resumable(colours)
+        barrier = threading.Barrier(3)
+        outcomes: list[str] = []
+        stops: list[bool] = []
+
+        def resume(
+            run: Run = run, barrier: threading.Barrier = barrier, outcomes: list = outcomes
+        ) -> None:
+            barrier.wait()
+            try:
+                api.resume_run(run)
+                outcomes.append("accepted")
+            except UserError as exc:
+                outcomes.append(str(exc))
+
+        def stop(run: Run = run, barrier: threading.Barrier = barrier, stops: list = stops) -> None:
+            barrier.wait()
+            stops.append(api.request_stop(run).active)
+
+        threads = [threading.Thread(target=f) for f in (resume, resume, stop)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert outcomes.count("accepted") == 1, (trial, outcomes)
+        refused = next(o for o in outcomes if o != "accepted")
+        assert "already" in refused, refused
+        if stops[0]:  # a Stop that was accepted reaches the worker that got the run
+            assert run.stop_requested(), trial
+    assert len(workers) == 8
+
+
+def test_an_old_stop_request_does_not_stop_the_next_part(colours: Path, workers: list):
+    from cnn_core import api
+    from cnn_core.runs import STOP
+
+    run = resumable(colours)
+    run.file(STOP).write_text("from the last part\n")
+    os.utime(run.file(STOP), (1, 1))
+    api.resume_run(run)
+    assert not run.stop_requested()
+    assert api.request_stop(run).active
+    assert run.stop_requested()
+
