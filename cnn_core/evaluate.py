@@ -14,6 +14,7 @@ does not draw anything, and Keras is imported only when a model is loaded.
 from __future__ import annotations
 
 import io
+import os
 import time
 import zipfile
 from typing import Any
@@ -106,8 +107,45 @@ def evaluate_run(
     return report
 
 
+def stored_evaluation(run: Run) -> tuple[dict[str, Any] | None, str | None]:
+    """The stored evaluation if its `data_source` can be used (looked at, fingerprinted, its
+    test images shown), else None and why not; (None, None) if there is no evaluation."""
+    report = run.evaluation()
+    if report is None:
+        return None, None
+    problem = source_problem(run, report["data_source"])
+    if problem:
+        return None, (
+            f"run {run.name}: evaluation.json is not used because its data_source {problem}; "
+            "evaluate the run again."
+        )
+    return report, None
+
+
+def source_problem(run: Run, source: object) -> str | None:
+    """Why a data source read from a run's files cannot be used, or None if it can: 'cifar10',
+    the run's own source (checked when it was created), or an existing absolute path that looks
+    like a dataset. A hand-edited "/" would be walked, file by file, on every view."""
+    if not isinstance(source, str):
+        return "is not text"
+    if source.lower() == "cifar10" or source == run.dataset().get("source"):
+        return None
+    if "\x00" in source or not os.path.isabs(source) or os.path.normpath(source) != source:
+        return f"{source[:80]!r} is not an absolute path"
+    if os.path.dirname(source) == source:
+        return f"{source!r} is the root of the file system"
+    from cnn_core.data.sources import inspect_source
+
+    info = inspect_source(source)
+    if info.problem:
+        return f"{source[:80]!r} cannot be used ({info.problem.rstrip('.')})"
+    return None
+
+
 def _is_current(run: Run, stored: dict[str, Any] | None, source: object) -> bool:
     if stored is None or stored.get("data_source") != source:
+        return False
+    if source_problem(run, source):
         return False
     try:
         mtime = run.file(MODEL).stat().st_mtime_ns

@@ -18,6 +18,7 @@ from cnn_core.evaluate import (
     evaluate_run,
     largest_confusion,
     read_predictions,
+    stored_evaluation,
 )
 from dashboard.routing import ensure_routed
 from dashboard.widgets import enlarged, fingerprint, run_picker_ui, show_error
@@ -30,7 +31,9 @@ if run is None:
     st.info("No run has a trained model yet: train one first.", icon=":material/info:")
     st.stop()
 
-report = run.evaluation()
+report, ignored = stored_evaluation(run)
+if ignored:
+    st.warning(ignored, icon=":material/warning:")
 if report is None:
     st.write("This run has not been evaluated on the test set yet.")
     if st.button("Evaluate on the test set", type="primary", key="evaluate"):

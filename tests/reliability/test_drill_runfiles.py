@@ -271,3 +271,35 @@ def test_an_old_stop_request_does_not_stop_the_next_part(colours: Path, workers:
     assert api.request_stop(run).active
     assert run.stop_requested()
 
+
+# --- a hand-edited evaluation -------------------------------------------------------------------
+
+
+def stored_report(run: Run, source: str) -> None:
+    from cnn_core.runs import EVALUATION, MODEL, PREDICTIONS
+
+    row = {"class": "red", "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    report = {"accuracy": 1.0, "loss": 0.1, "n": 1, "class_names": ["red"], "per_class": [row]}
+    report |= {"confusion_matrix": [[1]], "data_source": source, "data_fingerprint": "x"}
+    run.file(MODEL).write_bytes(b"not read here")
+    report["model_mtime"] = run.file(MODEL).stat().st_mtime_ns
+    run.file(PREDICTIONS).write_bytes(b"")
+    atomic_write_json(run.file(EVALUATION), report)
+
+
+@pytest.mark.parametrize("source", ["/", "/..", "relative/data", "/no/such/folder", "", "\x00"])
+def test_a_hand_edited_data_source_is_refused_before_it_is_walked(
+    source: str, colours: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import cnn_core.data.cache as cache
+    from cnn_core import evaluate
+
+    def walk(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the stored data_source was walked")
+
+    monkeypatch.setattr(cache, "walk_folder", walk)
+    run = resumable(colours)
+    stored_report(run, source)
+    report, problem = evaluate.stored_evaluation(run)
+    assert report is None and "data_source" in problem, problem
+    assert not evaluate._is_current(run, run.evaluation(), source)
