@@ -180,9 +180,20 @@ def show_error(exc: UserError) -> None:
 # --- charts -----------------------------------------------------------------------------------
 
 
+CHART_POINTS = 2000  # per curve: a 1,000,000-epoch history is drawn from every 500th epoch
+TABLE_ROWS = 1000  # the epoch table shows the latest epochs
+
+
 def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    points = [(row["epoch"] + 1, row[key]) for row in history if row.get(key) is not None]
+    step = max(1, -(-len(history) // CHART_POINTS))
+    rows = [*history[::step], *history[-1:]] if step > 1 else history  # the last always shows
+    points = [(row["epoch"] + 1, row[key]) for row in rows if row.get(key) is not None]
     return [p[0] for p in points], [p[1] for p in points]
+
+
+def latest_rows(history: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+    """The rows the epoch table shows: the last TABLE_ROWS."""
+    return history[-TABLE_ROWS:]
 
 
 def curve_figure(

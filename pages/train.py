@@ -29,6 +29,7 @@ from dashboard.widgets import (
     draft_ui,
     fingerprint,
     format_seconds,
+    latest_rows,
     set_draft,
     show_error,
 )
@@ -130,9 +131,11 @@ def live_run_ui(name: str) -> None:
     if history:
         if advice := overfitting_advice(history):
             st.warning(advice, icon=":material/warning:")
-        table = pd.DataFrame(history)
+        table = pd.DataFrame(latest_rows(history))
         table["epoch"] = table["epoch"] + 1
         st.dataframe(table, hide_index=True, key="epoch_table")
+        if len(table) < len(history):
+            st.caption(f"The latest {len(table):,} of {len(history):,} epochs.")
     elif status.active:
         st.caption("The curves grow from the end of the first epoch.")
 

@@ -303,3 +303,55 @@ def test_a_hand_edited_data_source_is_refused_before_it_is_walked(
     report, problem = evaluate.stored_evaluation(run)
     assert report is None and "data_source" in problem, problem
     assert not evaluate._is_current(run, run.evaluation(), source)
+
+
+# --- a long history -----------------------------------------------------------------------------
+
+
+def test_a_long_history_is_parsed_once_then_only_what_was_appended(monkeypatch: pytest.MonkeyPatch):
+    import csv
+
+    import cnn_core.runs as runs_module
+    from cnn_core.runs import atomic_write_text, format_history, parse_history
+
+    run = new_run()
+    rows = [{"epoch": e, "accuracy": 0.5, "loss": 1.0, "val_accuracy": 0.4} for e in range(50_000)]
+    atomic_write_text(run.file(HISTORY), format_history(rows))
+    assert len(run.history()) == 50_000
+
+    parsed = []
+
+    class CountingCsv:
+        DictWriter = csv.DictWriter
+
+        def reader(self, lines, *args, **kwargs):
+            for record in csv.reader(lines, *args, **kwargs):
+                parsed.append(record)
+                yield record
+
+    monkeypatch.setattr(runs_module, "csv", CountingCsv())
+    rows.append({"epoch": 50_000, "accuracy": 0.9, "loss": 0.1, "val_accuracy": 0.8})
+    text = format_history(rows)
+    monkeypatch.undo()
+    atomic_write_text(run.file(HISTORY), text)  # rewritten whole, as training does
+    monkeypatch.setattr(runs_module, "csv", CountingCsv())
+    history = run.history()
+    assert len(history) == 50_001 and history[-1]["accuracy"] == 0.9
+    assert len(parsed) <= 2, len(parsed)  # the new row (and no more)
+
+    # A history rewritten shorter (a resume from an earlier checkpoint), or changed at its end,
+    # is read again from the start.
+    del rows[40_000:]
+    rows[-1]["loss"] = 0.25
+    monkeypatch.undo()
+    atomic_write_text(run.file(HISTORY), format_history(rows))
+    assert run.history() == parse_history(run.file(HISTORY).read_text())
+    assert len(run.history()) == 40_000 and run.history()[-1]["loss"] == 0.25
+    rows[-1]["loss"] = 0.5  # same length, changed in the last row
+    atomic_write_text(run.file(HISTORY), format_history(rows))
+    assert run.history()[-1]["loss"] == 0.5
+    text = run.file(HISTORY).read_text()
+    run.file(HISTORY).write_text(text + "40000,0.5")  # a row being written: not yet complete
+    assert len(run.history()) == 40_000
+    run.file(HISTORY).write_text(text + "40000,0.5,1.0,0.4,,,\n")
+    assert len(run.history()) == 40_001
