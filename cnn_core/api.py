@@ -133,7 +133,13 @@ def request_stop(run: Run) -> RunStatus:
     is claimed (being resumed, or its worker still starting) is asked too: Stop always wins."""
     status = run.status()
     if status.active or run.claimed():
-        atomic_write_text(run.file(STOP), now_iso() + "\n")
+        try:
+            atomic_write_text(run.file(STOP), now_iso() + "\n")
+        except OSError as exc:
+            raise RunError(
+                f"cannot ask run {run.name} to stop: writing {STOP} in {run.path} failed "
+                f"({exc.strerror}); make the run folder writable."
+            ) from None
         if not status.active:
             status = replace(status, state="queued")  # a resume is under way: it will stop
     return status

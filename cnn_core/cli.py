@@ -40,6 +40,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `... | head`
         return 0
+    except OSError as exc:  # a read-only or unreadable folder, a full disk: not a bug
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"error: cannot read or write{where} ({exc.strerror or exc}); check its permissions "
+            "and the free disk space, then try again.",
+            file=sys.stderr,
+        )
+        return 2
     except Exception as exc:  # a bug: say so in one line, keep the traceback for who asks
         if os.environ.get("CNN_CORE_DEBUG"):
             traceback.print_exc()
@@ -434,6 +442,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     run = open_run(args.run_dir, root=_root_of(args))
     data = check_source(args.data) if args.data else None  # absolute: stored with the report
     report = evaluate_run(run, data_source=data, force=args.force)
+    if report.get("not_saved"):
+        print(f"warning: {report['not_saved']}", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
         return 0

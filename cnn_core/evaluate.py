@@ -102,8 +102,14 @@ def evaluate_run(
         model_mtime=model_mtime,
     )
     # predictions first: whoever sees the new evaluation.json finds its predictions beside it
-    atomic_write_bytes(run.file(PREDICTIONS), _npz_bytes(y_true, probabilities))
-    atomic_write_json(run.file(EVALUATION), report)
+    try:
+        atomic_write_bytes(run.file(PREDICTIONS), _npz_bytes(y_true, probabilities))
+        atomic_write_json(run.file(EVALUATION), report)
+    except OSError as exc:  # a read-only run folder: the figures computed are still returned
+        report["not_saved"] = (
+            f"the evaluation could not be saved in {run.path} ({exc.strerror}), so it will be "
+            "computed again next time; make the run folder writable to keep it."
+        )
     return report
 
 

@@ -867,6 +867,11 @@ def create_run(
             break
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise RunError(
+                f"cannot create a run folder in {base} ({exc.strerror}); make it writable, or "
+                "set --runs-dir or CNN_CORE_RUNS to another folder."
+            ) from None
     else:  # pragma: no cover - a thousand runs in one second
         raise RunError(f"cannot create a run folder in {base}: too many runs this second.")
     run = Run(path)
@@ -913,10 +918,22 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[Run]:
             for p in base.iterdir()
             if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")  # as open_run
         ]
-    except OSError:
+    except FileNotFoundError:
         return []
-    runs = [Run(p) for p in entries if (p / STATUS).exists() or (p / SPEC).exists()]
+    except OSError as exc:
+        raise RunError(
+            f"cannot read the runs folder {base} ({exc.strerror}); make it readable, or set "
+            "--runs-dir or CNN_CORE_RUNS to another folder."
+        ) from None
+    runs = [Run(p) for p in entries if _looks_like_run(p)]
     return sorted(runs, key=lambda run: run.name, reverse=True)
+
+
+def _looks_like_run(folder: Path) -> bool:
+    try:
+        return (folder / STATUS).exists() or (folder / SPEC).exists()
+    except OSError:  # an unreadable run: listed, and its status says why it cannot be read
+        return True
 
 
 # --- the Runs page's view ---------------------------------------------------------------------
@@ -944,7 +961,7 @@ def run_row(run: Run) -> dict[str, Any]:
         row["architecture"] = spec.name
         row["parameters"] = analyze(spec).total_params
     except UserError as exc:
-        row["problem"] = str(exc)
+        row["problem"] = row["problem"] or str(exc)  # why the status is unusable comes first
     evaluation = run.evaluation()
     if evaluation and isinstance(evaluation.get("accuracy"), int | float):
         row["test accuracy"] = evaluation["accuracy"]

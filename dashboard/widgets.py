@@ -141,7 +141,11 @@ def run_picker_ui(*, key: str, need_model: bool = False, label: str = "Run") -> 
     from dashboard.access import who  # why here: access imports nothing of widgets, keep it so
 
     user = who()
-    runs = [run for run in list_runs() if not need_model or run.has_model()]
+    try:
+        runs = [run for run in list_runs() if not need_model or run.has_model()]
+    except RunError as exc:  # an unreadable runs folder: said once, the page stops here
+        show_error(exc)
+        st.stop()
     runs = access.visible(user, runs)  # on a shared server: the signed-in user's own runs
     wanted = st.query_params.get("run")
     names = [run.name for run in runs]

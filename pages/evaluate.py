@@ -43,7 +43,15 @@ if report is None:
             except UserError as exc:
                 show_error(exc)
             else:
-                st.rerun()  # redraw without the "not evaluated yet" prompt
+                if not report.get("not_saved"):
+                    st.rerun()  # redraw without the "not evaluated yet" prompt
+                # Not saved (a read-only run folder): the figures are shown, not thrown away.
+                st.warning(
+                    f"Test accuracy {report['accuracy']:.2%}, loss {report['loss']:.4f} on "
+                    f"{report['n']:,} images; but {report['not_saved']}",
+                    icon=":material/warning:",
+                )
+                report = None
     if report is None:
         st.stop()
 
@@ -229,7 +237,15 @@ for n, item in enumerate(mistakes):
 if st.button("Evaluate again", key="reevaluate"):
     with st.spinner("Evaluating…"):
         try:
-            evaluate_run(run, force=True)
+            again = evaluate_run(run, force=True)
         except UserError as exc:
             show_error(exc)
+        else:
+            if again.get("not_saved"):
+                st.warning(
+                    f"Test accuracy {again['accuracy']:.2%} on {again['n']:,} images; but "
+                    f"{again['not_saved']}",
+                    icon=":material/warning:",
+                )
+                st.stop()
     st.rerun()

@@ -16,7 +16,11 @@ ensure_routed()  # first: even a fresh server's first request goes through app.p
 
 st.title("Runs")
 user = who()
-runs = access.visible(user, list_runs())  # on a shared server: the signed-in user's own runs
+try:
+    runs = access.visible(user, list_runs())  # shared server: the signed-in user's own runs
+except UserError as exc:  # an unreadable runs folder
+    show_error(exc)
+    st.stop()
 
 
 def download(run: Run) -> bytes:
@@ -111,7 +115,7 @@ for run in chosen:
                     access.require(user, run, "stop")
                     api.request_stop(run)
                     access.audit(user, "stop", run.name)
-                except UserError as exc:
+                except UserError as exc:  # someone else's run, or a read-only run folder
                     show_error(exc)
                 else:
                     st.toast(

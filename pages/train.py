@@ -98,9 +98,13 @@ def live_run_ui(name: str) -> None:
     buttons = st.columns(4)
     if status.active:
         if buttons[0].button("Stop", key="stop_run", icon=":material/stop:"):
-            api.request_stop(run)
-            access.audit(user, "stop", run.name)
-            st.toast("Stop requested: it stops within one batch and keeps the model.")
+            try:
+                api.request_stop(run)
+                access.audit(user, "stop", run.name)
+            except UserError as exc:  # e.g. a read-only run folder
+                show_error(exc)
+            else:
+                st.toast("Stop requested: it stops within one batch and keeps the model.")
     else:
         left = status.epochs_target - status.epochs_completed
         if left > 0 and buttons[0].button(

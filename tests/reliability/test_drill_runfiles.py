@@ -355,3 +355,88 @@ def test_a_long_history_is_parsed_once_then_only_what_was_appended(monkeypatch: 
     assert len(run.history()) == 40_000
     run.file(HISTORY).write_text(text + "40000,0.5,1.0,0.4,,,\n")
     assert len(run.history()) == 40_001
+
+
+# --- read-only and unreadable folders -------------------------------------------------------------
+# The drills run as root, which permissions do not stop, so the refusals are the kernel's errors
+# raised where it would raise them.
+
+
+def refuse(monkeypatch: pytest.MonkeyPatch, target: object, name: str, inside: Path, code: int):
+    original = getattr(target, name)
+
+    def refused(*args: object, **kwargs: object):
+        path = str(args[0] if args else kwargs.get("dir", ""))  # mkstemp: dir= only
+        if path.startswith(str(inside)):
+            raise OSError(code, os.strerror(code), path)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, refused)
+
+
+def test_an_unreadable_runs_folder_is_said_clearly(monkeypatch: pytest.MonkeyPatch, capsys):
+    import errno
+
+    from cnn_core.cli import main
+    from reliability.kit import messages, open_page
+
+    new_run()
+    refuse(monkeypatch, Path, "iterdir", runs_root(), errno.EACCES)
+    assert main(["runs"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the runs folder" in err and "bug" not in err, err
+    for page in ("runs", "evaluate", "predict"):
+        shown = " ".join(messages(open_page(page)))
+        assert "cannot read the runs folder" in shown, (page, shown)
+
+
+def test_one_unreadable_run_is_listed_as_such(monkeypatch: pytest.MonkeyPatch):
+    import errno
+
+    import cnn_core.runs as runs_module
+
+    good = new_run(state="completed")
+    bad = new_run(state="completed")
+    refuse(monkeypatch, runs_module.os, "open", bad.path, errno.EACCES)
+    rows = {row["run"]: row for row in map(run_row, list_runs())}
+    assert rows[good.name]["state"] == "completed"
+    assert "Permission denied" in rows[bad.name]["problem"], rows[bad.name]
+
+
+def test_a_read_only_runs_folder_gives_clear_messages(
+    colours: Path, workers: list, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    import errno
+    import tempfile
+
+    from cnn_core import api
+    from cnn_core.cli import main
+    from cnn_core.errors import UserError
+
+    run = resumable(colours)
+    api.resume_run(run)  # claimed by its (stand-in) worker
+    refuse(monkeypatch, tempfile, "mkstemp", runs_root(), errno.EROFS)
+    refuse(monkeypatch, Path, "mkdir", runs_root(), errno.EROFS)
+    assert main(["stop", run.name]) == 2
+    err = capsys.readouterr().err
+    assert "cannot ask run" in err and "Read-only file system" in err and "bug" not in err, err
+    with pytest.raises(UserError, match="cannot create (a run|the runs) folder"):
+        create_run(TINY, TrainConfig(epochs=1), data_source="unused", root=runs_root())
+
+
+@pytest.mark.slow
+def test_an_evaluation_in_a_read_only_run_is_shown_not_lost(
+    colours: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    import errno
+    import tempfile
+
+    from cnn_core.cli import main
+    from reliability.kit import make_model_run
+
+    run = make_model_run(runs_root(), data_source=str(colours))
+    refuse(monkeypatch, tempfile, "mkstemp", run.path, errno.EROFS)
+    assert main(["evaluate", run.name]) == 0
+    out, err = capsys.readouterr()
+    assert "test accuracy" in out and "on 3 images" in out, out
+    assert "could not be saved" in err and "Read-only file system" in err, err
