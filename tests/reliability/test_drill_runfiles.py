@@ -1,4 +1,4 @@
-"""Drill 9: run files that cannot hang or break anything. A run file that is a FIFO or a link to a
+"""Drill 7: run files that cannot hang or break anything. A run file that is a FIFO or a link to a
 device, a mistyped field in one status.json, a `running` run whose pid is someone else's, links
 inside a run, two resumes at once against a Stop, a read-only runs folder, a history.csv of tens
 of megabytes and a hand-edited evaluation `data_source`: each touches only its own run, and says
