@@ -35,6 +35,7 @@ from cnn_core.runs import (
     atomic_write_bytes,
     atomic_write_json,
     now_iso,
+    read_bytes,
 )
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] as Keras' loss does
@@ -269,8 +270,8 @@ def read_predictions(run: Run) -> dict[str, np.ndarray] | None:
 
     None when the run has not been evaluated or the file is damaged or inconsistent.
     """
-    try:
-        stored = np.load(run.file(PREDICTIONS), allow_pickle=False)
+    try:  # read through Run's reader: a FIFO or a link in its place would hang np.load
+        stored = np.load(io.BytesIO(read_bytes(run.file(PREDICTIONS))), allow_pickle=False)
         if not isinstance(stored, np.lib.npyio.NpzFile):  # a lone .npy array is not ours
             return None
         with stored:

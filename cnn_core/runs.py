@@ -121,7 +121,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
 # The most any reader takes from one run file: a file bigger than this is damaged, not read.
 # A run's JSON files are a few kB; evaluation.json grows with the classes' confusion matrix.
 DEFAULT_CAP = 16 << 20
-CAPS = {EVALUATION: 256 << 20, SPLIT: 256 << 20, HISTORY: 512 << 20}
+CAPS = {EVALUATION: 256 << 20, SPLIT: 256 << 20, HISTORY: 512 << 20, PREDICTIONS: 4 << 30}
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -522,7 +522,12 @@ class Run:
             size = os.lstat(self.file(LOG)).st_size
         except OSError:
             return ""
-        text = _read_text(self.file(LOG), start=max(0, size - LOG_TAIL_BYTES), cap=LOG_TAIL_BYTES)
+        start = max(0, size - LOG_TAIL_BYTES)
+        try:
+            data = read_bytes(self.file(LOG), start=start, cap=LOG_TAIL_BYTES, partial=True)
+        except OSError:
+            return ""
+        text = data.decode("utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
     def log_text(self, *, since: int = 0) -> str:
@@ -668,14 +673,6 @@ def _complete_report(data: Any) -> bool:
         return False
     row_keys = {"class", "precision", "recall", "f1", "support"}
     return all(isinstance(row, dict) and row_keys <= row.keys() for row in data["per_class"])
-
-
-def _read_text(path: Path, *, start: int = 0, cap: int | None = None) -> str:
-    try:
-        data = read_bytes(path, start=start, cap=cap, partial=start > 0)
-        return data.decode("utf-8", errors="replace")
-    except OSError:
-        return ""
 
 
 def parse_history(text: str) -> list[dict[str, float | None]]:

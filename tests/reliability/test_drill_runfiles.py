@@ -440,3 +440,27 @@ def test_an_evaluation_in_a_read_only_run_is_shown_not_lost(
     out, err = capsys.readouterr()
     assert "test accuracy" in out and "on 3 images" in out, out
     assert "could not be saved" in err and "Read-only file system" in err, err
+
+
+@pytest.mark.parametrize("name", ["model.keras", "predictions.npz"])
+def test_a_fifo_model_or_predictions_file_hangs_nothing(name: str):
+    run = new_run(state="completed")
+    os.mkfifo(run.file(name))
+    out = in_child(
+        f"""
+        from cnn_core.errors import UserError
+        from cnn_core.evaluate import read_predictions
+        from cnn_core.predict import load_run_model
+        from cnn_core.runs import open_run
+        run = open_run({run.name!r})
+        print("predictions", read_predictions(run))
+        try:
+            load_run_model(run)
+        except UserError as exc:
+            print(exc)
+        """,
+        seconds=60,
+    )
+    assert "predictions None" in out
+    if name == "model.keras":
+        assert "not a regular file" in out, out
