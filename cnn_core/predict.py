@@ -27,7 +27,7 @@ import numpy as np
 from cnn_core.data.pixels import RowReader
 from cnn_core.errors import ImageError
 from cnn_core.images import DEFAULT_MAX_BYTES, open_image, to_array
-from cnn_core.runs import MODEL, Run, RunError, is_regular
+from cnn_core.runs import MODEL, Run, RunError
 
 if TYPE_CHECKING:
     import keras
@@ -50,9 +50,9 @@ def load_run_model(run: Run) -> keras.Model:
     if not isinstance(run, Run):  # why: never load a model file from a path the user typed
         raise TypeError(f"load_run_model takes a runs.Run, not {type(run).__name__}")
     path = run.file(MODEL)
-    if os.path.lexists(path) and not is_regular(path):  # a FIFO would hang the loader
+    if path.exists() and not path.is_file():  # a FIFO would hang the loader (links: below)
         raise RunError(
-            f"run {run.name}: model.keras is not a regular file (a link, a FIFO or a device); "
+            f"run {run.name}: model.keras is not a regular file (a FIFO or a device); "
             "delete it and train the run again."
         )
     key = _model_key(run)
