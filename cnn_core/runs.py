@@ -10,11 +10,14 @@ says what it is (`20261125-101500-tutorial-cnn`). It holds:
     train.log        the training process's log   evaluation.json the test-set evaluation, once run
     launch.json      the process last started for the run, and where its part of train.log begins
     split.json       which files trained, validated and tested it
+    worker.lock      flock()ed by the run's process for as long as it lives (see `claim_run`)
 
 The training process writes every file atomically (temp file, then rename), so readers never see
-half a file. Readers never write: whether a run's process is still alive is decided when reading
-(a `queued` or `running` run whose process is gone reads as `failed`, with the first error its
-process left in train.log, or else as `interrupted`). This module imports no Keras.
+half a file. Readers never write, and read a file only if it is a regular file of the run's own
+(not a link, a FIFO or a device) within a size cap, so no file can hang or flood them. Whether a
+run's process is alive is the kernel's word, not status.json's: someone holds worker.lock (a
+`queued` or `running` run that nobody holds reads as `failed`, with the first error its process
+left in train.log, or else as `interrupted`). This module imports no Keras.
 """
 
 from __future__ import annotations
