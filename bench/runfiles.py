@@ -6,9 +6,10 @@ the Train page's history work costs on every 1.5 s refresh of a run with a 67 MB
 `runs` is timed in a fresh process (as a user runs it) over `--runs` runs of which ten are
 damaged: a FIFO status.json and train.log, a history.csv linked to /dev/zero, `"pid": "1"`,
 `"pid": 10**30`, a 200 MB sparse status.json... A process that takes over 60 s is reported as
-hung. The history figures are the page's own work per refresh (reading the history, building and
-serialising both curves and the epoch table) after one epoch was appended, and the peak of Python's allocations
-during it (tracemalloc, in a separate pass so that it does not slow the timed one).
+hung. The history figures are the page's own work per refresh (reading the history, building
+and serialising both curves and the epoch table) after one epoch was appended, and the peak of
+Python's allocations during it (tracemalloc, in a separate pass so that it does not slow the
+timed one).
 """
 
 from __future__ import annotations

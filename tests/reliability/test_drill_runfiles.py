@@ -420,7 +420,7 @@ def test_a_read_only_runs_folder_gives_clear_messages(
     assert main(["stop", run.name]) == 2
     err = capsys.readouterr().err
     assert "cannot ask run" in err and "Read-only file system" in err and "bug" not in err, err
-    with pytest.raises(UserError, match="cannot create (a run|the runs) folder"):
+    with pytest.raises(UserError, match=r"cannot create (a run|the runs) folder"):
         create_run(TINY, TrainConfig(epochs=1), data_source="unused", root=runs_root())
 
 
@@ -464,3 +464,16 @@ def test_a_fifo_model_or_predictions_file_hangs_nothing(name: str):
     assert "predictions None" in out
     if name == "model.keras":
         assert "not a regular file" in out, out
+
+
+def test_the_pages_list_a_damaged_run_beside_the_others():
+    from reliability.kit import open_page
+
+    good = new_run(state="completed", epochs_completed=3)
+    bad = new_run(state="running", pid="1")
+    table = open_page("runs").dataframe[0].value
+    rows = {row["run"]: row for row in table.to_dict("records")}
+    assert rows[good.name]["state"] == "completed"
+    assert "pid" in rows[bad.name]["problem"]
+    for page in ("train", "evaluate", "predict"):
+        open_page(page, run=bad.name)  # no exception: kit.rerun asserts it
