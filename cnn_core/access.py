@@ -6,8 +6,9 @@ user, who may do everything; nothing is refused and nothing is recorded.
 
 - A run's owner is the user who started it, in the run's `owner.json`. Only the owner, or an
   admin (`CNN_CORE_ADMINS`), sees a run and may stop, resume, delete or download it.
-- Per-user limits: runs training or waiting at once (`CNN_CORE_USER_MAX_ACTIVE`), and disk used by
-  the user's runs (`CNN_CORE_USER_MAX_DISK_GB`).
+- Per-user limits: runs training at once (`CNN_CORE_USER_MAX_RUNNING`: a user's further runs wait
+  in the queue without holding up other users' runs), runs waiting (`CNN_CORE_USER_MAX_QUEUED`:
+  Start is refused beyond), and disk used by the user's runs (`CNN_CORE_USER_MAX_DISK_GB`).
 - Datasets only from configured roots (`CNN_CORE_DATA_ROOTS`) or the user's own uploads; a typed
   path outside them gets the same message whether or not it exists.
 - An append-only audit log (`audit.jsonl` in the runs root): who started, stopped, resumed,
@@ -98,19 +99,19 @@ def require(who: Principal, run: Run, action: str) -> None:
 
 
 def check_quota(who: Principal, *, root: str | os.PathLike[str] | None = None) -> None:
-    """Refuse a new run when the user already has the most runs training or waiting, or uses
-    the most disk, that the settings allow."""
+    """Refuse a new run when the user already has the most runs waiting, or uses the most disk,
+    that the settings allow (how many train at once is the queue's business: `may_train_now`)."""
     if who.unrestricted:
         return
     from cnn_core.runs import list_runs
 
     mine = [run for run in list_runs(root) if owner_of(run) == who.user]
-    active = sum(1 for run in mine if run.status().active)
-    limit = settings.user_max_active()
-    if active >= limit:
+    waiting = sum(1 for run in mine if run.status().state == "queued")
+    limit = settings.user_max_queued()
+    if waiting >= limit:
         raise AccessError(
-            f"you already have {active} run(s) training or waiting, the most allowed per user "
-            f"(CNN_CORE_USER_MAX_ACTIVE = {limit}); wait for one to finish or stop one."
+            f"you already have {waiting} run(s) waiting to train, the most allowed per user "
+            f"(CNN_CORE_USER_MAX_QUEUED = {limit}); wait for one to start or stop one."
         )
     used = sum(_folder_bytes(run.path) for run in mine)
     cap = settings.user_max_disk_gb() * 1e9
@@ -119,6 +120,25 @@ def check_quota(who: Principal, *, root: str | os.PathLike[str] | None = None) -
             f"your runs use {used / 1e9:.1f} GB, the most allowed per user "
             f"(CNN_CORE_USER_MAX_DISK_GB = {cap / 1e9:g}); delete runs you no longer need."
         )
+
+
+def may_train_now(run: Run) -> bool:
+    """Whether `run` may take a training slot now: on a shared server, while its owner has fewer
+    than `CNN_CORE_USER_MAX_RUNNING` other runs training (liveness from their workers' locks). A
+    run that may not waits; the queue lets others' runs pass it (`runs.queued_ahead`)."""
+    owner = owner_of(run)
+    if owner is None or not settings.shared_mode():
+        return True
+    from cnn_core.runs import list_runs
+
+    training = 0
+    for other in list_runs(run.path.parent):
+        if other.path == run.path or owner_of(other) != owner:
+            continue
+        status = other.raw_status()
+        if status is not None and status.state == "running" and other.claimed():
+            training += 1
+    return training < settings.user_max_running()
 
 
 def _folder_bytes(path: Path) -> int:

@@ -34,7 +34,7 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -613,9 +613,12 @@ def adopt_claim(run: Run, fd: int) -> Claim:
     return Claim(fd)
 
 
-def queued_ahead(run: Run, status: RunStatus) -> int:
+def queued_ahead(
+    run: Run, status: RunStatus, *, eligible: Callable[[Run], bool] | None = None
+) -> int:
     """Live queued runs, in the same runs root, that were queued before this one (they start
-    first). Live means a process holds the run's claim: a stale `queued` blocks nobody."""
+    first). Live means a process holds the run's claim: a stale `queued` blocks nobody; nor does
+    one that `eligible` says may not train yet (a shared server's user at their limit)."""
     mine = (status.queued_at or "", run.name)
     ahead = 0
     for other in list_runs(run.path.parent):
@@ -625,7 +628,7 @@ def queued_ahead(run: Run, status: RunStatus) -> int:
         if theirs is None or theirs.state != "queued":
             continue
         if (theirs.queued_at or "", other.name) < mine and other.claimed():
-            ahead += 1
+            ahead += eligible is None or eligible(other)
     return ahead
 
 

@@ -112,7 +112,8 @@ def allowed_hosts() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-DEFAULT_USER_MAX_ACTIVE = 2  # runs one user may have training or waiting at once when shared
+DEFAULT_USER_MAX_RUNNING = 1  # runs of one user training at once on a shared server
+DEFAULT_USER_MAX_QUEUED = 4  # runs of one user waiting for a slot on a shared server
 DEFAULT_USER_MAX_DISK_GB = 20.0  # disk one user's runs may use when shared
 
 
@@ -130,8 +131,12 @@ def data_roots() -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(os.pathsep) if part.strip())
 
 
-def user_max_active() -> int:
-    return int(_positive("CNN_CORE_USER_MAX_ACTIVE", DEFAULT_USER_MAX_ACTIVE, "runs"))
+def user_max_running() -> int:
+    return int(_positive("CNN_CORE_USER_MAX_RUNNING", DEFAULT_USER_MAX_RUNNING, "runs"))
+
+
+def user_max_queued() -> int:
+    return int(_positive("CNN_CORE_USER_MAX_QUEUED", DEFAULT_USER_MAX_QUEUED, "runs"))
 
 
 def user_max_disk_gb() -> float:

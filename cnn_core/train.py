@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from cnn_core import runs
+from cnn_core import access, runs
 from cnn_core._keras import keras
 from cnn_core.balance import (
     IMBALANCE_HINT,
@@ -90,8 +90,10 @@ def training_slot(run: Run, status: RunStatus) -> Iterator[bool]:
             if run.stop_requested():
                 yield False
                 return
-            ahead = runs.queued_ahead(run, status)
-            if ahead < len(handles):
+            # a shared server's user at their limit of runs training waits, passed by others
+            allowed = access.may_train_now(run)
+            ahead = runs.queued_ahead(run, status, eligible=access.may_train_now)
+            if allowed and ahead < len(handles):
                 for handle in handles:
                     try:
                         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -62,18 +62,43 @@ def test_a_run_without_an_owner_file_belongs_to_the_admins(tmp_path: Path) -> No
     assert access.owner_of(run) is None
 
 
-def test_the_active_runs_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CNN_CORE_USER_MAX_ACTIVE", "2")
-    new_run(tmp_path, ALICE)
+def test_the_waiting_runs_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNN_CORE_USER_MAX_QUEUED", "2")
+    new_run(tmp_path, ALICE)  # a new run is queued
     access.check_quota(ALICE, root=tmp_path)
     new_run(tmp_path, ALICE)
-    with pytest.raises(AccessError, match=r"2 run\(s\) training or waiting.*USER_MAX_ACTIVE = 2"):
+    with pytest.raises(AccessError, match=r"2 run\(s\) waiting to train.*USER_MAX_QUEUED = 2"):
         access.check_quota(ALICE, root=tmp_path)
     access.check_quota(BOB, root=tmp_path)  # another user's runs do not count
 
 
+def test_a_user_at_their_running_limit_waits_and_lets_others_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Liveness is a held worker.lock: this test holds the claims as a live worker would."""
+    from cnn_core import runs as runs_module
+
+    monkeypatch.setenv("CNN_CORE_USER_MAX_RUNNING", "1")
+    training, waiting, bobs = (
+        new_run(tmp_path, ALICE),
+        new_run(tmp_path, ALICE),
+        new_run(tmp_path, BOB),
+    )
+    status = training.raw_status()
+    runs_module.atomic_write_json(
+        training.file("status.json"), {**status.to_dict(), "state": "running"}
+    )
+    monkeypatch.setattr(runs_module.Run, "claimed", lambda self: True)  # every worker alive
+    assert access.may_train_now(bobs) and not access.may_train_now(waiting)
+    # Bob's run, queued after Alice's waiting one, is not held up by it
+    assert runs_module.queued_ahead(bobs, bobs.raw_status(), eligible=access.may_train_now) == 0
+    assert runs_module.queued_ahead(bobs, bobs.raw_status()) == 1  # a plain queue would wait
+    monkeypatch.setenv("CNN_CORE_SHARED", "0")
+    assert access.may_train_now(waiting)  # not shared: no per-user limit
+
+
 def test_the_disk_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CNN_CORE_USER_MAX_ACTIVE", "100")
+    monkeypatch.setenv("CNN_CORE_USER_MAX_QUEUED", "100")
     monkeypatch.setenv("CNN_CORE_USER_MAX_DISK_GB", "0.000001")  # 1,000 bytes
     run = new_run(tmp_path, ALICE)
     run.file("model.keras").write_bytes(b"\0" * 2000)
@@ -83,8 +108,8 @@ def test_the_disk_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
 def test_a_bad_limit_setting_is_named(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    monkeypatch.setenv("CNN_CORE_USER_MAX_ACTIVE", value)
-    with pytest.raises(Exception, match="CNN_CORE_USER_MAX_ACTIVE is"):
+    monkeypatch.setenv("CNN_CORE_USER_MAX_QUEUED", value)
+    with pytest.raises(Exception, match="CNN_CORE_USER_MAX_QUEUED is"):
         access.check_quota(ALICE)
 
 
