@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
 CACHE_SIZE = 4  # models kept in memory; the tutorial model is about 1.3 MB, a ResNet tens of MB
 CHUNK = 64  # pictures per model call: bounds memory for big inputs, costs nothing for small ones
+MAX_CONFIG_BYTES = 32 * 2**20  # config.json or metadata.json unpacked; a ResNet-50's is ~0.2 MB
+MAX_MEMBERS = 10_000  # files in a .keras archive; Keras writes three, plus a few assets
+# Keras stores members uncompressed, so a real model unpacks to about its own size; a member
+# that claims to be far larger than what it is stored in is a bomb (2.7 MB unpacked to 3.6 GB).
+MAX_UNPACKED_RATIO = 4
 
 _cache: OrderedDict[tuple[str, int, int], keras.Model] = OrderedDict()
 _cache_lock = threading.Lock()  # Streamlit runs each session's script in its own thread
@@ -67,6 +72,7 @@ def load_run_model(run: Run) -> keras.Model:
             f"run {run.name}: model.keras is damaged (not a complete .keras archive, "
             f"{key[2]:,} bytes); train the run again."
         )
+    check_model_archive(run, size=key[2])
 
     from cnn_core._keras import keras
 
@@ -91,6 +97,42 @@ def load_run_model(run: Run) -> keras.Model:
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
     return model
+
+
+def check_model_archive(run: Run, *, size: int) -> None:
+    """Refuse a model.keras whose members would unpack to more than the limits, before Keras
+    reads any of it: Keras reads config.json whole into memory and parses it.
+
+    Declared sizes are enough: Python's zipfile never returns more bytes than a member declares.
+    """
+    try:
+        with zipfile.ZipFile(run.file(MODEL)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise RunError(
+            f"run {run.name}: model.keras is damaged ({_first_line(exc)}); train the run again."
+        ) from None
+    if len(members) > MAX_MEMBERS:
+        raise RunError(
+            f"run {run.name}: model.keras holds {len(members):,} files, over the limit of "
+            f"{MAX_MEMBERS:,} for a model; train the run again."
+        )
+    for member in members:
+        if member.filename in ("config.json", "metadata.json") and (
+            member.file_size > MAX_CONFIG_BYTES
+        ):
+            raise RunError(
+                f"run {run.name}: model.keras's {member.filename} unpacks to "
+                f"{member.file_size:,} bytes, over the limit of {MAX_CONFIG_BYTES:,}; the file "
+                "is not a model this program saved: train the run again."
+            )
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > MAX_UNPACKED_RATIO * size + MAX_CONFIG_BYTES:
+        raise RunError(
+            f"run {run.name}: model.keras unpacks to {unpacked:,} bytes, over the limit of "
+            f"{MAX_UNPACKED_RATIO} times its {size:,} bytes on disk; the file is not a model this "
+            "program saved: train the run again."
+        )
 
 
 def clear_model_cache() -> None:
