@@ -693,4 +693,6 @@ def _attach_log(run: Run, *, echo: bool) -> None:
     if echo:
         stream = logging.StreamHandler(sys.stderr)
         stream.setLevel(logging.WARNING)
+        if not os.environ.get("CNN_CORE_DEBUG"):  # the terminal gets the run's one-line error;
+            stream.addFilter(lambda record: record.exc_info is None)  # train.log the traceback
         log.addHandler(stream)

@@ -110,7 +110,6 @@ def test_terminal_escapes_in_class_and_file_names_are_neutralised(tmp_path: Path
     assert "\x1b" not in capsys.readouterr().out  # json.dumps escapes them (ensure_ascii)
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed yet")
 def test_foreground_train_prints_no_traceback_without_cnn_core_debug(tmp_path: Path):
     from reliability.kit import write_colours
 
