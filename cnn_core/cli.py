@@ -22,6 +22,7 @@ from cnn_core.errors import SpecError, UserError
 from cnn_core.runs import Run, RunStatus, list_runs, open_run, runs_root
 from cnn_core.shapes import Analysis, analyze
 from cnn_core.spec import ModelSpec, load_spec
+from cnn_core.terminal import terminal_safe
 
 WORKER_NICENESS = 10  # a detached training process yields the CPU to the dashboard
 PROG = "cnn-workbench"  # the console script; `python -m cnn_core` is the same program
@@ -33,10 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `... | head`
         return 0
@@ -51,12 +52,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line, keep the traceback for who asks
         if os.environ.get("CNN_CORE_DEBUG"):
             traceback.print_exc()
-        print(
+        say(
             f"unexpected error: {type(exc).__name__}: {exc} (this is a bug; set CNN_CORE_DEBUG=1 "
             "to see where it happened)",
             file=sys.stderr,
         )
         return 1
+
+
+def say(text: str = "", *, file: Any = None, end: str = "\n", flush: bool = False) -> None:
+    """Print one line (stdout unless `file`): every line goes through here, so that a class,
+    file or run name cannot send the terminal escape codes. JSON lines are safe already:
+    `json.dumps` writes every non-ASCII and control character as `\\uNNNN`."""
+    print(terminal_safe(str(text)), file=file or sys.stdout, end=end, flush=flush)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -194,15 +202,15 @@ def _validate(args: argparse.Namespace) -> int:
     except SpecError as exc:
         if args.json:
             doc = {"valid": False, "errors": [{"layer": None, "message": str(exc)}]}
-            print(json.dumps({**doc, "layers": [], "total_params": 0}))
+            say(json.dumps({**doc, "layers": [], "total_params": 0}))
         raise
     analysis = analyze(spec)
     if args.json:
-        print(json.dumps(analysis.to_dict()))
+        say(json.dumps(analysis.to_dict()))
     else:
-        print(format_table(spec, analysis))
+        say(format_table(spec, analysis))
     for problem in analysis.problems:
-        print(f"error: {problem.message}", file=sys.stderr)
+        say(f"error: {problem.message}", file=sys.stderr)
     return 0 if analysis.valid else 2
 
 
@@ -232,7 +240,7 @@ def format_table(spec: ModelSpec, analysis: Analysis) -> str:
 def _code(args: argparse.Namespace) -> int:
     from cnn_core.export import export_code
 
-    print(export_code(resolve_spec(args.spec)), end="")
+    say(export_code(resolve_spec(args.spec)), end="")
     return 0
 
 
@@ -251,12 +259,12 @@ def _presets(args: argparse.Namespace) -> int:
             }
             for p in presets
         ]
-        print(json.dumps({"presets": doc}))
+        say(json.dumps({"presets": doc}))
         return 0
     for p in presets:
         params = analyze(p.spec).total_params
-        print(f"{p.id:<14} {p.spec.name} ({params:,} parameters)")
-        print(f"{'':<14} {p.spec.description}")
+        say(f"{p.id:<14} {p.spec.name} ({params:,} parameters)")
+        say(f"{'':<14} {p.spec.description}")
     return 0
 
 
@@ -285,16 +293,16 @@ def _data(args: argparse.Namespace) -> int:
         "report": report.to_dict(),
     }
     if args.json:
-        print(json.dumps(summary))
+        say(json.dumps(summary))
         return 0
     for warning in data.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(
+        say(f"warning: {warning}", file=sys.stderr)
+    say(
         f"{data.source}: {summary['train']:,} training and {summary['test']:,} test images of "
         f"{'x'.join(map(str, summary['image_shape']))}, {len(data.class_names)} classes "
         f"({', '.join(data.class_names)}); loaded in {seconds:.2f} s"
     )
-    print(format_report(report))
+    say(format_report(report))
     return 0
 
 
@@ -345,7 +353,7 @@ def _exit_code(status: RunStatus) -> int:
 
 def _report(run: Run, status: RunStatus, *, as_json: bool) -> int:
     if as_json:
-        print(json.dumps(_run_summary(run, status)))
+        say(json.dumps(_run_summary(run, status)))
     else:
         best = status.best_val_accuracy
         line = (
@@ -353,11 +361,11 @@ def _report(run: Run, status: RunStatus, *, as_json: bool) -> int:
         )
         if best is not None:
             line += f", best validation accuracy {best:.4f}"
-        print(line)
+        say(line)
     if status.error:
-        print(f"error: {status.error}", file=sys.stderr)
+        say(f"error: {status.error}", file=sys.stderr)
     for note in status.notes:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}", file=sys.stderr)
     return _exit_code(status)
 
 
@@ -384,7 +392,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     run = prepare_run(spec, config, data_source=args.data, root=args.runs_dir)
     if not args.detach:  # first, so that whoever presses Ctrl-C knows what to resume
-        print(
+        say(
             f"run: {run.path} (stop with Ctrl-C; resume with: {PROG} resume {run.path})",
             file=sys.stderr,
             flush=True,
@@ -407,11 +415,11 @@ def _stop(args: argparse.Namespace) -> int:
     run = open_run(args.run_dir, root=_root_of(args))
     status = request_stop(run)
     if args.json:
-        print(json.dumps({**_run_summary(run, status), "stop_requested": status.active}))
+        say(json.dumps({**_run_summary(run, status), "stop_requested": status.active}))
     elif status.active:
-        print(f"{run.name}: stop requested; it stops within one batch and keeps its model.")
+        say(f"{run.name}: stop requested; it stops within one batch and keeps its model.")
     else:
-        print(f"{run.name} is not training (state: {status.state}); nothing to stop.")
+        say(f"{run.name} is not training (state: {status.state}); nothing to stop.")
     return 0
 
 
@@ -419,15 +427,15 @@ def _runs(args: argparse.Namespace) -> int:
     found = list_runs(args.runs_dir)
     summaries = [_run_summary(run, run.status()) for run in found]
     if args.json:
-        print(json.dumps({"runs": summaries}))
+        say(json.dumps({"runs": summaries}))
         return 0
     if not summaries:
-        print(f"no runs in {runs_root(args.runs_dir)}")
+        say(f"no runs in {runs_root(args.runs_dir)}")
     for item in summaries:
         best = item["best_val_accuracy"]
         best_text = f"{best:.4f}" if best is not None else "-"
         problem = f"  ({item['error']})" if item["error"] and item["state"] != "completed" else ""
-        print(
+        say(
             f"{item['name']:<44} {item['state']:<11} "
             f"{item['epochs_completed']:>4}/{item['epochs_target']:<4} best val {best_text}"
             f"{problem}"  # a damaged or failed run says why, on its own line
@@ -445,14 +453,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     if report.get("not_saved"):
         print(f"warning: {report['not_saved']}", file=sys.stderr)
     if args.json:
-        print(json.dumps(report))
+        say(json.dumps(report))
         return 0
-    print(
+    say(
         f"{run.name}: test accuracy {report['accuracy']:.4f}, loss {report['loss']:.4f} "
         f"on {report['n']:,} images"
     )
     for row in report["per_class"]:
-        print(
+        say(
             f"  {row['class']:<16} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
             f"F1 {row['f1']:.3f}  support {row['support']}"
         )
@@ -471,12 +479,12 @@ def _predict(args: argparse.Namespace) -> int:
         if result.error:
             refused += 1
         if args.json:
-            print(json.dumps(result.to_dict()))
+            say(json.dumps(result.to_dict()))
         elif result.error:
-            print(f"{result.image}: {result.error}", file=sys.stderr)
+            say(f"{result.image}: {result.error}", file=sys.stderr)
         else:
             ranked = ", ".join(f"{name} {p:.1%}" for name, p in result.top)
-            print(f"{result.image}: {ranked}")
+            say(f"{result.image}: {ranked}")
     return 2 if refused else 0
 
 

@@ -18,6 +18,8 @@ what they guard is held; each refusal names its setting. The defaults never refu
   (default 200).
 - ``CNN_CORE_MAX_COMPRESSION_RATIO``: an archive's uncompressed bytes per byte of the archive
   (default 100).
+- ``CNN_CORE_MAX_PHOTOS``: the most photos the Predict page classifies from one upload (default
+  200); the rest of a larger upload are named and left out.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ DEFAULT_MAX_DATASET_FILES = 2_000_000
 DEFAULT_MAX_PATH_DEPTH = 32
 DEFAULT_MAX_DATASET_GB = 200
 DEFAULT_MAX_COMPRESSION_RATIO = 100
+DEFAULT_MAX_PHOTOS = 200  # photos per upload on Predict: each is drawn with its heat map
 
 
 def data_source() -> str:
@@ -182,5 +185,22 @@ def _positive(name: str, default: float, unit: str, *, whole: bool = True) -> fl
         of = f" of {unit}" if unit else ""
         raise DataError(
             f"{name} is {raw!r}; set it to {kind}{of} above 0 (default {default:,}), or unset it."
+        )
+    return value
+
+
+def max_photos() -> int:
+    """The most photos the Predict page classifies from one upload."""
+    raw = os.environ.get("CNN_CORE_MAX_PHOTOS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_PHOTOS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(
+            f"CNN_CORE_MAX_PHOTOS is {raw!r}; set it to a whole number of at least 1 "
+            f"(default {DEFAULT_MAX_PHOTOS}), or unset it."
         )
     return value

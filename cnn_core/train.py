@@ -43,6 +43,7 @@ from cnn_core.datasets import Dataset, load_dataset
 from cnn_core.errors import UserError
 from cnn_core.feed import Feed
 from cnn_core.runs import Run, RunStatus, atomic_write_json, atomic_write_text, now_iso
+from cnn_core.terminal import terminal_safe
 
 log = logging.getLogger("cnn_core.train")
 
@@ -684,6 +685,11 @@ def _finish(
     return status
 
 
+class _TerminalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
+
+
 def _attach_log(run: Run, *, echo: bool) -> None:
     handler = logging.FileHandler(run.file(runs.LOG), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -692,6 +698,7 @@ def _attach_log(run: Run, *, echo: bool) -> None:
     log.propagate = False
     if echo:
         stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(_TerminalFormatter())  # warnings name class folders and files
         stream.setLevel(logging.WARNING)
         if not os.environ.get("CNN_CORE_DEBUG"):  # the terminal gets the run's one-line error;
             stream.addFilter(lambda record: record.exc_info is None)  # train.log the traceback

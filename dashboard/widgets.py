@@ -5,6 +5,8 @@ Nothing here imports Keras or TensorFlow, so every page that uses it opens at on
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +33,37 @@ STATE_ICONS = {
     "interrupted": ":material/pause_circle:",
 }
 POOL_DEFAULT = "same as pool size"
+# What Markdown (GitHub's, with Streamlit's math and colour directives) can read as syntax in a
+# line of text: emphasis, code, links and images, HTML and entities, math, tables, headings.
+_MARKUP = re.compile(r"[\\`*_\[\]<>!$~|#{}&]")
+# Bare web and e-mail addresses become links after escapes are resolved (measured in Chromium:
+# "https\://x" is still a link), so an invisible WORD JOINER goes where GitHub's rule for them
+# would match: before "://", between "www" and ".", before "@".
+_ADDRESS = re.compile(r"(?=://)|(?<=www)(?=\.)|(?=@)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
+
+
+# --- text a user controls, shown as text ------------------------------------------------------
+
+
+def plain(text: object) -> str:
+    """`text` for a Markdown-rendering call (st.error, st.caption, a label...), shown literally.
+
+    Streamlit renders Markdown in messages, captions and labels, so a run, class or file name
+    like `[x](https://...)` became a link and `![i](https://...)` made the browser fetch a URL.
+    Each character Markdown could read as syntax is backslash-escaped (CommonMark: an escaped
+    punctuation character is always literal) and addresses are broken up invisibly; the rest,
+    "." and ":" in a sentence among them, stays as it is, so a message's source still reads as
+    the message.
+    """
+    escaped = _MARKUP.sub(lambda found: "\\" + found.group(), str(text))
+    return _ADDRESS.sub(WORD_JOINER, escaped)
+
+
+def plotly_text(text: object) -> str:
+    """`text` for a Plotly label or title, shown literally: Plotly renders a few HTML tags
+    (`<a href>` among them) in text, and decodes entities after it has found the tags."""
+    return html.escape(str(text), quote=False)
 
 
 # --- the draft architecture, kept per browser session and in the URL --------------------------
@@ -155,10 +188,10 @@ def run_picker_ui(*, key: str, need_model: bool = False, label: str = "Run") -> 
         except (RunError, access.AccessError) as exc:
             # why: on a shared server, the same words whether someone else's run exists or not
             reason = str(exc) if user.unrestricted else f"run {wanted} is not one of your runs."
-            st.warning(f"The run in the address (?run=...) cannot be shown: {reason}")
+            st.warning(plain(f"The run in the address (?run=...) cannot be shown: {reason}"))
         else:
             if need_model:
-                st.info(f"Run {wanted} has no trained model yet.")
+                st.info(plain(f"Run {wanted} has no trained model yet."))
     if not runs:
         return None
     index = names.index(wanted) if wanted in names else 0
@@ -168,7 +201,7 @@ def run_picker_ui(*, key: str, need_model: bool = False, label: str = "Run") -> 
     try:
         return open_run(name)
     except RunError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return None
 
 
@@ -178,7 +211,7 @@ def _run_label(runs: Sequence[Run]) -> Callable[[str], str]:
 
 
 def show_error(exc: UserError) -> None:
-    st.error(str(exc), icon=":material/error:")
+    st.error(plain(exc), icon=":material/error:")
 
 
 # --- charts -----------------------------------------------------------------------------------
@@ -208,7 +241,7 @@ def curve_figure(
     palette = ["#2f6fde", "#e4572e", "#17a589", "#8e44ad", "#f39c12", "#34495e"]
     for i, (name, history) in enumerate(histories.items()):
         colour = palette[i % len(palette)]
-        prefix = f"{name}: " if len(histories) > 1 else ""
+        prefix = f"{plotly_text(name)}: " if len(histories) > 1 else ""
         for key, dash, label in (
             (metric, "solid", "training"),
             (f"val_{metric}", "dot", "validation"),
@@ -239,7 +272,7 @@ def curve_figure(
 
 
 def top_k_figure(top: Sequence[tuple[str, float]]) -> go.Figure:
-    names = [name for name, _ in top][::-1]
+    names = [plotly_text(name) for name, _ in top][::-1]
     values = [p * 100 for _, p in top][::-1]
     figure = go.Figure(
         go.Bar(
@@ -296,7 +329,7 @@ def dataset_report_ui(report: Any, samples: Sequence[tuple[str, Any]]) -> None:
     for split, counts in report.counts.items():
         figure.add_trace(
             go.Bar(
-                x=list(report.class_names),
+                x=[plotly_text(name) for name in report.class_names],
                 y=list(counts),
                 name=split,
                 marker_color=palette.get(split),
@@ -319,18 +352,20 @@ def dataset_report_ui(report: Any, samples: Sequence[tuple[str, Any]]) -> None:
     )
     copies = sum(report.duplicates.values())
     st.caption(
-        f"{report.layout or 'Layout recognised'}. {report.found:,} files found: "
-        f"{report.used:,} images used, {report.skipped:,} skipped. {own}every image is resized "
-        f"to {w}x{h} ({'colour' if c == 3 else 'greyscale'}). Classes {report.imbalance:.1f}:1 "
-        f"(largest to smallest, training); {report.grey:,} grey images; {copies} exact copies "
-        f"within a split; {report.leaks} test images identical to training images."
+        plain(
+            f"{report.layout or 'Layout recognised'}. {report.found:,} files found: "
+            f"{report.used:,} images used, {report.skipped:,} skipped. {own}every image is resized "
+            f"to {w}x{h} ({'colour' if c == 3 else 'greyscale'}). Classes {report.imbalance:.1f}:1 "
+            f"(largest to smallest, training); {report.grey:,} grey images; {copies} exact copies "
+            f"within a split; {report.leaks} test images identical to training images."
+        )
     )
     for line in report.advice:
-        st.info(line, icon=":material/lightbulb:")
+        st.info(plain(line), icon=":material/lightbulb:")
     if report.warnings:
         with st.expander(f"What loading said ({len(report.warnings)})"):
             st.text("\n".join(report.warnings))
     if samples:
         grid = st.columns(8)
         for n, (name, pixels) in enumerate(samples):
-            grid[n % 8].image(enlarged(pixels, 64), caption=name)
+            grid[n % 8].image(enlarged(pixels, 64), caption=plain(name))

@@ -20,7 +20,7 @@ from cnn_core.presets import list_presets, mark_modified
 from cnn_core.shapes import Problem, analyze
 from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
 from dashboard.routing import ensure_routed
-from dashboard.widgets import draft_ui, layer_params_state, layer_params_ui, set_draft
+from dashboard.widgets import draft_ui, layer_params_state, layer_params_ui, plain, set_draft
 
 try:  # optional: drag-and-drop reordering; without it the arrow buttons reorder
     from streamlit_sortables import sort_items
@@ -102,7 +102,7 @@ def row_ui(*texts: str, tools: bool = False) -> DeltaGenerator:
 
 def problem_ui(box: DeltaGenerator, problem: Problem, *, key: str) -> None:
     """The problem's message and, where there is an obvious one, its one-click fix."""
-    box.error(problem.message, icon=":material/error:")
+    box.error(plain(problem.message), icon=":material/error:")
     if problem.fix:
         box.button(
             problem.fix.label,
@@ -291,7 +291,7 @@ if upload is not None and st.session_state.get("loaded_upload") != upload.file_i
     except SpecError as exc:
         st.session_state.upload_error = str(exc)
 if error := st.session_state.get("upload_error"):
-    right.error(error, icon=":material/error:")
+    right.error(plain(error), icon=":material/error:")
     if upload is None:
         st.session_state.pop("upload_error")
 

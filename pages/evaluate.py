@@ -21,7 +21,7 @@ from cnn_core.evaluate import (
     stored_evaluation,
 )
 from dashboard.routing import ensure_routed
-from dashboard.widgets import enlarged, fingerprint, run_picker_ui, show_error
+from dashboard.widgets import enlarged, fingerprint, plain, plotly_text, run_picker_ui, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
@@ -57,11 +57,12 @@ if report is None:
 
 if data_changed(report, current=fingerprint(report["data_source"])):
     st.warning(
-        f"The test images in {report['data_source']} changed since this evaluation; these "
+        f"The test images in {plain(report['data_source'])} changed since this evaluation; these "
         "figures are about the old ones. Evaluate again (at the bottom of the page) for the new.",
         icon=":material/update:",
     )
 names = report["class_names"]
+labels = [plotly_text(name) for name in names]  # the charts' class names, shown as text
 a, b, c, d = st.columns(4)
 a.metric("Test accuracy", f"{report['accuracy']:.2%}")
 b.metric("Test loss", f"{report['loss']:.4f}")
@@ -82,7 +83,7 @@ if findings["unbalanced"]:  # accuracy hides the small classes: recall per class
     )
 if never := findings["never_recognised"]:
     st.warning(
-        f"The model never recognises {', '.join(never)} (recall 0): train with "
+        f"The model never recognises {plain(', '.join(never))} (recall 0): train with "
         '"Balance the classes" on, or give it more images of '
         f"{'that class' if len(never) == 1 else 'those classes'}.",
         icon=":material/warning:",
@@ -96,7 +97,13 @@ left.dataframe(
         k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")
     },
 )
-bars = go.Figure(go.Bar(x=per_class["class"], y=per_class["recall"] * 100, marker_color="#2f6fde"))
+bars = go.Figure(
+    go.Bar(
+        x=[plotly_text(name) for name in per_class["class"]],
+        y=per_class["recall"] * 100,
+        marker_color="#2f6fde",
+    )
+)
 bars.update_layout(
     title="Accuracy per class (recall, %)",
     height=320,
@@ -137,8 +144,8 @@ def confusion_figure(shown: tuple[int, int]) -> go.Figure:
     n = len(names)
     true, predicted = np.indices(matrix.shape).reshape(2, -1)
     targets = go.Scatter(
-        x=[names[p] for p in predicted],
-        y=[names[t] for t in true],
+        x=[labels[p] for p in predicted],
+        y=[labels[t] for t in true],
         # plain lists: a numpy array reaches the selection as a typed array's {"0": ..} object
         customdata=np.stack([true, predicted, matrix.ravel()], axis=1).tolist(),
         mode="markers",
@@ -150,8 +157,8 @@ def confusion_figure(shown: tuple[int, int]) -> go.Figure:
     )
     heat = go.Heatmap(
         z=matrix,
-        x=names,
-        y=names,
+        x=labels,
+        y=labels,
         zmin=0,
         colorscale="Blues",
         colorbar={"title": {"text": "images"}},
@@ -213,7 +220,7 @@ probs = predictions["probabilities"].astype(np.float32)
 
 count = int(matrix[true_index, pred_index])
 st.subheader(
-    f"True {names[true_index]}, predicted {names[pred_index]}: "
+    f"True {plain(names[true_index])}, predicted {plain(names[pred_index])}: "
     f"{count} image{'' if count == 1 else 's'}"
 )
 indices = cell_examples(run, true_index, pred_index, limit=24)
@@ -232,7 +239,9 @@ grid = st.columns(8)
 for n, item in enumerate(mistakes):
     grid[n % 8].image(
         enlarged(x_test[item["index"]], 96),
-        caption=f"{item['predicted_class']} {item['confidence']:.0%} (is {item['true_class']})",
+        caption=plain(
+            f"{item['predicted_class']} {item['confidence']:.0%} (is {item['true_class']})"
+        ),
     )
 if st.button("Evaluate again", key="reevaluate"):
     with st.spinner("Evaluating…"):

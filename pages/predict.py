@@ -13,7 +13,7 @@ from cnn_core.gradcam import grad_cam, overlay
 from cnn_core.images import open_image
 from cnn_core.predict import class_names, predict_images
 from dashboard.routing import ensure_routed
-from dashboard.widgets import enlarged, run_picker_ui, show_error, top_k_figure
+from dashboard.widgets import enlarged, plain, run_picker_ui, show_error, top_k_figure
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
@@ -32,7 +32,7 @@ except UserError as exc:
     show_error(exc)
     st.stop()
 h, w, _ = spec.input_shape
-st.caption(f"Classes: {', '.join(names)}. Photos are resized to {h}x{w} for the model.")
+st.caption(plain(f"Classes: {', '.join(names)}. Photos are resized to {h}x{w} for the model."))
 
 uploads = st.file_uploader(
     "Photos (JPEG, PNG, GIF, BMP, WEBP)",
@@ -51,6 +51,24 @@ if camera is not None:
     files.append(("camera.jpg", camera.getvalue()))
 if not files:
     st.stop()
+try:
+    limit = settings.max_photos()
+except UserError as exc:
+    show_error(exc)
+    st.stop()
+if len(files) > limit:  # each photo is drawn with its own chart and heat map
+    left_out = [name for name, _ in files[limit:]]
+    named = ", ".join(left_out[:5]) + (
+        f" and {len(left_out) - 5:,} more" if len(left_out) > 5 else ""
+    )
+    st.warning(
+        plain(
+            f"{len(files):,} photos in this upload, and the page takes at most {limit:,} at once: "
+            f"the first {limit:,} are predicted below, not {named}; upload those separately."
+        ),
+        icon=":material/photo_library:",
+    )
+    files = files[:limit]
 
 try:
     results = predict_images(run, files, top=5, max_bytes=settings.PHOTO_UPLOAD_MB * 2**20)
@@ -61,9 +79,9 @@ except UserError as exc:
 rows = []
 for (name, data), result in zip(files, results, strict=True):
     with st.container(border=True):
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{plain(name)}**")
         if result.error:
-            st.error(result.error, icon=":material/broken_image:")
+            st.error(plain(result.error), icon=":material/broken_image:")
             rows.append(
                 {"photo": name, "prediction": None, "probability": None, "problem": result.error}
             )
@@ -80,7 +98,7 @@ for (name, data), result in zip(files, results, strict=True):
         c.plotly_chart(top_k_figure(result.top), key=f"top_{len(rows)}")
         if probability < UNSURE:
             c.info(
-                f"The model is unsure: its best guess, {best}, has only {probability:.0%}.",
+                plain(f"The model is unsure: its best guess, {best}, has only {probability:.0%}."),
                 icon=":material/help:",
             )
         try:
@@ -93,7 +111,7 @@ for (name, data), result in zip(files, results, strict=True):
                 "gives no gradients."
             )
         else:
-            d.image(overlay(photo, cam), caption=f"where the model looked for '{best}'")
+            d.image(overlay(photo, cam), caption=plain(f"where the model looked for '{best}'"))
 
 if len(rows) > 1:
     st.subheader("All photos")

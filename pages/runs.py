@@ -10,7 +10,7 @@ from cnn_core.errors import UserError
 from cnn_core.runs import Run, delete_run, list_runs, run_row, zip_run
 from dashboard.access import who
 from dashboard.routing import ensure_routed
-from dashboard.widgets import curve_figure, show_error
+from dashboard.widgets import curve_figure, plain, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
@@ -85,7 +85,7 @@ st.subheader("Actions")
 for run in chosen:
     status = run.status()
     with st.container(border=True):
-        st.markdown(f"**{run.name}** · {status.state}")
+        st.markdown(f"**{plain(run.name)}** · {status.state}")
         a, b, c, d = st.columns(4)
         a.download_button(
             "Download zip",
@@ -119,7 +119,9 @@ for run in chosen:
                     show_error(exc)
                 else:
                     st.toast(
-                        f"Stop requested: {run.name} stops within one batch, keeping its model."
+                        plain(
+                            f"Stop requested: {run.name} stops within one batch, keeping its model."
+                        )
                     )
             continue
         confirmed = d.checkbox("Delete…", key=f"confirm_{run.name}")
@@ -131,5 +133,5 @@ for run in chosen:
             except (UserError, OSError) as exc:
                 show_error(exc if isinstance(exc, UserError) else UserError(str(exc)))
             else:
-                st.toast(f"Deleted {run.name}.")
+                st.toast(plain(f"Deleted {run.name}."))
                 st.rerun()

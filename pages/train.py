@@ -30,6 +30,7 @@ from dashboard.widgets import (
     fingerprint,
     format_seconds,
     latest_rows,
+    plain,
     set_draft,
     show_error,
 )
@@ -57,7 +58,7 @@ def live_run_ui(name: str) -> None:
         return
     status, history, progress = run.status(), run.history(), run.progress()
     icon = STATE_ICONS.get(status.state, "")
-    st.subheader(f"{icon} {run.name}")
+    st.subheader(f"{icon} {plain(run.name)}")
     cols = st.columns(4)
     cols[0].metric("State", status.state)
     cols[1].metric("Epochs", f"{status.epochs_completed}/{status.epochs_target}")
@@ -66,9 +67,9 @@ def live_run_ui(name: str) -> None:
     last_lr = history[-1].get("lr") if history else None
     cols[3].metric("Learning rate", f"{last_lr:.2e}" if last_lr else "-")
     if status.error:
-        st.error(status.error, icon=":material/error:")
+        st.error(plain(status.error), icon=":material/error:")
     for note in status.notes:
-        st.info(note, icon=":material/info:")
+        st.info(plain(note), icon=":material/info:")
 
     if status.state == "queued":
         # The worker writes phase "queued" only while it waits for a slot: behind a run that
@@ -160,25 +161,25 @@ def source_note_ui(info: SourceInfo) -> None:
     """Where the training data will come from, whether it is here already, and what to do
     without a network: said before Start, not after a failed first run."""
     if info.problem:
-        st.error(info.problem, icon=":material/error:")
+        st.error(plain(info.problem), icon=":material/error:")
         return
     if info.needs_network:
         st.warning(
-            f"{info.description}. Without a network: download cifar-10-python.tar.gz on a machine "
-            "that has one, copy it to this machine and enter its path above; or enter a folder, "
-            ".zip or .tar.gz of your own images (one folder of images per class).",
+            f"{plain(info.description)}. Without a network: download cifar-10-python.tar.gz on a "
+            "machine that has one, copy it to this machine and enter its path above; or enter a "
+            "folder, .zip or .tar.gz of your own images (one folder of images per class).",
             icon=":material/cloud_download:",
         )
         return
     if info.source == "cifar10":
-        st.caption(f"{info.description}: no network needed.")
+        st.caption(f"{plain(info.description)}: no network needed.")
         return
     where = "Read from this machine: no network needed. "
     if info.cached:
         where += "Already decoded at this image size: loads in about a second."
     elif info.cached is False:
         where += "Decoded when training starts, then cached for the next run."
-    st.caption(f"{info.description}. {where}".strip())
+    st.caption(f"{plain(info.description)}. {where}".strip())
 
 
 def _resume(run: Run, more: int | None) -> None:
@@ -204,8 +205,8 @@ if current:
 
 st.subheader("Architecture")
 choices = (
-    {"draft": f"Your draft: {draft.name}"}
-    | {pid: f"Preset: {p.spec.name}" for pid, p in presets.items()}
+    {"draft": f"Your draft: {plain(draft.name)}"}
+    | {pid: f"Preset: {plain(p.spec.name)}" for pid, p in presets.items()}
     | {"upload": "A saved spec file"}
 )
 choice = st.radio(
@@ -231,11 +232,11 @@ if choice == "upload":
 if spec is not None:
     analysis = analyze(spec)
     st.caption(
-        f"{spec.name}: {len(spec.layers)} layers, {analysis.total_params:,} parameters, "
+        f"{plain(spec.name)}: {len(spec.layers)} layers, {analysis.total_params:,} parameters, "
         f"{analysis.total_macs / 1e6:,.1f} M multiply-adds per image."
     )
     for problem in analysis.problems:
-        st.error(problem.message, icon=":material/error:")
+        st.error(plain(problem.message), icon=":material/error:")
 
 st.subheader("Dataset")
 source = st.text_input(
@@ -267,7 +268,7 @@ if archive is not None:
     kept = st.session_state.get("dataset_kept")  # (file id, path, problem): copied only once
     if kept is None or kept[0] != archive.file_id:
         try:
-            with st.spinner(f"Saving and reading through {archive.name}…"):  # seconds per GB
+            with st.spinner(plain(f"Saving and reading through {archive.name}…")):  # seconds per GB
                 saved = save_upload(
                     archive,
                     name=archive.name,
@@ -280,7 +281,7 @@ if archive is not None:
         st.session_state.dataset_kept = kept
     _, source, upload_problem = kept
     size = f"{archive.size / 2**20:,.1f} MB" if archive.size >= 2**20 else f"{archive.size:,} bytes"
-    st.caption(f"Uploaded: {archive.name} ({size}); the path above is not used.")
+    st.caption(plain(f"Uploaded: {archive.name} ({size}); the path above is not used."))
 try:  # on a shared server: only the configured dataset folders and the user's own uploads
     access.check_data_source(who(), source)
 except access.AccessError as exc:
