@@ -4,6 +4,7 @@
 import streamlit as st
 
 from dashboard.access import account_ui, gate, stand_ins
+from dashboard.memory import start_sweeper
 
 st.set_page_config(page_title="CNN Workbench", page_icon=":material/neurology:", layout="wide")
 
@@ -14,6 +15,7 @@ pages = [
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
 ]
+start_sweeper()  # once per server: closed sessions' uploads and freed memory go back
 refusal = gate()
 if refusal is not None:  # every address shows the refusal, and nothing else: no page names
     st.navigation(stand_ins(pages, refusal), position="hidden").run()

@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from urllib.parse import quote
@@ -189,6 +190,69 @@ def test_an_upload_of_too_many_photos_keeps_the_first_ones_and_says_so(monkeypat
         "**p1.png**",
         "**p2.png**",
     ]
+
+
+SESSIONS = 5  # Predict sessions, one after another, each in a new browser context
+PHOTOS = 10  # per session: small pictures padded to 3 MB (decoders ignore what follows the end)
+PADDED = 3 * 2**20
+
+
+def server_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+@pytest.mark.slow  # a real server and five upload sessions in Chromium: about 2 minutes
+def test_the_servers_memory_returns_after_upload_sessions_end(tmp_path: Path, page):  # noqa: F811
+    """The dashboard as users run it (its .streamlit/config.toml): each session uploads 30 MB of
+    photos, is predicted and closed; what the server holds must not grow with the sessions."""
+    import os
+    import random
+
+    from PIL import Image
+    from test_browser import free_port, wait_for_health
+
+    run = make_model_run(tmp_path / "runs")
+    rng = random.Random(0)
+    photos = [
+        {
+            "name": f"p{i}.png",
+            "mimeType": "image/png",
+            "buffer": (png := encode(Image.new("RGB", (64, 48), COLOURS[CLASSES[i % 3]]), "PNG"))
+            + rng.randbytes(PADDED - len(png)),
+        }
+        for i in range(PHOTOS)
+    ]
+    port, log = free_port(), tmp_path / "server.log"
+    env = {**os.environ, "CNN_CORE_RUNS": str(tmp_path / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    url = f"http://localhost:{port}"
+    after: list[int] = []
+    try:
+        wait_for_health(url, server, log)
+        for _ in range(SESSIONS):
+            context = page.context.browser.new_context()
+            tab = context.new_page()
+            tab.set_default_timeout(120_000)
+            tab.goto(f"{url}/predict?run={run.name}")
+            tab.locator(".st-key-photos input[type='file']").set_input_files(photos)
+            tab.locator(f".st-key-top_{PHOTOS}").wait_for()
+            settled(tab)
+            context.close()
+            time.sleep(20)  # the reconnect window (10 s) and one sweep (5 s), with room
+            after.append(server_rss(server.pid))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(
+        f"\nserver RSS after each of {SESSIONS} sessions of {PHOTOS * PADDED >> 20} MB: {after} MB"
+    )
+    assert "Traceback" not in log.read_text()
+    assert after[-1] - after[0] < 60, after  # before: +30 MB a session, each upload kept
 
 
 # --- the model file -----------------------------------------------------------------------------
