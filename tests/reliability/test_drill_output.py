@@ -46,7 +46,8 @@ def markdown_shown(at) -> list[str]:
 
 
 def assert_literal(texts: list[str]) -> None:
-    """No link, image or HTML tag survives: each is backslash-escaped, so it shows as text."""
+    """No link, image or HTML tag survives: its syntax is backslash-escaped and addresses are
+    broken up by a word joiner (dashboard.widgets.plain), so it shows as text."""
     for text in texts:
         live = re.sub(r"\\.", "", text)  # what Markdown still reads as syntax
         for syntax in ("](", "![", "<", "https://", "http://", "www.", "a@"):
@@ -60,7 +61,7 @@ def photo(colour: str) -> bytes:
 
 
 @pytest.fixture
-def hostile_run(tmp_path: Path) -> Run:
+def hostile_run() -> Run:
     run = make_model_run(runs_root())
     atomic_write_json(run.file(DATASET), {"source": "unused", "class_names": list(HOSTILE_CLASSES)})
     return run
