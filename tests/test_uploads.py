@@ -229,7 +229,10 @@ def train_page_with_upload(name: str, data: bytes):
 
 
 def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    """The elements' text as it reads on the page (the pages escape what they show as text)."""
+    from reliability.kit import shown
+
+    return "\n".join(shown(str(e.value)) for e in elements)
 
 
 def test_the_train_page_uses_an_uploaded_archive_and_the_run_records_it(

@@ -129,7 +129,8 @@ def test_dashboard_server_settings_keep_their_protections():
 def test_dependency_floors_exclude_releases_with_known_advisories():
     floors = {  # (the first release without the advisories we know of, the last one with)
         "keras": ("3.15.1", "3.15.0"),  # safe_mode bypasses when loading .keras files
-        "pillow": ("12.3", "12.2"),
+        "pillow": ("13.0", "12.3"),  # the advisories against 12.3 (RELIABILITY.md, section 7)
+        "tensorflow": ("2.21", "2.20"),  # CVE-2026-2492
         "streamlit": ("1.54.0", "1.53.1"),  # CVE-2026-33682 (< 1.54.0), CVE-2025-1684 (< 1.43.2)
     }
     lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
