@@ -1,5 +1,5 @@
 """Drills: a dashboard nobody else can reach by default, and the shared mode's settings
-(issue 13, part 1). The sign-in itself is driven in Chromium by tests/reliability/test_browser_access.py."""
+(issue 13, part 1). The sign-in itself is driven in Chromium by test_browser_access.py."""
 
 from __future__ import annotations
 
