@@ -43,10 +43,9 @@ def model_nodes(
         steps.append((None, scaled))
     shape = tuple(spec.input_shape)
     for index, layer in enumerate(spec.layers):
-        kind = KINDS[layer.type]
-        params = kind.resolve(layer.params)
-        steps.append((index, keras_nodes(index, kind, params, shape)))
-        shape = analysis.layers[index].output_shape
+        info = analysis.layers[index]  # why: the checked, normalised values, never the raw spec
+        steps.append((index, keras_nodes(index, KINDS[layer.type], info.resolved, shape)))
+        shape = info.output_shape
     steps.append(
         (
             None,

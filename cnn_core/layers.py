@@ -10,9 +10,11 @@ This module is pure Python: it never imports Keras or TensorFlow, so the Build p
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 Shape = tuple[int, ...]  # (height, width, channels) for a feature map, (values,) once flat
@@ -120,6 +122,42 @@ class ShapeError(Exception):
 
 
 @dataclass(frozen=True)
+class ParamError:
+    """A key of a layer that cannot be normalised, said without naming the layer."""
+
+    key: str
+    rule: str  # "unknown_key", "missing_key" or "bad_value"
+    message: str  # e.g. 'filters must be a whole number from 1 to 8192, got 8.5'
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What `LayerKind.resolve` makes of a layer's keys.
+
+    `params` is read-only and plain JSON data once `errors` is empty: every key of the kind, with
+    normalised values. A key whose value was refused holds None; only an unknown key leaves the
+    rest usable (Keras never sees it).
+    """
+
+    params: Mapping[str, Any]
+    errors: tuple[ParamError, ...] = ()
+
+    @property
+    def usable(self) -> bool:
+        return all(error.rule == "unknown_key" for error in self.errors)
+
+
+def suggest(word: str, options: Iterable[str]) -> str | None:
+    """The option the user probably meant: the same word in other case, or a close spelling."""
+    options = list(options)
+    lowered = {o.lower(): o for o in options}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+@dataclass(frozen=True)
 class LayerKind:
     """What one kind of layer is, for every part of the program that needs to know."""
 
@@ -144,16 +182,41 @@ class LayerKind:
                 return p
         raise KeyError(name)
 
-    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """The full parameter set: what the spec gives, Keras' defaults for the rest."""
-        resolved = {p.name: given.get(p.name, p.default) for p in self.params}
+    def resolve(self, given: Mapping[str, Any]) -> Resolution:
+        """The one normalisation of a layer's keys: the spec's values checked and normalised
+        (whole floats to ints), defaults filled, and what cannot be normalised said per key.
+
+        Everything after this (shape inference, the builder, the diagram, code export) reads only
+        `Resolution.params`, so what the checks accept is exactly what Keras is given.
+        """
+        errors = []
+        for key in given:
+            if key not in self.param_names:
+                guess = suggest(key, self.param_names)
+                takes = ", ".join(self.param_names) or "no keys besides type"
+                hint = f'did you mean "{guess}"? ' if guess else ""
+                message = f'unknown key "{key[:40]}"; {hint}{self.name} takes {takes}'
+                errors.append(ParamError(key, "unknown_key", message))
+        resolved: dict[str, Any] = {}
+        for param in self.params:
+            if param.name not in given:
+                if param.required:
+                    example = param.example
+                    shown = f'"{example}"' if isinstance(example, str) else str(example)
+                    message = f'{param.name} is required; add e.g. "{param.name}": {shown}'
+                    errors.append(ParamError(param.name, "missing_key", message))
+                resolved[param.name] = param.default
+                continue
+            value, error = param.check(given[param.name])
+            if error:
+                errors.append(ParamError(param.name, "bad_value", f"{param.name} {error}"))
+            resolved[param.name] = value
         if "pool_size" in resolved and resolved.get("strides") is None:
             resolved["strides"] = resolved["pool_size"]  # Keras: strides default to pool_size
-        return resolved
+        return Resolution(MappingProxyType(resolved), tuple(errors))
 
-    def describe(self, given: Mapping[str, Any]) -> str:
-        """A short description such as 'Conv2D 32, 3x3, same, relu'."""
-        params = self.resolve(given)
+    def describe(self, params: Mapping[str, Any]) -> str:
+        """A short description such as 'Conv2D 32, 3x3, same, relu', of resolved parameters."""
         parts = []
         for key in self.key_params:
             value = params[key]

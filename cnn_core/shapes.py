@@ -9,13 +9,12 @@ call it on every edit. The figures agree exactly with Keras (tests/test_shapes_k
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cnn_core.errors import SpecError
-from cnn_core.layers import KINDS, LayerKind, Shape, ShapeError
+from cnn_core.layers import KINDS, LayerKind, Shape, ShapeError, suggest
 from cnn_core.spec import LayerSpec, ModelSpec
 
 MAX_PARAMS = 50_000_000
@@ -73,6 +72,9 @@ class LayerInfo:
     macs: int
     values: int  # activations this layer keeps per image (for the memory estimate)
     head: bool = False
+    # The layer's parameters as normalised once (`LayerKind.resolve`), defaults filled; the only
+    # form the builder and code export read. None for the head and for a layer with a bad value.
+    resolved: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -135,11 +137,13 @@ def where(index: int, kind: str) -> str:
     return f"Layer {index + 1} ({kind})"
 
 
-def check_params(index: int, layer: LayerSpec) -> tuple[LayerKind | None, dict, list[Problem]]:
+def check_params(
+    index: int, layer: LayerSpec
+) -> tuple[LayerKind | None, Mapping[str, Any], list[Problem]]:
     """Check one layer's kind and keys; return its kind, resolved parameters and problems."""
     kind = KINDS.get(layer.type)
     if kind is None:
-        guess = _suggest(layer.type, KINDS)
+        guess = suggest(layer.type, KINDS)
         hint = f'did you mean "{guess}"? ' if guess else ""
         message = (
             f'Layer {index + 1}: unknown layer type "{layer.type[:40]}"; {hint}known types are '
@@ -147,41 +151,12 @@ def check_params(index: int, layer: LayerSpec) -> tuple[LayerKind | None, dict, 
             + "."
         )
         return None, {}, [Problem(message, "unknown_kind", index)]
-    problems = []
-    for key in layer.params:
-        if key not in kind.param_names:
-            guess = _suggest(key, kind.param_names)
-            takes = ", ".join(kind.param_names) or "no keys besides type"
-            hint = f'did you mean "{guess}"? ' if guess else ""
-            problems.append(
-                Problem(
-                    f'{where(index, kind.name)}: unknown key "{key[:40]}"; {hint}'
-                    f"{kind.name} takes {takes}.",
-                    "unknown_key",
-                    index,
-                )
-            )
-    resolved: dict[str, Any] = {}
-    for param in kind.params:
-        if param.name not in layer.params:
-            if param.required:
-                problems.append(
-                    Problem(
-                        f"{where(index, kind.name)}: {param.name} is required; add e.g. "
-                        f'"{param.name}": {_json(param.example)}.',
-                        "missing_key",
-                        index,
-                    )
-                )
-            continue
-        value, error = param.check(layer.params[param.name])
-        if error:
-            problems.append(
-                Problem(f"{where(index, kind.name)}: {param.name} {error}.", "bad_value", index)
-            )
-        else:
-            resolved[param.name] = value
-    return kind, kind.resolve(resolved), problems
+    resolution = kind.resolve(layer.params)
+    problems = [
+        Problem(f"{where(index, kind.name)}: {error.message}.", error.rule, index)
+        for error in resolution.errors
+    ]
+    return kind, resolution.params, problems
 
 
 def analyze(spec: ModelSpec) -> Analysis:
@@ -214,8 +189,20 @@ def analyze(spec: ModelSpec) -> Analysis:
                 if len(out) == 1 and len(shape) == 3:
                     flattened_at = index
         values_total += values
-        description = kind.describe(params) if kind and not blocked else layer.type
-        infos.append(LayerInfo(index, layer.type, description, out, n_params, macs, values))
+        usable = kind is not None and not blocked
+        description = kind.describe(params) if usable else layer.type
+        infos.append(
+            LayerInfo(
+                index,
+                layer.type,
+                description,
+                out,
+                n_params,
+                macs,
+                values,
+                resolved=params if usable else None,
+            )
+        )
         shape = out
 
     head_params = head_macs = 0
@@ -309,15 +296,6 @@ def _accepts(index: int, kind: LayerKind, shape: Shape, flattened_at: int | None
     return None
 
 
-def _suggest(word: str, options: Any) -> str | None:
-    options = list(options)
-    lowered = {o.lower(): o for o in options}
-    if word.lower() in lowered:
-        return lowered[word.lower()]
-    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
 def _prod(shape: Shape) -> int:
     total = 1
     for d in shape:
@@ -327,7 +305,3 @@ def _prod(shape: Shape) -> int:
 
 def _fmt(shape: Shape) -> str:
     return "x".join(str(d) for d in shape)
-
-
-def _json(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value)

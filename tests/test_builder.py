@@ -14,7 +14,8 @@ from cnn_core.augment import Augmentation
 from cnn_core.builder import bfloat16_is_faster, build_model, cpu_has_bfloat16, uses_gpu
 from cnn_core.errors import ConfigError, SpecError
 from cnn_core.presets import load_preset
-from cnn_core.spec import LayerSpec, ModelSpec
+from cnn_core.shapes import analyze
+from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
 
 TUTORIAL = load_preset("tutorial_cnn").spec
 TINY = ModelSpec(
@@ -165,3 +166,25 @@ def test_engine_code_uses_only_backend_neutral_keras():
         ):
             offenders.append(path.name)
     assert offenders == []
+
+
+def test_whole_floats_in_the_spec_validate_build_and_train():
+    # Issue 14: validate said yes and the worker failed on the raw 3.0 ("must be a tuple of 2
+    # integers"); the builder now reads the values the checks normalised.
+    spec = parse_spec(
+        '{"version": 1, "name": "Floats", "input_shape": [8, 8, 3], "num_classes": 2, "layers": ['
+        '{"type": "Conv2D", "filters": 8.0, "kernel_size": 3.0, "strides": 1.0},'
+        '{"type": "MaxPooling2D", "pool_size": 2.0}, {"type": "Flatten"},'
+        '{"type": "Dense", "units": 4.0}, {"type": "Dropout", "rate": 0}]}'
+    )
+    analysis = analyze(spec)
+    assert analysis.valid, [p.message for p in analysis.problems]
+    assert spec.layers[0].params["kernel_size"] == 3.0  # the saved spec keeps what was written
+    model = build_model(spec)
+    assert model.get_layer("conv2d_1").get_config()["kernel_size"] == (3, 3)
+    assert model.count_params() == analysis.total_params
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    images = np.random.default_rng(0).integers(0, 256, size=(16, 8, 8, 3), dtype=np.uint8)
+    labels = np.arange(16) % 2
+    history = model.fit(images, labels, epochs=1, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

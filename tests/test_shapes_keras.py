@@ -84,7 +84,7 @@ def first_violation(spec: ModelSpec) -> int | None:
         rank = len(x.shape)
         if (kind.accepts == "flat" and rank == 4) or (kind.accepts == "spatial" and rank == 2):
             return index
-        nodes = keras_nodes(index, kind, kind.resolve(item.params), tuple(x.shape[1:]))
+        nodes = keras_nodes(index, kind, kind.resolve(item.params).params, tuple(x.shape[1:]))
         try:
             x = apply_nodes(nodes, x)
         except ValueError:  # Keras refuses: the output would be empty
