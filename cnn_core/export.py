@@ -17,7 +17,7 @@ from cnn_core.shapes import analyze
 from cnn_core.spec import ModelSpec
 
 # Keyword arguments left out of the script when they equal Keras' own default, for readability.
-_KERAS_DEFAULTS = {"strides": 1, "padding": "valid", "activation": "linear", "use_bias": True}
+_KERAS_DEFAULTS = {"strides": (1, 1), "padding": "valid", "activation": "linear", "use_bias": True}
 
 
 def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) -> str:
@@ -109,6 +109,8 @@ def _kwargs(node: KerasNode) -> list[str]:
 
 
 def _literal(value: object) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        value = value[0]  # a square window reads as Keras' own shorthand: kernel_size=3
     return json.dumps(value) if isinstance(value, str) else repr(value)  # double quotes
 
 

@@ -37,7 +37,7 @@ class Param:
     """One key a layer kind takes, with its type, default and bounds."""
 
     name: str
-    type: str  # "int", "float", "bool" or "choice"
+    type: str  # "int", "pair" (of ints: height, width), "float", "bool" or "choice"
     default: Any = REQUIRED
     low: float | None = None
     high: float | None = None
@@ -54,6 +54,11 @@ class Param:
         """The allowed values in words, e.g. 'a whole number from 1 to 8192'."""
         if self.type == "int":
             return f"a whole number from {self.low:g} to {self.high:g}"
+        if self.type == "pair":
+            return (
+                f"a whole number from {self.low:g} to {self.high:g}, or a list of two of them "
+                "[height, width]"
+            )
         if self.type == "float":
             close = ")" if self.high_open else "]"
             return f"a number in [{self.low:g}, {self.high:g}{close}"
@@ -73,21 +78,34 @@ class Param:
             if isinstance(value, str) and value.lower() in self.choices:
                 return None, f'must be written in lower case: "{value.lower()}"'
             return None, f"must be {self.describe_range()}, got {_show(value)}"
+        if self.type == "pair":  # as Keras' standardize_tuple: n means (n, n)
+            items = value if isinstance(value, list | tuple) else [value, value]
+            pair = tuple(self._number(item, whole=True) for item in items)
+            if len(pair) != 2 or None in pair:
+                return None, f"must be {self.describe_range()}, got {_show(value)}"
+            return pair, None
+        number = self._number(value, whole=self.type == "int")
+        if number is None:
+            return None, f"must be {self.describe_range()}, got {_show(value)}"
+        return number, None
+
+    def _number(self, value: Any, *, whole: bool) -> int | float | None:
+        """`value` as an int (`whole`) or a float within the bounds, or None if it is not one."""
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return None, f"must be {self.describe_range()}, got {_show(value)}"
+            return None
         if isinstance(value, float) and not math.isfinite(value):
-            return None, f"must be {self.describe_range()}, got {_show(value)}"
-        if self.type == "int":
+            return None
+        if whole:
             if isinstance(value, float):
                 if not value.is_integer():
-                    return None, f"must be {self.describe_range()}, got {_show(value)}"
+                    return None
                 value = int(value)
         else:
             value = float(value)
         too_high = value >= self.high if self.high_open else value > self.high
         if value < self.low or too_high:
-            return None, f"must be {self.describe_range()}, got {_show(value)}"
-        return value, None
+            return None
+        return value
 
 
 def _show(value: Any) -> str:
@@ -205,7 +223,10 @@ class LayerKind:
                     shown = f'"{example}"' if isinstance(example, str) else str(example)
                     message = f'{param.name} is required; add e.g. "{param.name}": {shown}'
                     errors.append(ParamError(param.name, "missing_key", message))
-                resolved[param.name] = param.default
+                default = param.default
+                if default is not REQUIRED and default is not None:
+                    default = param.check(default)[0]  # why: 1 becomes (1, 1) like a given 1
+                resolved[param.name] = default
                 continue
             value, error = param.check(given[param.name])
             if error:
@@ -221,10 +242,10 @@ class LayerKind:
         for key in self.key_params:
             value = params[key]
             if key in ("kernel_size", "pool_size"):
-                parts.append(f"{value}x{value}")
+                parts.append(_fmt(value))
             elif key == "strides":
-                if value != 1 and value != params.get("pool_size"):
-                    parts.append(f"stride {value}")
+                if value != (1, 1) and value != params.get("pool_size"):
+                    parts.append(f"stride {value[0] if value[0] == value[1] else _fmt(value)}")
             elif key == "rate":
                 parts.append(f"{value:g}")
             elif key == "activation" and value == "linear":
@@ -256,11 +277,12 @@ def _windowed(kind: str, window_key: str) -> Callable[[Shape, Mapping[str, Any]]
     def output(shape: Shape, p: Mapping[str, Any]) -> Shape:
         h, w, c = shape
         window, stride, padding = p[window_key], p["strides"], p["padding"]
-        ho, wo = (window_out(n, window, stride, padding) for n in (h, w))
+        sides = zip((h, w), window, stride, strict=True)
+        ho, wo = (window_out(n, k, s, padding) for n, k, s in sides)
         if ho < 1 or wo < 1:
             what = "kernel" if window_key == "kernel_size" else "pooling window"
             raise ShapeError(
-                f"the {h}x{w} feature map is too small for a {window}x{window} {what} with "
+                f"the {h}x{w} feature map is too small for a {_fmt(window)} {what} with "
                 f"padding='valid' (the output would be {max(ho, 0)}x{max(wo, 0)}); remove a "
                 "pooling layer or use padding='same'",
                 rule="shrinks_to_zero",
@@ -272,24 +294,23 @@ def _windowed(kind: str, window_key: str) -> Callable[[Shape, Mapping[str, Any]]
 
 
 def _conv_params(shape: Shape, p: Mapping[str, Any]) -> int:
-    k, f = p["kernel_size"], p["filters"]
-    return k * k * shape[-1] * f + (f if p["use_bias"] else 0)
+    (kh, kw), f = p["kernel_size"], p["filters"]
+    return kh * kw * shape[-1] * f + (f if p["use_bias"] else 0)
 
 
 def _conv_macs(inp: Shape, out: Shape, p: Mapping[str, Any]) -> int:
-    k = p["kernel_size"]
-    return out[0] * out[1] * out[2] * k * k * inp[-1]
+    kh, kw = p["kernel_size"]
+    return out[0] * out[1] * out[2] * kh * kw * inp[-1]
 
 
 def _residual_output(shape: Shape, p: Mapping[str, Any]) -> Shape:
-    h, w, _ = shape
-    s = p["strides"]
-    return (-(-h // s), -(-w // s), p["filters"])
+    (h, w, _), (sh, sw) = shape, p["strides"]
+    return (-(-h // sh), -(-w // sw), p["filters"])
 
 
 def _residual_projects(shape: Shape, p: Mapping[str, Any]) -> bool:
     """A projection shortcut is needed when the channel count or the size changes."""
-    return shape[-1] != p["filters"] or p["strides"] != 1
+    return shape[-1] != p["filters"] or p["strides"] != (1, 1)
 
 
 def _residual_params(shape: Shape, p: Mapping[str, Any]) -> int:
@@ -369,15 +390,16 @@ _FILTERS = Param(
 )
 _KERNEL = Param(
     "kernel_size",
-    "int",
+    "pair",
     low=1,
     high=11,
     example=3,
-    help="Width and height of the square window each filter looks at (3 is the usual choice).",
+    help="Height and width of the window each filter looks at (3 is the usual choice; [3, 5] is "
+    "a 3x5 window).",
 )
 _STRIDES = Param(
     "strides",
-    "int",
+    "pair",
     default=1,
     low=1,
     high=4,
@@ -405,15 +427,16 @@ _USE_BIAS = Param(
 )
 _POOL = Param(
     "pool_size",
-    "int",
+    "pair",
     default=2,
     low=1,
     high=11,
-    help="Width and height of the square pooling window. 2 halves the height and width.",
+    help="Height and width of the pooling window (or [height, width]). 2 halves the height and "
+    "width.",
 )
 _POOL_STRIDES = Param(
     "strides",
-    "int",
+    "pair",
     default=None,
     low=1,
     high=4,
@@ -584,7 +607,7 @@ _KINDS = (
             ),
             Param(
                 "strides",
-                "int",
+                "pair",
                 default=1,
                 low=1,
                 high=2,

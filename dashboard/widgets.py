@@ -96,6 +96,8 @@ def set_draft(spec: ModelSpec) -> None:
 def param_input_ui(param: Param, *, key: str, value: Any) -> Any:
     """One bounded widget for one parameter, with the registry's help text."""
     label = param.name.replace("_", " ")
+    if param.type == "pair":  # why: the widgets offer square windows; a [h, w] list shows h
+        value = value[0] if isinstance(value, list | tuple) and value else value
     if param.type == "bool":
         return st.checkbox(label, value=bool(value), key=key, help=param.help)
     if param.type == "choice":
@@ -107,7 +109,7 @@ def param_input_ui(param: Param, *, key: str, value: Any) -> Any:
         index = options.index(value) if value in options else 0
         chosen = st.selectbox(label, options, index=index, key=key, help=param.help)
         return None if chosen == POOL_DEFAULT else chosen
-    if param.type == "int":
+    if param.type in ("int", "pair"):
         start = value if isinstance(value, int) and not isinstance(value, bool) else None
         start = start if start is not None else param.example or param.default or int(param.low)
         start = min(max(int(start), int(param.low)), int(param.high))

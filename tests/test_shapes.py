@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cnn_core.errors import SpecError
@@ -151,6 +153,16 @@ def test_missing_required_key_says_what_to_add():
             "strides must be a whole number from 1 to 2",
         ),
         ({"type": "MaxPooling2D", "pool_size": 0}, "pool_size must be a whole number from 1 to 11"),
+        ({"type": "Conv2D", "filters": 8.5, "kernel_size": 3}, "filters must be .*, got 8.5"),
+        (
+            {"type": "Conv2D", "filters": 8, "kernel_size": [3]},
+            r"kernel_size must be .* or a list of two of them \[height, width\], got \[3\]",
+        ),
+        ({"type": "Conv2D", "filters": 8, "kernel_size": "3"}, "kernel_size must be .*, got '3'"),
+        ({"type": "Conv2D", "filters": 8, "kernel_size": [3, 3, 3]}, "kernel_size must be"),
+        ({"type": "Conv2D", "filters": 8, "kernel_size": [3, 2.5]}, r"got \[3, 2.5\]"),
+        ({"type": "Conv2D", "filters": 8, "kernel_size": 3, "strides": [2, 0]}, "strides must"),
+        ({"type": "MaxPooling2D", "strides": [2, True]}, "strides must be"),
     ],
 )
 def test_values_out_of_bounds_or_of_the_wrong_type(layer, words):
@@ -160,6 +172,42 @@ def test_values_out_of_bounds_or_of_the_wrong_type(layer, words):
     assert problems[0].rule == "bad_value"
     assert problems[0].message.startswith(f"Layer 1 ({layer['type']}): ")
     assert __import__("re").search(words, problems[0].message), problems[0].message
+
+
+def test_parameters_are_resolved_once_for_everything_after_the_checks():
+    spec = spec_of(
+        {"type": "Conv2D", "filters": 8.0, "kernel_size": [3.0, 5], "padding": "same"},
+        {"type": "MaxPooling2D"},
+        {"type": "ResidualBlock", "filters": 4, "strides": 2.0},
+        {"type": "Flatten"},
+    )
+    analysis = analyze(spec)
+    assert analysis.valid, [p.message for p in analysis.problems]
+    conv, pool, block = (info.resolved for info in analysis.layers[:3])
+    assert dict(conv) == {
+        "filters": 8,
+        "kernel_size": (3, 5),
+        "strides": (1, 1),  # the default, filled in and written as a pair like the rest
+        "padding": "same",
+        "activation": "linear",
+        "use_bias": True,
+    }
+    assert type(conv["filters"]) is int
+    assert pool["strides"] == pool["pool_size"] == (2, 2)  # Keras: strides default to pool_size
+    assert block["strides"] == (2, 2)
+    with pytest.raises(TypeError):
+        conv["filters"] = 9  # type: ignore[index]  # why: read-only, so no one re-normalises
+    assert json.loads(json.dumps(dict(conv)))["kernel_size"] == [3, 5]
+    assert analysis.layers[0].description == "Conv2D 8, 3x5, same"
+    assert analysis.layers[0].params == 3 * 5 * 3 * 8 + 8
+    assert analysis.layers[-1].resolved is None  # the head has no spec parameters
+    assert spec.layers[0].params["kernel_size"] == [3.0, 5]  # the spec keeps what was written
+
+
+def test_a_layer_with_a_bad_value_has_no_resolved_parameters():
+    analysis = analyze(spec_of({"type": "Conv2D", "filters": 8.5, "kernel_size": 3}))
+    assert analysis.layers[0].resolved is None
+    assert analysis.problems[0].message.startswith("Layer 1 (Conv2D): filters must be")
 
 
 def test_whole_floats_are_accepted_as_integers():

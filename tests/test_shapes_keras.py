@@ -129,3 +129,102 @@ def test_inference_agrees_with_keras(spec: ModelSpec):
     first = analysis.problems[0]
     expected = len(spec.layers) if first.rule == "ends_spatial" else first.layer
     assert violation == expected, (violation, first.message)
+
+
+@st.composite
+def perturbed(draw: st.DrawFn, spec: ModelSpec) -> ModelSpec:
+    """`spec` written differently but meaning the same: whole numbers as floats, a window or a
+    stride as a pair [n, n] (or the pair as its float twin), keys at their default left out."""
+    layers = []
+    for item in spec.layers:
+        kind = KINDS[item.type]
+        params = {}
+        for key, value in item.params.items():
+            param = kind.param(key)
+            if value == param.default and draw(st.booleans()):
+                continue  # left out: the default fills it
+            if param.type in ("int", "pair") and draw(st.booleans()):
+                value = float(value)
+            if param.type == "pair" and draw(st.booleans()):
+                value = [value, draw(st.sampled_from([value, int(value), float(value)]))]
+            params[key] = value
+        layers.append(LayerSpec(item.type, params))
+    return ModelSpec(
+        input_shape=spec.input_shape, num_classes=spec.num_classes, layers=tuple(layers)
+    )
+
+
+SPATIAL = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "ResidualBlock", "SpatialDropout2D")
+FLAT = ("Dense", "Dropout", "BatchNormalization", "Activation")
+
+
+def kinds_layer(kinds: tuple[str, ...]) -> st.SearchStrategy[LayerSpec]:
+    return st.sampled_from(kinds).flatmap(
+        lambda kind: LAYERS[kind].map(lambda params: LayerSpec(kind, params))
+    )
+
+
+@st.composite
+def buildable_specs(draw: st.DrawFn) -> ModelSpec:
+    """Specs that mostly pass (feature maps, then a flattening layer, then vectors), so that the
+    property below builds many models rather than refusing most of them."""
+    body = draw(st.lists(kinds_layer(SPATIAL), min_size=1, max_size=4))
+    body += draw(ending.filter(bool)) + draw(st.lists(kinds_layer(FLAT), max_size=2))
+    return ModelSpec(
+        input_shape=(draw(small_int(12, 34)), draw(small_int(12, 34)), 3),
+        num_classes=draw(small_int(2, 12)),
+        layers=tuple(body),
+    )
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_values_written_differently_validate_and_build_the_same(data: st.DataObject):
+    # Issue 14: what `analyze` accepts is what Keras builds, however a valid value is written.
+    spec = data.draw(st.one_of(buildable_specs(), specs()))
+    again = data.draw(perturbed(spec))
+    analysis, other = analyze(spec), analyze(again)
+    assert other.valid == analysis.valid, [p.message for p in other.problems]
+    assert [p.rule for p in other.problems] == [p.rule for p in analysis.problems]
+    assert [i.output_shape for i in other.layers] == [i.output_shape for i in analysis.layers]
+    assert [i.resolved for i in other.layers] == [i.resolved for i in analysis.layers]
+    if other.valid:
+        event("valid")
+        model = build_model(again)  # raw floats or pairs would make Keras refuse here
+        assert tuple(model.output.shape[1:]) == other.layers[-1].output_shape
+        assert model.count_params() == other.total_params
+
+
+window = st.one_of(small_int(1, 5), st.lists(small_int(1, 5), min_size=2, max_size=2))
+step = st.one_of(small_int(1, 3), st.lists(small_int(1, 3), min_size=2, max_size=2))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kernel=window,
+    strides=step,
+    pool=window,
+    padding=st.sampled_from(["valid", "same"]),
+    side=small_int(4, 20),
+)
+def test_non_square_windows_and_strides_agree_with_keras(kernel, strides, pool, padding, side):
+    spec = ModelSpec(
+        input_shape=(side, side + 3, 3),
+        num_classes=2,
+        layers=(
+            LayerSpec("Conv2D", {"filters": 3, "kernel_size": kernel, "strides": strides}),
+            LayerSpec("MaxPooling2D", {"pool_size": pool, "padding": padding}),
+            LayerSpec("ResidualBlock", {"filters": 4, "strides": [1, 2]}),
+            LayerSpec("Flatten"),
+        ),
+    )
+    analysis = analyze(spec)
+    if not analysis.valid:
+        assert {p.rule for p in analysis.problems} == {"shrinks_to_zero"}
+        assert first_violation(spec) == analysis.problems[0].layer
+        return
+    model = build_model(spec)
+    for info in analysis.layers[:-1]:
+        keras_shape = tuple(model.get_layer(layer_name(info.index, info.type)).output.shape[1:])
+        assert keras_shape == info.output_shape, (info.index, info.type)
+    assert model.count_params() == analysis.total_params
