@@ -22,6 +22,8 @@ PROJECTING = ModelSpec(
     layers=(
         LayerSpec("Conv2D", {"filters": 5, "kernel_size": 3, "strides": 2, "activation": "gelu"}),
         LayerSpec("ResidualBlock", {"filters": 7, "strides": 2}),
+        # written loosely on purpose: the script gets the resolved ints and pairs
+        LayerSpec("Conv2D", {"filters": 6.0, "kernel_size": [1, 3.0], "padding": "same"}),
         LayerSpec("ResidualBlock", {"filters": 7}),
         LayerSpec("AveragePooling2D", {"pool_size": 2, "padding": "same"}),
         LayerSpec("SpatialDropout2D", {"rate": 0.1}),
@@ -86,3 +88,10 @@ def test_exported_script_reads_well():
     assert 'layers.Rescaling(scale=1 / 255, name="rescale")' in code
     assert "augment" not in code  # no augmentation asked for
     assert max(len(line) for line in code.splitlines()) < 100
+
+
+def test_exported_script_has_the_resolved_values_not_the_written_ones():
+    code = export_code(PROJECTING)
+    assert "layers.Conv2D(filters=5, kernel_size=3, strides=2, " in code  # square: Keras' shorthand
+    assert 'layers.Conv2D(filters=6, kernel_size=(1, 3), padding="same", ' in code
+    assert "6.0" not in code and "3.0" not in code
