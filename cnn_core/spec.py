@@ -165,8 +165,9 @@ def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
 def spec_from_dict(data: Any, *, source: str = "the spec") -> ModelSpec:
     """Build a `ModelSpec` from decoded JSON, refusing anything that is not this format.
 
-    Layer parameters are kept as written; their values are checked by `shapes.analyze`, which
-    can then report every problem next to its layer.
+    Layer parameters are kept as written (a saved spec reads as its author wrote it); their
+    values are checked and normalised once by `LayerKind.resolve`, through `shapes.analyze`, which
+    reports every problem next to its layer and keeps the resolved values for the builder.
     """
     if not isinstance(data, dict):
         raise SpecError(

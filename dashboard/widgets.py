@@ -110,7 +110,8 @@ def param_input_ui(param: Param, *, key: str, value: Any) -> Any:
         chosen = st.selectbox(label, options, index=index, key=key, help=param.help)
         return None if chosen == POOL_DEFAULT else chosen
     if param.type in ("int", "pair"):
-        start = value if isinstance(value, int) and not isinstance(value, bool) else None
+        whole = isinstance(value, int | float) and not isinstance(value, bool)
+        start = int(value) if whole and float(value).is_integer() else None  # 3.0 shows as 3
         start = start if start is not None else param.example or param.default or int(param.low)
         start = min(max(int(start), int(param.low)), int(param.high))
         return st.number_input(
