@@ -468,3 +468,22 @@ def test_a_quick_try_trains_and_is_evaluated_on_the_files_its_split_recorded(tmp
     assert any("limit 30" in note for note in run.status().notes)
     report = evaluate_run(run)
     assert sum(row["support"] for row in report["per_class"]) == 10
+
+
+def test_a_spec_written_with_whole_floats_trains(data_dir, tmp_path):
+    # Issue 14: `validate` accepted this and the worker failed with "The kernel_size argument
+    # must be a tuple of 2 integers"; the run's spec.json keeps the floats as written.
+    spec = ModelSpec(
+        name="Floats",
+        input_shape=(8, 8, 3),
+        num_classes=3,
+        layers=(
+            LayerSpec("Conv2D", {"filters": 8.0, "kernel_size": 3.0, "strides": [1, 1.0]}),
+            LayerSpec("GlobalAveragePooling2D"),
+        ),
+    )
+    config = TrainConfig(epochs=1, batch_size=16, seed=1)
+    run = api.start_run(spec, config, data_source=str(data_dir), root=tmp_path, detach=False)
+    status = run.status()
+    assert status.state == "completed", f"{status.error}\n{run.log_tail()}"
+    assert json.loads(run.file("spec.json").read_text())["layers"][0]["kernel_size"] == 3.0
