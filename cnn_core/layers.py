@@ -1,6 +1,7 @@
 """The registry of layer kinds: the one place that says what each kind of layer is.
 
-Each `LayerKind` knows its parameters (types, defaults, bounds, help text), what input it accepts,
+Each `LayerKind` knows its parameters (types, defaults, bounds, help text) and resolves a layer's
+keys once (`LayerKind.resolve`: values normalised, defaults filled), what input it accepts,
 how it changes the shape, how many parameters and multiply-adds it costs, and which Keras layers
 make it up (as plain `KerasNode` data). Validation, shape inference, the Keras builder, the
 dashboard's sidebar widgets and code export all read this table; adding a kind touches only here.
@@ -159,10 +160,6 @@ class Resolution:
 
     params: Mapping[str, Any]
     errors: tuple[ParamError, ...] = ()
-
-    @property
-    def usable(self) -> bool:
-        return all(error.rule == "unknown_key" for error in self.errors)
 
 
 def suggest(word: str, options: Iterable[str]) -> str | None:
