@@ -43,6 +43,7 @@ from cnn_core.datasets import Dataset, load_dataset
 from cnn_core.errors import UserError
 from cnn_core.feed import Feed
 from cnn_core.runs import Run, RunStatus, atomic_write_json, atomic_write_text, now_iso
+from cnn_core.spec import ModelSpec
 from cnn_core.terminal import terminal_safe
 
 log = logging.getLogger("cnn_core.train")
@@ -488,21 +489,19 @@ def _recorded(run: Run, status: RunStatus) -> RunStatus:
     return latest if latest is not None and latest.pid == status.pid else status
 
 
-def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
-    spec, config = run.spec(), run.config()
-    seed = config.seed if config.seed is not None else status.seed
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**31)
-    status = replace(status, seed=seed)
-    keras.utils.set_random_seed(seed)
-
+def _load_data(
+    run: Run, spec: ModelSpec, config: TrainConfig
+) -> tuple[ModelSpec, Dataset, list[str]]:
+    """The run's dataset, loaded as its configuration says (test split, limit); the spec sized
+    to the data's classes (and rewritten in the run when it changes); dataset.json completed;
+    and the notes that tell the user what was found."""
     _write_progress(run, {"phase": "loading data"})
     source = run.dataset().get("source")
     h, w, c = spec.input_shape
     data = load_dataset(
         source, image_size=(h, w), channels=c, test_split=config.test_split, limit=config.limit
     )
-    notes = list(status.notes)
+    notes: list[str] = []
     if data.skipped:
         notes.append(
             f"{data.skipped} file(s) in the class folders were skipped: not images, or "
@@ -528,6 +527,19 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
             f"validation-folder and {len(data.y_test)} test images, chosen per class before "
             "decoding."
         )
+    return spec, data, notes
+
+
+def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
+    spec, config = run.spec(), run.config()
+    seed = config.seed if config.seed is not None else status.seed
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    status = replace(status, seed=seed)
+    keras.utils.set_random_seed(seed)
+
+    spec, data, data_notes = _load_data(run, spec, config)
+    notes = [*status.notes, *data_notes]
 
     train, val = split_indices(data, config, seed)
     record_split(run, data, train, val)

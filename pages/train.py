@@ -16,7 +16,7 @@ from cnn_core.data.report import DatasetReport, check_dataset
 from cnn_core.datasets import SourceInfo, inspect_source
 from cnn_core.errors import UserError
 from cnn_core.presets import list_presets, mark_modified
-from cnn_core.runs import Run, RunError, open_run
+from cnn_core.runs import Run, RunError, RunStatus, open_run
 from cnn_core.shapes import analyze
 from cnn_core.spec import parse_spec
 from cnn_core.uploads import save_upload
@@ -71,7 +71,14 @@ def live_run_ui(name: str) -> None:
     for note in status.notes:
         st.info(plain(note), icon=":material/info:")
 
-    if status.state == "queued":
+    _progress_ui(status.state, progress)
+    _controls_ui(run, status, user)
+    _curves_ui(run, status, history)
+
+
+def _progress_ui(state: str, progress: dict) -> None:
+    """Where a queued or training run is: waiting, or epoch, batch, speed and time left."""
+    if state == "queued":
         # The worker writes phase "queued" only while it waits for a slot: behind a run that
         # trains (runs_ahead counts only queued runs, so it is 0 then) or behind queued ones.
         waiting = progress.get("phase") == "queued"
@@ -79,7 +86,7 @@ def live_run_ui(name: str) -> None:
             "Waiting for the run before it to finish." if waiting else "Starting…",
             icon=":material/schedule:",
         )
-    elif status.state == "running":
+    elif state == "running":
         phase = progress.get("phase", "starting")
         batch, batches = progress.get("batch") or 0, progress.get("batches") or 0
         text = f"{phase.capitalize()}"
@@ -96,6 +103,9 @@ def live_run_ui(name: str) -> None:
                 text += " · estimating the time left"
         st.progress(min(batch / batches, 1.0) if batches else 0.0, text=text)
 
+
+def _controls_ui(run: Run, status: RunStatus, user: access.Principal) -> None:
+    """Stop a live run; resume or extend a finished one; open it in Evaluate."""
     buttons = st.columns(4)
     if status.active:
         if buttons[0].button("Stop", key="stop_run", icon=":material/stop:"):
@@ -123,6 +133,9 @@ def live_run_ui(name: str) -> None:
             query_params={"run": run.name},
         )
 
+
+def _curves_ui(run: Run, status: RunStatus, history: list) -> None:
+    """The accuracy and loss curves, overfitting advice and the latest epochs' table."""
     if history or status.active:
         # Drawn (empty) while the first epoch trains, so the browser has loaded the chart code
         # before the first point comes: loading it at that moment delayed the point by seconds.

@@ -252,56 +252,8 @@ def from_tree(
         groups = {"train": groups["train"], "test": groups["val"]}
     _refuse_outside_links(outside, groups.values(), where=where)
 
-    classes = {
-        group: sorted({nfc(name) for name in children.get(prefix, [])})
-        for group, prefix in groups.items()
-    }
-    first = next(iter(groups))
-    if not classes[first] and roles:
-        split = roles["train"]
-        loose_files = sum(1 for parts, _ in members if parts[:-1] == groups[first])
-        raise DataError(
-            f"The {split}/ folder in {where} has no class folders (found {loose_files} file(s) "
-            f"directly in it); put its images in one folder per class, e.g. {split}/cat/ and "
-            f"{split}/dog/, and the same in the other split folders."
-        )
-    if not classes[first]:
-        raise _no_class_folders(root, children, [p for p, _ in members], where=where)
-    for group in groups:
-        _check_same_classes(classes, first, group, groups, where=where)
-    class_names = tuple(classes[first])
-    if len(class_names) < 2:
-        folder = "/".join(groups[first]) or where
-        raise DataError(
-            f"{where} has {len(class_names)} class folder ({class_names[0]}/ in {folder}); a "
-            "classifier needs at least two, one folder of images per class."
-        )
-    index = {name: i for i, name in enumerate(class_names)}
-
-    # Every file in a class folder, any depth, whatever its name: opened by content below.
-    chosen: dict[str, list[tuple[str, int, Payload]]] = {group: [] for group in groups}
-    loose: dict[str, int] = dict.fromkeys(groups, 0)
-    by_folder = {prefix: group for group, prefix in groups.items()}
-    for parts, payload in sorted(members, key=lambda item: (tuple(map(nfc, item[0])), item[0])):
-        for cut in (len(root) + 1, len(root)):
-            group = by_folder.get(parts[:cut])
-            if group is not None:
-                break
-        else:
-            continue  # outside the split folders (a README beside them, say)
-        if len(parts) == cut + 1:
-            loose[group] += images.has_dataset_suffix(parts[-1])  # not in a class folder
-            continue
-        relative = "/".join(parts[len(root) :])
-        chosen[group].append((relative, index[nfc(parts[cut])], payload))
-    for group, items in chosen.items():
-        counts = np.bincount([label for _, label, _ in items], minlength=len(class_names))
-        for i in np.flatnonzero(counts == 0):
-            folder = "/".join((*groups[group][len(root) :], class_names[i]))
-            raise DataError(
-                f"The class folder {folder} in {where} has no images; add images to it or "
-                "remove it" + (f" from every split folder ({_folders(groups)})." if roles else ".")
-            )
+    class_names = _class_names(members, children, root, roles, groups, where=where)
+    chosen, loose = _assign_files(members, root, groups, class_names, roles, where=where)
 
     items = [item for group in groups for item in chosen[group]]  # one pass, one set of workers
     labels = np.array([label for _, label, _ in items], dtype=np.int64)
@@ -393,6 +345,82 @@ def from_tree(
         val_files=tuple(names[part["val"]]) if val else None,
         facts=facts[ok],
     )
+
+
+def _class_names(
+    members: Sequence[tuple[tuple[str, ...], Payload]],
+    children: Mapping[tuple[str, ...], list[str]],
+    root: tuple[str, ...],
+    roles: dict[str, str],
+    groups: dict[str, tuple[str, ...]],
+    *,
+    where: str,
+) -> tuple[str, ...]:
+    """The class folders' names (NFC), the same in every split folder, at least two of them."""
+    classes = {
+        group: sorted({nfc(name) for name in children.get(prefix, [])})
+        for group, prefix in groups.items()
+    }
+    first = next(iter(groups))
+    if not classes[first] and roles:
+        split = roles["train"]
+        loose_files = sum(1 for parts, _ in members if parts[:-1] == groups[first])
+        raise DataError(
+            f"The {split}/ folder in {where} has no class folders (found {loose_files} file(s) "
+            f"directly in it); put its images in one folder per class, e.g. {split}/cat/ and "
+            f"{split}/dog/, and the same in the other split folders."
+        )
+    if not classes[first]:
+        raise _no_class_folders(root, children, [p for p, _ in members], where=where)
+    for group in groups:
+        _check_same_classes(classes, first, group, groups, where=where)
+    class_names = tuple(classes[first])
+    if len(class_names) < 2:
+        folder = "/".join(groups[first]) or where
+        raise DataError(
+            f"{where} has {len(class_names)} class folder ({class_names[0]}/ in {folder}); a "
+            "classifier needs at least two, one folder of images per class."
+        )
+    return class_names
+
+
+def _assign_files(
+    members: Sequence[tuple[tuple[str, ...], Payload]],
+    root: tuple[str, ...],
+    groups: dict[str, tuple[str, ...]],
+    class_names: tuple[str, ...],
+    roles: dict[str, str],
+    *,
+    where: str,
+) -> tuple[dict[str, list[tuple[str, int, Payload]]], dict[str, int]]:
+    """Each split group's files (relative name, label, payload) and its count of images lying
+    loose beside the class folders; a class folder without a file is refused."""
+    index = {name: i for i, name in enumerate(class_names)}
+    # Every file in a class folder, any depth, whatever its name: opened by content below.
+    chosen: dict[str, list[tuple[str, int, Payload]]] = {group: [] for group in groups}
+    loose: dict[str, int] = dict.fromkeys(groups, 0)
+    by_folder = {prefix: group for group, prefix in groups.items()}
+    for parts, payload in sorted(members, key=lambda item: (tuple(map(nfc, item[0])), item[0])):
+        for cut in (len(root) + 1, len(root)):
+            group = by_folder.get(parts[:cut])
+            if group is not None:
+                break
+        else:
+            continue  # outside the split folders (a README beside them, say)
+        if len(parts) == cut + 1:
+            loose[group] += images.has_dataset_suffix(parts[-1])  # not in a class folder
+            continue
+        relative = "/".join(parts[len(root) :])
+        chosen[group].append((relative, index[nfc(parts[cut])], payload))
+    for group, items in chosen.items():
+        counts = np.bincount([label for _, label, _ in items], minlength=len(class_names))
+        for i in np.flatnonzero(counts == 0):
+            folder = "/".join((*groups[group][len(root) :], class_names[i]))
+            raise DataError(
+                f"The class folder {folder} in {where} has no images; add images to it or "
+                "remove it" + (f" from every split folder ({_folders(groups)})." if roles else ".")
+            )
+    return chosen, loose
 
 
 def _refuse_unreadable_classes(
