@@ -12,6 +12,8 @@ from cnn_core.presets import load_preset
 from cnn_core.shapes import RULES, analyze, check_spec
 from cnn_core.spec import LayerSpec, ModelSpec
 
+FLAT = {"type": "Flatten"}
+
 
 def spec_of(*layers: dict, input_shape=(32, 32, 3), num_classes=10) -> ModelSpec:
     return ModelSpec(
@@ -76,18 +78,28 @@ def test_pool_strides_default_to_pool_size_and_odd_sizes_round_like_keras():
     assert shapes == [(10, 5, 1), (10, 5, 1), (5, 3, 4), (4,), (10,)]
 
 
-def test_every_problem_names_a_stated_rule():
-    assert set(RULES) == {
-        "unknown_kind",
-        "unknown_key",
-        "missing_key",
-        "bad_value",
-        "spatial_after_flat",
-        "dense_on_spatial",
-        "ends_spatial",
-        "shrinks_to_zero",
-        "too_many_params",
-    }
+# One spec that breaks each stated rule, and only that rule.
+BREAKS = {
+    "unknown_kind": [{"type": "Conv3D"}],
+    "unknown_key": [{"type": "Conv2D", "filtrs": 32, "filters": 8, "kernel_size": 3}, FLAT],
+    "missing_key": [{"type": "Conv2D", "kernel_size": 3}, FLAT],
+    "bad_value": [{"type": "Conv2D", "filters": 8.5, "kernel_size": 3}, FLAT],
+    "spatial_after_flat": [FLAT, {"type": "Conv2D", "filters": 8, "kernel_size": 3}],
+    "dense_on_spatial": [{"type": "Dense", "units": 8}, FLAT],
+    "ends_spatial": [{"type": "Conv2D", "filters": 8, "kernel_size": 3}],
+    "shrinks_to_zero": [*[{"type": "Conv2D", "filters": 8, "kernel_size": 11}] * 4, FLAT],
+    "too_many_params": [FLAT, {"type": "Dense", "units": 8192}, {"type": "Dense", "units": 8192}],
+}
+
+
+@pytest.mark.parametrize("rule", sorted(BREAKS))
+def test_each_stated_rule_is_what_its_breach_reports(rule: str) -> None:
+    assert [p.rule for p in analyze(spec_of(*BREAKS[rule])).problems] == [rule]
+
+
+def test_every_stated_rule_can_be_broken() -> None:
+    """A rule added to RULES without a spec that breaks it here fails this test."""
+    assert set(RULES) == set(BREAKS)
 
 
 def test_typo_in_a_key_is_caught_with_a_suggestion():
