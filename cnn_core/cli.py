@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cnn_core import settings
 from cnn_core.errors import SpecError, UserError
 from cnn_core.runs import Run, RunStatus, list_runs, open_run, runs_root
 from cnn_core.shapes import Analysis, analyze
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     except Exception as exc:  # a bug: say so in one line, keep the traceback for who asks
-        if os.environ.get("CNN_CORE_DEBUG"):
+        if settings.debug():
             traceback.print_exc()
         say(
             f"unexpected error: {type(exc).__name__}: {exc} (this is a bug; set CNN_CORE_DEBUG=1 "

@@ -204,3 +204,16 @@ def max_photos() -> int:
             f"(default {DEFAULT_MAX_PHOTOS}), or unset it."
         )
     return value
+
+
+DEFAULT_MAX_PARALLEL = 1  # runs training at once per runs root: one CPU machine trains one well
+
+
+def max_parallel() -> int:
+    """``CNN_CORE_MAX_PARALLEL``: runs that may train at once per runs root (default 1)."""
+    return int(_positive("CNN_CORE_MAX_PARALLEL", DEFAULT_MAX_PARALLEL, "runs"))
+
+
+def debug() -> bool:
+    """``CNN_CORE_DEBUG``: set (to anything but empty) to see tracebacks of unexpected errors."""
+    return bool(os.environ.get("CNN_CORE_DEBUG", "").strip())

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from cnn_core import access, runs
+from cnn_core import access, runs, settings
 from cnn_core._keras import keras
 from cnn_core.balance import (
     IMBALANCE_HINT,
@@ -69,11 +69,8 @@ class Diverged(Exception):  # noqa: N818
 
 
 def max_parallel() -> int:
-    """Runs that may train at once per runs root (CNN_CORE_MAX_PARALLEL, default 1)."""
-    try:
-        return max(1, int(os.environ.get("CNN_CORE_MAX_PARALLEL", "1")))
-    except ValueError:
-        return 1
+    """Runs that may train at once per runs root (`settings.max_parallel`)."""
+    return settings.max_parallel()
 
 
 @contextlib.contextmanager
@@ -712,6 +709,6 @@ def _attach_log(run: Run, *, echo: bool) -> None:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(_TerminalFormatter())  # warnings name class folders and files
         stream.setLevel(logging.WARNING)
-        if not os.environ.get("CNN_CORE_DEBUG"):  # the terminal gets the run's one-line error;
+        if not settings.debug():  # the terminal gets the run's one-line error;
             stream.addFilter(lambda record: record.exc_info is None)  # train.log the traceback
         log.addHandler(stream)

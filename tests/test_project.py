@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,16 @@ def test_readme_screenshots_exist_and_tests_never_write_them():
     for test in ROOT.glob("tests/**/test_browser*.py"):
         assert "docs/screenshots" not in test.read_text(encoding="utf-8"), test.name
         assert '"docs"' not in test.read_text(encoding="utf-8"), test.name
+
+
+def test_every_cnn_core_setting_is_read_in_settings():
+    """Each CNN_CORE_* variable has one reader, cnn_core/settings.py (issue 14, point 8)."""
+    readers = []
+    for folder in ("cnn_core", "pages", "dashboard"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name == "settings.py" and path.parent.name == "cnn_core":
+                continue
+            text = path.read_text(encoding="utf-8")
+            if re.search(r"(environ(\.get)?\(|environ\[|getenv\()\s*[\"']CNN_CORE_", text):
+                readers.append(str(path.relative_to(ROOT)))
+    assert readers == []
