@@ -71,19 +71,7 @@ def uploads_dir() -> Path:
 
 def max_dataset_upload_mb() -> int:
     """The largest dataset archive an upload may be, in MB (2**20 bytes)."""
-    raw = os.environ.get("CNN_CORE_MAX_DATASET_UPLOAD_MB", "").strip()
-    if not raw:
-        return DEFAULT_MAX_DATASET_UPLOAD_MB
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UserError(
-            f"CNN_CORE_MAX_DATASET_UPLOAD_MB is {raw!r}; set it to a whole number of megabytes "
-            f"of at least 1 (default {DEFAULT_MAX_DATASET_UPLOAD_MB}), or unset it."
-        )
-    return value
+    return int(_positive("CNN_CORE_MAX_DATASET_UPLOAD_MB", DEFAULT_MAX_DATASET_UPLOAD_MB, "MB"))
 
 
 # ------------------------------------------------------------------------------ a shared server
@@ -171,8 +159,8 @@ def max_compression_ratio() -> float:
 
 
 def _positive(name: str, default: float, unit: str, *, whole: bool = True) -> float:
-    """A dataset limit that is a positive number, or its default when unset; a bad value is a
-    DataError naming the variable (the dataset cannot be checked without it)."""
+    """A setting that is a positive number, or its default when unset; a bad value is a
+    DataError (a UserError) naming the variable and what it must be."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -191,19 +179,7 @@ def _positive(name: str, default: float, unit: str, *, whole: bool = True) -> fl
 
 def max_photos() -> int:
     """The most photos the Predict page classifies from one upload."""
-    raw = os.environ.get("CNN_CORE_MAX_PHOTOS", "").strip()
-    if not raw:
-        return DEFAULT_MAX_PHOTOS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UserError(
-            f"CNN_CORE_MAX_PHOTOS is {raw!r}; set it to a whole number of at least 1 "
-            f"(default {DEFAULT_MAX_PHOTOS}), or unset it."
-        )
-    return value
+    return int(_positive("CNN_CORE_MAX_PHOTOS", DEFAULT_MAX_PHOTOS, "photos"))
 
 
 DEFAULT_MAX_PARALLEL = 1  # runs training at once per runs root: one CPU machine trains one well
