@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +44,18 @@ class Dataset:
     y_val: np.ndarray | None = None  # int64 (V,)
     val_files: tuple[str, ...] | None = None  # relative paths, in the order of x_val
     facts: np.ndarray | None = None  # decode.FACTS of every image: train, then val, then test
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoding:
+    """How a tree of images becomes a `Dataset`: the one bundle the loaders pass down."""
+
+    size: tuple[int, int]  # (height, width) every image is resized to
+    channels: int  # 1 (greyscale) or 3 (RGB)
+    progress: Progress | None = None  # called (done, total) as images are decoded
+    test_split: float = 0.2  # share of each class held out when there is no test folder
+    limit: int | None = None  # a quick try: this many training images, chosen per class
+    cache: Path | None = None  # where the decoded pixels go (.npy beside it); None: in RAM
 
 
 def first_line(exc: BaseException) -> str:

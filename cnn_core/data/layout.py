@@ -26,7 +26,7 @@ from cnn_core import images
 from cnn_core.balance import limited_rows, stratified_split
 from cnn_core.data.archives import Payload, Spooled, Unread
 from cnn_core.data.cifar import BATCH_NAMES, TEST_BATCH
-from cnn_core.data.dataset import MAX_LISTED_WARNINGS, Dataset, Progress, ignored
+from cnn_core.data.dataset import MAX_LISTED_WARNINGS, Dataset, Decoding, ignored
 from cnn_core.data.decode import decode_images
 from cnn_core.data.limits import Meter
 from cnn_core.data.pixels import Pixels
@@ -217,21 +217,16 @@ def from_tree(
     members: Sequence[tuple[tuple[str, ...], Payload]],
     dirs: set[tuple[str, ...]],
     display: str,
+    how: Decoding,
     *,
     where: str,
-    size: tuple[int, int],
-    channels: int,
-    progress: Progress | None,
-    test_split: float = 0.2,
     outside: Mapping[tuple[str, ...], str] | None = None,
-    limit: int | None = None,
-    cache: Path | None = None,
 ) -> Dataset:
     """Find the class folders among `members` (relative parts, payload), split or not, and decode.
 
-    The test split (of class folders without one) and the `limit` are chosen before decoding;
+    The test split (of class folders without one) and `how.limit` are chosen before decoding;
     the images are decoded in the dataset's final order into `Pixels`: .npy files beside the
-    cache's .npz `cache`, or arrays in RAM when it is None.
+    cache's .npz `how.cache`, or arrays in RAM when it is None.
 
     `outside`: symbolic links (relative parts -> target) that point outside the dataset; one where
     a class folder or image is expected is refused."""
@@ -273,13 +268,13 @@ def from_tree(
     _refuse_unreadable_classes(candidates, labels, class_names, groups, root, unread, where=where)
     if "all" in candidates:
         plan, split_notes = _split_off_test(
-            candidates["all"], labels[candidates["all"]], class_names, test_split, where=where
+            candidates["all"], labels[candidates["all"]], class_names, how.test_split, where=where
         )
     else:
         plan, split_notes = candidates, _split_notes(roles)
     left_out = 0
-    if limit is not None:
-        plan, limit_note, left_out = _apply_limit(plan, labels, limit)
+    if how.limit is not None:
+        plan, limit_note, left_out = _apply_limit(plan, labels, how.limit)
         split_notes += [limit_note] if limit_note else []
     notes = [
         *split_notes,
@@ -294,14 +289,15 @@ def from_tree(
     # Decode in the final order (train, validation, test), each chunk stored as it finishes.
     splits = [group for group in ("train", "val", "test") if group in plan]
     order = np.concatenate([plan[group] for group in splits])
-    pixels = Pixels({f"x_{group}": len(plan[group]) for group in splits}, (*size, channels), cache)
+    counts = {f"x_{group}": len(plan[group]) for group in splits}
+    pixels = Pixels(counts, (*how.size, how.channels), how.cache)
     try:
         ok, failures, facts = decode_images(
             [items[i][2] for i in order],
             [items[i][0] for i in order],
-            size=size,
-            channels=channels,
-            progress=progress,
+            size=how.size,
+            channels=how.channels,
+            progress=how.progress,
             put=pixels.put,
         )
         spans = dict(zip(splits, _slices(plan, splits), strict=True))
@@ -337,7 +333,7 @@ def from_tree(
         skipped=skipped,
         warnings=(*notes, *_summarise(failures, skipped=skipped, found=found)),
         found=found,
-        layout=_describe_layout(root, roles, test_split),
+        layout=_describe_layout(root, roles, how.test_split),
         train_files=tuple(names[part["train"]]),
         test_files=tuple(names[part["test"]]),
         x_val=arrays["x_val"] if val else None,

@@ -15,6 +15,7 @@ import os
 import tarfile
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,15 @@ from cnn_core.data.cifar import (
     parse_batch,
     parse_meta,
 )
-from cnn_core.data.dataset import EXPECTED, Dataset, Progress, check_size, first_line, ignored
+from cnn_core.data.dataset import (
+    EXPECTED,
+    Dataset,
+    Decoding,
+    Progress,
+    check_size,
+    first_line,
+    ignored,
+)
 from cnn_core.data.decode import fit
 from cnn_core.data.layout import (
     Listing,
@@ -104,20 +113,20 @@ def load_dataset(
         raise DataError(f"The dataset source {text} does not exist; give {EXPECTED}.")
     split: dict[str, object] = {"test_split": float(test_split)}
     split.update({"limit": limit} if limit is not None else {})
-    options = {"size": size, "channels": channels, "progress": progress, **split, "limit": limit}
+    how = Decoding(size, channels, progress, float(test_split), limit)
     if path.is_dir():
         listing = walk_folder(path)
         identity = {"kind": "folder", "path": str(path.resolve()), "listing": listing.digest()}
 
         def build(pixels_at: Path | None) -> Dataset:
-            return _load_folder(path, listing, display, cache=pixels_at, **options)
+            return _load_folder(path, listing, display, replace(how, cache=pixels_at))
 
     elif path.is_file():
         archive = archive_kind(path)
         identity = archive_identity(path, archive)
 
         def build(pixels_at: Path | None) -> Dataset:
-            return _load_archive(path, archive, display, cache=pixels_at, **options)
+            return _load_archive(path, archive, display, replace(how, cache=pixels_at))
 
     else:
         raise DataError(f"{text} is neither a folder nor a file; give {EXPECTED}.")
@@ -331,13 +340,7 @@ def _load_folder(
     path: Path,
     listing: Listing,
     display: str,
-    *,
-    size: tuple[int, int],
-    channels: int,
-    progress: Progress | None,
-    test_split: float,
-    limit: int | None,
-    cache: Path | None,
+    how: Decoding,
 ) -> Dataset:
     where = str(path)
     batch_dir = batch_folder(listing)
@@ -356,8 +359,7 @@ def _load_folder(
                 class_names = parse_meta(data, label=file)
             else:
                 parsed[name] = parse_batch(data, label=file)
-        dataset = limit_arrays(from_batches(parsed, class_names, display, where=where), limit)
-        return _counted(fit(dataset, size=size, channels=channels, progress=progress))
+        return _from_batches(parsed, class_names, display, how, where=where)
     members: list[tuple[tuple[str, ...], Payload]] = [
         (parts, file) for parts, file, *_ in listing.files
     ]
@@ -365,32 +367,14 @@ def _load_folder(
         (parts, Unread(f"a symbolic link to {target}, outside the dataset folder"))
         for parts, target in (listing.outside_files or {}).items()
     ]
-    return from_tree(
-        members,
-        listing.dirs,
-        display,
-        where=where,
-        size=size,
-        channels=channels,
-        progress=progress,
-        test_split=test_split,
-        outside=listing.outside,
-        limit=limit,
-        cache=cache,
-    )
+    return from_tree(members, listing.dirs, display, how, where=where, outside=listing.outside)
 
 
 def _load_archive(
     path: Path,
     kind: str,
     display: str,
-    *,
-    size: tuple[int, int],
-    channels: int,
-    progress: Progress | None,
-    test_split: float,
-    limit: int | None,
-    cache: Path | None,
+    how: Decoding,
 ) -> Dataset:
     where = str(path)
     meter = Meter(where, kind="archive")
@@ -419,20 +403,8 @@ def _load_archive(
         if (parsed or bad_batches) and not has_images:
             if bad_batches:
                 raise bad_batches[0]
-            dataset = limit_arrays(from_batches(parsed, class_names, display, where=where), limit)
-            return _counted(fit(dataset, size=size, channels=channels, progress=progress))
-        return from_tree(
-            members,
-            dirs,
-            display,
-            where=where,
-            size=size,
-            channels=channels,
-            progress=progress,
-            test_split=test_split,
-            limit=limit,
-            cache=cache,
-        )
+            return _from_batches(parsed, class_names, display, how, where=where)
+        return from_tree(members, dirs, display, how, where=where)
 
 
 NOT_AN_IMAGE = Unread("not an image, by its content")  # one object for all such files
@@ -468,6 +440,19 @@ def limit_arrays(dataset: Dataset, limit: int | None) -> Dataset:
         y_test=dataset.y_test[test],
         warnings=(*dataset.warnings, note),
     )
+
+
+def _from_batches(
+    parsed: dict[str, tuple[np.ndarray, np.ndarray]],
+    class_names: tuple[str, ...] | None,
+    display: str,
+    how: Decoding,
+    *,
+    where: str,
+) -> Dataset:
+    """CIFAR-10's batches (from a folder or an archive), limited and fitted to the input size."""
+    dataset = limit_arrays(from_batches(parsed, class_names, display, where=where), how.limit)
+    return _counted(fit(dataset, size=how.size, channels=how.channels, progress=how.progress))
 
 
 def _counted(dataset: Dataset) -> Dataset:
