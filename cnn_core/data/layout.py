@@ -18,7 +18,7 @@ import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import numpy as np
 
@@ -265,7 +265,8 @@ def from_tree(
             (item for item in items if isinstance(item[2], Unread)), MAX_KEPT_FAILURES
         )
     ]
-    _refuse_unreadable_classes(candidates, labels, class_names, groups, root, unread, where=where)
+    classes = _Classes(class_names, groups, root, where)
+    _refuse_unreadable_classes(candidates, labels, classes, unread)
     if "all" in candidates:
         plan, split_notes = _split_off_test(
             candidates["all"], labels[candidates["all"]], class_names, how.test_split, where=where
@@ -301,9 +302,7 @@ def from_tree(
             put=pixels.put,
         )
         spans = dict(zip(splits, _slices(plan, splits), strict=True))
-        _refuse_undecoded_classes(
-            spans, order, ok, labels, class_names, groups, root, failures, where=where
-        )
+        _refuse_undecoded_classes(spans, order, ok, labels, classes, failures)
         arrays = pixels.finish(ok)
     except BaseException:
         pixels.discard()
@@ -419,22 +418,35 @@ def _assign_files(
     return chosen, loose
 
 
+class _Classes(NamedTuple):
+    """Where a tree's class folders are, for messages that name one."""
+
+    names: tuple[str, ...]
+    groups: Mapping[str, tuple[str, ...]]  # split -> its folder's parts
+    root: tuple[str, ...]
+    where: str  # the source, as the user gave it
+
+    def refuse(self, group: str, label: int, failures: Sequence[str]) -> NoReturn:
+        folder = "/".join((*self.groups.get(group, self.root)[len(self.root) :], self.names[label]))
+        example = next((f for f in sorted(failures) if f.startswith(f"{folder}/")), "")
+        example = f" ({example})" if example else ""  # why none: past the MAX_KEPT_FAILURES kept
+        raise DataError(
+            f"None of the images in {folder} in {self.where} could be read{example}; "
+            f"replace them with {images.format_names(DATASET_FORMATS)} images."
+        )
+
+
 def _refuse_unreadable_classes(
     candidates: Mapping[str, np.ndarray],
     labels: np.ndarray,
-    class_names: tuple[str, ...],
-    groups: Mapping[str, tuple[str, ...]],
-    root: tuple[str, ...],
+    classes: _Classes,
     failures: Sequence[str],
-    *,
-    where: str,
 ) -> None:
     """Before decoding: refuse a class none of whose files in a split folder could be read."""
     for group, rows in candidates.items():
-        counts = np.bincount(labels[rows], minlength=len(class_names))
+        counts = np.bincount(labels[rows], minlength=len(classes.names))
         if (counts == 0).any():
-            label = int(np.flatnonzero(counts == 0)[0])
-            _refuse_class(group, label, class_names, groups, root, failures, where=where)
+            classes.refuse(group, int(np.flatnonzero(counts == 0)[0]), failures)
 
 
 def _refuse_undecoded_classes(
@@ -442,21 +454,17 @@ def _refuse_undecoded_classes(
     order: np.ndarray,
     ok: np.ndarray,
     labels: np.ndarray,
-    class_names: tuple[str, ...],
-    groups: Mapping[str, tuple[str, ...]],
-    root: tuple[str, ...],
+    classes: _Classes,
     failures: Sequence[str],
-    *,
-    where: str,
 ) -> None:
     """After decoding: refuse a class none of whose images in a split folder decoded. `spans`:
     where each split's items are in the decoding `order`; class folders without a split ("all")
     are judged on their train and test parts together."""
     tried: dict[str, np.ndarray] = {}
     decoded: dict[str, np.ndarray] = {}
-    zero = np.zeros(len(class_names), dtype=np.int64)
+    zero = np.zeros(len(classes.names), dtype=np.int64)
     for split, span in spans.items():
-        group = "all" if "all" in groups else split
+        group = "all" if "all" in classes.groups else split
         rows = order[span]
         tried[group] = tried.get(group, zero) + np.bincount(labels[rows], minlength=len(zero))
         done = np.bincount(labels[rows[ok[span]]], minlength=len(zero))
@@ -464,26 +472,7 @@ def _refuse_undecoded_classes(
     for group in tried:
         lost = np.flatnonzero((tried[group] > 0) & (decoded[group] == 0))
         if len(lost):
-            _refuse_class(group, int(lost[0]), class_names, groups, root, failures, where=where)
-
-
-def _refuse_class(
-    group: str,
-    label: int,
-    class_names: tuple[str, ...],
-    groups: Mapping[str, tuple[str, ...]],
-    root: tuple[str, ...],
-    failures: Sequence[str],
-    *,
-    where: str,
-) -> None:
-    folder = "/".join((*groups.get(group, root)[len(root) :], class_names[label]))
-    example = next((f for f in sorted(failures) if f.startswith(f"{folder}/")), "")
-    example = f" ({example})" if example else ""  # why none: past the MAX_KEPT_FAILURES kept
-    raise DataError(
-        f"None of the images in {folder} in {where} could be read{example}; "
-        f"replace them with {images.format_names(DATASET_FORMATS)} images."
-    )
+            classes.refuse(group, int(lost[0]), failures)
 
 
 def _slices(plan: Mapping[str, np.ndarray], splits: Sequence[str]) -> list[slice]:
