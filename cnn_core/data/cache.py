@@ -28,7 +28,6 @@ from cnn_core.errors import DataError
 log = logging.getLogger("cnn_core.datasets")
 
 CACHE_VERSION = 4  # bump when the cached arrays' meaning changes (2: file lists, 3: facts, 4: .npy)
-SPLITS = ("x_train", "x_test", "x_val")  # the pixel arrays, one .npy each
 
 
 def archive_identity(path: Path, kind: str) -> dict[str, object]:
