@@ -1,5 +1,10 @@
 """The training configuration: plain data, JSON in and out, validated with clear messages.
 
+Each setting is declared once, on its `TrainConfig` field: type, bounds, default, help text, the
+backends that support it and how the Train page draws it (`Setting`). Validation
+(`config_from_dict`), the Train page's form (`dashboard/settings_form.py`) and the CLI's help all
+read these declarations; nothing else repeats a bound.
+
 The defaults reproduce the classic tutorial (Adam, learning rate 0.001, batch 64, 15 epochs,
 validation split 0.2, no augmentation). A configuration file may give any subset of the keys;
 the rest take the defaults; unknown keys are refused with a suggestion.
@@ -12,10 +17,12 @@ import json
 import math
 import os
 import stat
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cnn_core import augment
 from cnn_core.augment import Augmentation
 from cnn_core.errors import ConfigError
 
@@ -24,32 +31,303 @@ SCHEDULES = ("constant", "cosine", "one_cycle")
 CLASS_WEIGHTS = ("balanced",)  # or null: every image counts the same
 WARMUP_FRACTION = 0.05  # cosine schedule: linear warm-up over the first 5% of steps
 MAX_CONFIG_BYTES = 100_000
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+# The form's sections, in order, and how many settings sit side by side in each ("": no expander).
+SECTIONS = {"": 5, "Schedule and regularisation": 4, "Augmentation": 5, "Advanced": 4}
+KINDS = ("choice", "boolean", "integer", "number")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training setting, declared once: what it is, what it allows, and how a form shows it."""
+
+    name: str  # the JSON key; "augmentation.zoom" for a key inside the augmentation object
+    kind: str  # one of KINDS
+    default: Any
+    help: str  # what it means, in a sentence: the form's tooltip and the CLI's help
+    label: str  # the form's label
+    key: str  # the form widget's key, before the version suffix (tests find widgets by it)
+    section: str = ""  # one of SECTIONS
+    low: float | None = None  # integer and number: the bounds, inclusive unless *_open
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    nullable: bool = False  # null allowed (meaning off, or "draw one")
+    choices: tuple[Any, ...] = ()  # choice: the allowed JSON values
+    choice_labels: tuple[str, ...] = ()  # choice: what the form shows for each, if not the value
+    backends: tuple[str, ...] = ()  # only these run a value other than the default; () = all
+    widget: str = ""  # "slider" or "checkbox" where not the kind's usual widget
+    step: float | None = None  # the form's step (sliders, number inputs)
+    format: str | None = None  # the number input's printf format
+    off: int | None = None  # nullable: the form's number that stands for null ("0 = off")
+
+    @property
+    def advanced(self) -> bool:
+        return self.section == "Advanced"
+
+    def supports(self, backend: str) -> bool:
+        """Whether `backend` runs values other than the default."""
+        return not self.backends or backend in self.backends
+
+    def expected(self) -> str:
+        """What a valid value is, as an error message says it."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(json.dumps(c) for c in self.choices)
+        if self.kind == "boolean":
+            return "true or false"
+        null = " or null" if self.nullable else ""
+        if self.kind == "integer":
+            return f"a whole number from {self.low:,} to {self.high:,}{null}"
+        if self.low_open and not self.high_open:
+            return f"a number greater than {self.low:g} and at most {self.high:g}{null}"
+        lo, hi = ("(" if self.low_open else "["), (")" if self.high_open else "]")
+        return f"a number in {lo}{self.low:g}, {self.high:g}{hi}{null}"
+
+    def check(self, value: Any) -> Any:
+        """The value as the configuration keeps it; `ValueError` if it is not allowed."""
+        if value is None and self.nullable:
+            return None
+        if self.kind == "choice":
+            for choice in self.choices:  # by type too: 1 is not true, 0.0 is not false
+                if value is choice or (type(value) is type(choice) and value == choice):
+                    return choice
+            raise ValueError(self.expected())
+        if self.kind == "boolean":
+            if not isinstance(value, bool):
+                raise ValueError(self.expected())
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(self.expected())
+        if not math.isfinite(value) or (self.kind == "integer" and not float(value).is_integer()):
+            raise ValueError(self.expected())
+        too_low = value < self.low or (self.low_open and value == self.low)
+        too_high = value > self.high or (self.high_open and value == self.high)
+        if too_low or too_high:
+            raise ValueError(self.expected())
+        return int(value) if self.kind == "integer" else float(value)
+
+
+def setting(kind: str, default: Any, help: str, *, label: str, key: str, **hints: Any) -> Any:
+    """A `TrainConfig` field declared with its `Setting` (its name is the field's)."""
+    declared = Setting("", kind, default, help, label, key, **hints)
+    return field(default=default, metadata={"setting": declared})
+
+
+def settings_of(cls: type) -> tuple[Setting, ...]:
+    """The settings declared on the fields of dataclass `cls`, in field order."""
+    return tuple(
+        _named(f.metadata["setting"], f.name, f.default)
+        for f in fields(cls)
+        if "setting" in f.metadata
+    )
+
+
+def _named(declared: Setting, name: str, default: Any) -> Setting:
+    return replace(declared, name=name, default=None if default is MISSING else default)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train: every field has a default; JSON keys are the field names."""
 
-    optimizer: str = "adam"  # adam, adamw, sgd (with momentum) or rmsprop
-    learning_rate: float = 0.001  # the peak rate when a schedule is used
-    batch_size: int = 64  # clamped (with a warning) to the number of training images
-    epochs: int = 15
-    validation_split: float = 0.2  # held out from the training images; 0 = no validation
-    lr_schedule: str = "constant"  # constant, cosine (with warm-up) or one_cycle
-    weight_decay: float = 0.0  # decoupled weight decay, applied by every optimizer
-    label_smoothing: float = 0.0
-    augmentation: Augmentation = field(default_factory=Augmentation)
-    early_stopping_patience: int | None = None  # epochs without val_loss improvement; None = off
-    seed: int | None = None  # None: a seed is drawn and recorded, so a run can be repeated
-    limit: int | None = None  # a quick try: this many training images (and the same share of the
-    # validation and test images), chosen per class before decoding
-    test_split: float = 0.2  # held out for testing from class folders that come without a split
-    mixed_precision: bool | str = "auto"  # "auto": on where bfloat16 is faster (builder)
-    steps_per_execution: int = 1  # batches per compiled call; higher cuts overhead on GPUs
-    validation_freq: int = 1  # validate every N epochs
-    momentum: float = 0.9  # sgd and rmsprop
-    nesterov: bool = True  # sgd
-    class_weight: str | None = None  # "balanced": each class weighs as much, however many images
+    optimizer: str = setting(
+        "choice",
+        "adam",
+        "adam, adamw, sgd (with momentum) or rmsprop.",
+        label="Optimizer",
+        key="opt",
+        choices=OPTIMIZERS,
+    )
+    learning_rate: float = setting(
+        "number",
+        0.001,
+        "The peak rate when a schedule is used.",
+        label="Learning rate",
+        key="lr",
+        low=0.0,
+        high=10.0,
+        low_open=True,
+        format="%g",  # shows 1e-07 as such, not as 0.00000
+    )
+    batch_size: int = setting(
+        "integer",
+        64,
+        "Images per training step; clamped (with a warning) to the number of training images.",
+        label="Batch size",
+        key="bs",
+        low=1,
+        high=65_536,
+    )
+    epochs: int = setting(
+        "integer",
+        15,
+        "Passes over the training images.",
+        label="Epochs",
+        key="ep",
+        low=1,
+        high=10_000,
+    )
+    validation_split: float = setting(
+        "number",
+        0.2,
+        "Share of the training images held out to measure overfitting; 0 = no validation.",
+        label="Validation split",
+        key="vs",
+        low=0.0,
+        high=0.9,
+        widget="slider",
+        step=0.05,
+    )
+    lr_schedule: str = setting(
+        "choice",
+        "constant",
+        "constant, cosine (with a linear warm-up) or one_cycle.",
+        label="Learning-rate schedule",
+        key="sched",
+        section="Schedule and regularisation",
+        choices=SCHEDULES,
+    )
+    weight_decay: float = setting(
+        "number",
+        0.0,
+        "Decoupled weight decay, applied by every optimizer.",
+        label="Weight decay",
+        key="wd",
+        section="Schedule and regularisation",
+        low=0.0,
+        high=0.5,
+        format="%.5f",
+    )
+    label_smoothing: float = setting(
+        "number",
+        0.0,
+        "Share of each label spread over the other classes.",
+        label="Label smoothing",
+        key="ls",
+        section="Schedule and regularisation",
+        low=0.0,
+        high=0.5,
+        high_open=True,
+        widget="slider",
+        step=0.05,
+    )
+    augmentation: Augmentation = field(default_factory=Augmentation)  # settings: AUGMENTATION
+    early_stopping_patience: int | None = setting(
+        "integer",
+        None,
+        "Stop after this many epochs without a better validation loss; off when null.",
+        label="Early stopping patience (0 = off)",
+        key="es",
+        section="Schedule and regularisation",
+        low=1,
+        high=10_000,
+        nullable=True,
+        off=0,
+    )
+    seed: int | None = setting(
+        "integer",
+        None,
+        "Seeds the weights, the split and the shuffling; null: a seed is drawn and recorded, so "
+        "a run can be repeated.",
+        label="Seed (0 = random)",
+        key="seed",
+        section="Advanced",
+        low=0,
+        high=2**31 - 1,
+        nullable=True,
+        off=0,
+    )
+    limit: int | None = setting(
+        "integer",
+        None,
+        "A quick try: N training images and the same share of the validation and test images, "
+        "chosen per class before any image is decoded.",
+        label="Use only N training images (0 = all)",
+        key="lim",
+        section="Advanced",
+        low=1,
+        high=100_000_000,
+        nullable=True,
+        off=0,
+    )
+    mixed_precision: bool | str = setting(
+        "choice",
+        "auto",
+        "bfloat16 compute, float32 weights. Auto turns it on for GPUs and for CPUs with native "
+        "bfloat16 (AVX512-BF16, AMX) under TensorFlow.",
+        label="Mixed precision",
+        key="mp",
+        section="Advanced",
+        choices=("auto", True, False),
+        choice_labels=("auto (where faster)", "on", "off"),
+    )
+    steps_per_execution: int = setting(
+        "integer",
+        1,
+        "Batches per compiled call; higher cuts overhead on GPUs.",
+        label="Steps per execution",
+        key="spe",
+        section="Advanced",
+        low=1,
+        high=10_000,
+        backends=("tensorflow", "jax"),  # Keras' PyTorch trainer refuses more than 1
+    )
+    validation_freq: int = setting(
+        "integer",
+        1,
+        "Validate every N epochs.",
+        label="Validate every N epochs",
+        key="vf",
+        section="Advanced",
+        low=1,
+        high=10_000,
+    )
+    momentum: float = setting(
+        "number",
+        0.9,
+        "Momentum of sgd and rmsprop.",
+        label="Momentum (sgd, rmsprop)",
+        key="mom",
+        section="Advanced",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+        widget="slider",
+        step=0.01,
+    )
+    nesterov: bool = setting(
+        "boolean",
+        True,
+        "Nesterov momentum for sgd.",
+        label="Nesterov (sgd)",
+        key="nest",
+        section="Advanced",
+    )
+    test_split: float = setting(
+        "number",
+        0.2,
+        "Share of each class held out for testing when the class folders come without train/ "
+        "and test/ folders; seeded, so the same files always give the same split.",
+        label="Test split (folders without one)",
+        key="ts",
+        section="Advanced",
+        low=0.05,
+        high=0.9,
+        widget="slider",
+        step=0.05,
+    )
+    class_weight: str | None = setting(
+        "choice",
+        None,
+        "Each class weighs as much in the loss, however many images it has: for data with far "
+        "more images of some classes than of others.",
+        label="Balance the classes",
+        key="cw",
+        section="Advanced",
+        choices=(*CLASS_WEIGHTS, None),
+        widget="checkbox",  # checked: the first choice
+    )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -66,7 +344,55 @@ class TrainConfig:
         return config_from_dict(data)
 
 
+def _augmentation(name: str, label: str, key: str, step: float) -> Setting:
+    high, meaning = augment._BOUNDS[name]  # why: declared beside Augmentation.from_dict, its check
+    return Setting(
+        f"augmentation.{name}",
+        "number",
+        getattr(Augmentation(), name),
+        meaning[0].upper() + meaning[1:] + ".",
+        label,
+        key,
+        section="Augmentation",
+        low=0.0,
+        high=high,
+        widget="slider",
+        step=step,
+    )
+
+
+SETTINGS = settings_of(TrainConfig)  # every top-level key but "augmentation"
+AUGMENTATION = (  # the keys of the "augmentation" object; Augmentation.from_dict checks them
+    Setting(
+        "augmentation.flip",
+        "boolean",
+        Augmentation().flip,
+        "Mirror left-right half of the time.",
+        "Horizontal flip",
+        "flip",
+        section="Augmentation",
+    ),
+    _augmentation("translation", "Translation", "tr", 0.025),
+    _augmentation("rotation", "Rotation", "rot", 0.025),
+    _augmentation("zoom", "Zoom", "zoom", 0.05),
+    _augmentation("contrast", "Contrast", "con", 0.05),
+)
 _KEYS = tuple(f.name for f in fields(TrainConfig))
+
+
+def setting_named(name: str) -> Setting:
+    """The declaration of key `name` ("epochs", "augmentation.zoom")."""
+    for declared in (*SETTINGS, *AUGMENTATION):
+        if declared.name == name:
+            return declared
+    raise KeyError(name)
+
+
+def cli_help(name: str) -> str:
+    """A CLI flag's help: the setting's help text and its default."""
+    declared = setting_named(name)
+    text = declared.help[0].lower() + declared.help[1:].rstrip(".")
+    return f"{text} (default {json.dumps(declared.default)})"
 
 
 def config_from_dict(data: Any, *, source: str = "the configuration") -> TrainConfig:
@@ -84,35 +410,45 @@ def config_from_dict(data: Any, *, source: str = "the configuration") -> TrainCo
                 + ", ".join(_KEYS)
                 + "."
             )
-    values: dict[str, Any] = {}
-    check = _Checker(data, source)
-    values["optimizer"] = check.choice("optimizer", OPTIMIZERS)
-    values["learning_rate"] = check.number("learning_rate", low=0, high=10, low_open=True)
-    values["batch_size"] = check.integer("batch_size", low=1, high=65_536)
-    values["epochs"] = check.integer("epochs", low=1, high=10_000)
-    values["validation_split"] = check.number("validation_split", low=0, high=0.9)
-    values["lr_schedule"] = check.choice("lr_schedule", SCHEDULES)
-    values["weight_decay"] = check.number("weight_decay", low=0, high=0.5)
-    values["label_smoothing"] = check.number("label_smoothing", low=0, high=0.5, high_open=True)
-    values["early_stopping_patience"] = check.integer(
-        "early_stopping_patience", low=1, high=10_000, nullable=True
-    )
-    values["seed"] = check.integer("seed", low=0, high=2**31 - 1, nullable=True)
-    values["limit"] = check.integer("limit", low=1, high=100_000_000, nullable=True)
-    values["test_split"] = check.number("test_split", low=0.05, high=0.9)
-    values["steps_per_execution"] = check.integer("steps_per_execution", low=1, high=10_000)
-    values["validation_freq"] = check.integer("validation_freq", low=1, high=10_000)
-    values["momentum"] = check.number("momentum", low=0, high=1, high_open=True)
-    values["nesterov"] = check.boolean("nesterov")
-    values["class_weight"] = check.choice("class_weight", (*CLASS_WEIGHTS, None))
-    mixed = data.get("mixed_precision", TrainConfig.mixed_precision)
-    if mixed not in (True, False, "auto"):
-        raise ConfigError(f'{source}: mixed_precision must be true, false or "auto".')
-    values["mixed_precision"] = mixed
+    values = check_values(data, SETTINGS, source=source)
     values["augmentation"] = Augmentation.from_dict(
         data.get("augmentation"), source=f"{source}: augmentation"
     )
-    return TrainConfig(**{k: v for k, v in values.items() if v is not _UNSET})
+    return TrainConfig(**values)
+
+
+def check_values(
+    data: Mapping[str, Any], settings: Iterable[Setting], *, source: str = "the configuration"
+) -> dict[str, Any]:
+    """The values `data` gives for `settings`, as kept; a `ConfigError` for the first one that
+    is not allowed, saying where, which key, what it must be and what it got."""
+    values: dict[str, Any] = {}
+    for declared in settings:
+        if declared.name not in data:
+            continue
+        value = data[declared.name]
+        try:
+            values[declared.name] = declared.check(value)
+        except ValueError as exc:
+            shown = json.dumps(value)[:40] if _jsonable(value) else "?"
+            raise ConfigError(f"{source}: {declared.name} must be {exc}; got {shown}.") from None
+    return values
+
+
+def check_backend_support(
+    config: TrainConfig, backend: str, *, source: str = "the configuration"
+) -> None:
+    """A `ConfigError` if `config` asks for something the Keras `backend` cannot run."""
+    for declared in SETTINGS:
+        value = getattr(config, declared.name)
+        if declared.supports(backend) or value == declared.default:
+            continue
+        needs = " or ".join(BACKEND_NAMES.get(b, b) for b in declared.backends)
+        raise ConfigError(
+            f"{source}: {declared.name} {json.dumps(value)} needs {needs}, and Keras runs on "
+            f"{BACKEND_NAMES.get(backend, backend)} here (KERAS_BACKEND); set {declared.name} to "
+            f"{json.dumps(declared.default)} or choose another backend."
+        )
 
 
 def parse_config(text: str | bytes, *, source: str = "the configuration") -> TrainConfig:
@@ -153,79 +489,8 @@ def effective_batch_size(config: TrainConfig, n_train: int) -> tuple[int, str | 
     )
 
 
-class _Unset:
-    pass
-
-
-_UNSET: Any = _Unset()
-
-
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
-
-
-class _Checker:
-    """Reads one key at a time, with the message a user needs when it is wrong."""
-
-    def __init__(self, data: dict[str, Any], source: str) -> None:
-        self.data, self.source = data, source
-
-    def _fail(self, key: str, expected: str) -> ConfigError:
-        value = json.dumps(self.data[key]) if _jsonable(self.data[key]) else "?"
-        return ConfigError(f"{self.source}: {key} must be {expected}; got {value[:40]}.")
-
-    def choice(self, key: str, options: tuple[str | None, ...]) -> Any:
-        if key not in self.data:
-            return _UNSET
-        if self.data[key] not in options:
-            names = ["null" if o is None else f'"{o}"' for o in options]
-            raise self._fail(key, "one of " + ", ".join(names))
-        return self.data[key]
-
-    def boolean(self, key: str) -> Any:
-        if key not in self.data:
-            return _UNSET
-        if not isinstance(self.data[key], bool):
-            raise self._fail(key, "true or false")
-        return self.data[key]
-
-    def number(
-        self, key: str, *, low: float, high: float, low_open: bool = False, high_open: bool = False
-    ) -> Any:
-        if key not in self.data:
-            return _UNSET
-        value = self.data[key]
-        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        expected = f"a number in {lo}{low:g}, {high:g}{hi}"
-        if key == "learning_rate":
-            expected = f"a number greater than 0 and at most {high:g}"
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._fail(key, expected)
-        if not math.isfinite(value):
-            raise self._fail(key, expected)
-        if (
-            value < low
-            or value > high
-            or (low_open and value == low)
-            or (high_open and value == high)
-        ):
-            raise self._fail(key, expected)
-        return float(value)
-
-    def integer(self, key: str, *, low: int, high: int, nullable: bool = False) -> Any:
-        if key not in self.data:
-            return _UNSET
-        value = self.data[key]
-        if value is None and nullable:
-            return None
-        expected = f"a whole number from {low:,} to {high:,}" + (" or null" if nullable else "")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._fail(key, expected)
-        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-            raise self._fail(key, expected)
-        if not low <= value <= high:
-            raise self._fail(key, expected)
-        return int(value)
 
 
 def _quote(key: Any) -> str:

@@ -11,7 +11,8 @@ import streamlit as st
 
 from cnn_core import access, api, settings
 from cnn_core.advice import overfitting_advice
-from cnn_core.config import OPTIMIZERS, SCHEDULES, TrainConfig, config_from_dict, parse_config
+from cnn_core.backends import keras_backend
+from cnn_core.config import TrainConfig, config_from_dict, parse_config, setting_named
 from cnn_core.data.report import DatasetReport, check_dataset
 from cnn_core.datasets import SourceInfo, inspect_source
 from cnn_core.errors import UserError
@@ -22,6 +23,7 @@ from cnn_core.spec import parse_spec
 from cnn_core.uploads import save_upload
 from dashboard.access import who
 from dashboard.routing import ensure_routed
+from dashboard.settings_form import settings_form_ui, widget_key
 from dashboard.widgets import (
     STATE_ICONS,
     curve_figure,
@@ -323,7 +325,7 @@ if source_info.problem is None and spec is not None:
                 # the test split as the settings below have it now (they are drawn after this)
                 settings_version = st.session_state.get("config_version", 0)
                 test_split = st.session_state.get(
-                    f"ts_v{settings_version}",
+                    widget_key(setting_named("test_split"), settings_version),
                     st.session_state.get("config_base", TrainConfig()).test_split,
                 )
                 report, samples = dataset_check(
@@ -381,116 +383,7 @@ if config_upload is not None and st.session_state.get("config_file") != config_u
     except UserError as exc:
         show_error(exc)
 
-k = f"v{version}"
-a, b, c, d, e = st.columns(5)
-values = {
-    "optimizer": a.selectbox(
-        "Optimizer", OPTIMIZERS, OPTIMIZERS.index(base.optimizer), key=f"opt_{k}"
-    ),
-    "learning_rate": b.number_input(
-        "Learning rate",
-        0.0,  # the configuration's own bound (> 0) is checked below, with a message
-        10.0,
-        base.learning_rate,
-        format="%g",  # shows 1e-07 as such, not as 0.00000
-        key=f"lr_{k}",
-        help="The peak rate when a schedule is used.",
-    ),
-    "batch_size": c.number_input("Batch size", 1, 65536, base.batch_size, key=f"bs_{k}"),
-    "epochs": d.number_input("Epochs", 1, 10000, base.epochs, key=f"ep_{k}"),
-    "validation_split": e.slider(
-        "Validation split",
-        0.0,
-        0.9,
-        base.validation_split,
-        0.05,
-        key=f"vs_{k}",
-        help="Share of the training images held out to measure overfitting.",
-    ),
-}
-with st.expander("Schedule and regularisation"):
-    a, b, c, d = st.columns(4)
-    values["lr_schedule"] = a.selectbox(
-        "Learning-rate schedule", SCHEDULES, SCHEDULES.index(base.lr_schedule), key=f"sched_{k}"
-    )
-    values["weight_decay"] = b.number_input(
-        "Weight decay", 0.0, 0.5, base.weight_decay, format="%.5f", key=f"wd_{k}"
-    )
-    values["label_smoothing"] = c.slider(
-        "Label smoothing", 0.0, 0.45, base.label_smoothing, 0.05, key=f"ls_{k}"
-    )
-    patience = d.number_input(
-        "Early stopping patience (0 = off)",
-        0,
-        10_000,  # as in the configuration: a loaded file may ask for any of these
-        base.early_stopping_patience or 0,
-        key=f"es_{k}",
-    )
-    values["early_stopping_patience"] = patience or None
-with st.expander("Augmentation"):
-    aug = base.augmentation
-    a, b, c, d, e = st.columns(5)
-    values["augmentation"] = {
-        "flip": a.checkbox("Horizontal flip", aug.flip, key=f"flip_{k}"),
-        "translation": b.slider("Translation", 0.0, 0.5, aug.translation, 0.025, key=f"tr_{k}"),
-        "rotation": c.slider("Rotation", 0.0, 0.5, aug.rotation, 0.025, key=f"rot_{k}"),
-        "zoom": d.slider("Zoom", 0.0, 0.9, aug.zoom, 0.05, key=f"zoom_{k}"),
-        "contrast": e.slider("Contrast", 0.0, 1.0, aug.contrast, 0.05, key=f"con_{k}"),
-    }
-with st.expander("Advanced"):
-    a, b, c, d = st.columns(4)
-    seed = a.number_input("Seed (0 = random)", 0, 2**31 - 1, base.seed or 0, key=f"seed_{k}")
-    values["seed"] = seed or None
-    limit = b.number_input(
-        "Use only N training images (0 = all)",
-        0,
-        100_000_000,
-        base.limit or 0,
-        key=f"lim_{k}",
-        help="A quick try: N training images and the same share of the validation and test "
-        "images, chosen per class before any image is decoded.",
-    )
-    values["limit"] = limit or None
-    mixed = {"auto": "auto (where faster)", True: "on", False: "off"}
-    values["mixed_precision"] = c.selectbox(
-        "Mixed precision",
-        list(mixed),
-        list(mixed).index(base.mixed_precision),
-        format_func=mixed.get,
-        key=f"mp_{k}",
-        help="bfloat16 compute, float32 weights. Auto turns it on for GPUs and for CPUs with "
-        "native bfloat16 (AVX512-BF16, AMX) under TensorFlow.",
-    )
-    values["steps_per_execution"] = d.number_input(
-        "Steps per execution", 1, 10000, base.steps_per_execution, key=f"spe_{k}"
-    )
-    a, b, c, d = st.columns(4)
-    values["validation_freq"] = a.number_input(
-        "Validate every N epochs", 1, 10000, base.validation_freq, key=f"vf_{k}"
-    )
-    values["momentum"] = b.slider(
-        "Momentum (sgd, rmsprop)", 0.0, 0.99, base.momentum, 0.01, key=f"mom_{k}"
-    )
-    values["nesterov"] = c.checkbox("Nesterov (sgd)", base.nesterov, key=f"nest_{k}")
-    values["test_split"] = d.slider(
-        "Test split (folders without one)",
-        0.05,
-        0.9,
-        base.test_split,
-        0.05,
-        key=f"ts_{k}",
-        help="Share of each class held out for testing when the class folders come without "
-        "train/ and test/ folders; seeded, so the same files always give the same split.",
-    )
-    balance = st.checkbox(
-        "Balance the classes",
-        base.class_weight == "balanced",
-        key=f"cw_{k}",
-        help="Each class weighs as much in the loss, however many images it has: for data with "
-        "far more images of some classes than of others.",
-    )
-    values["class_weight"] = "balanced" if balance else None
-
+values = settings_form_ui(base, version=version, backend=keras_backend())
 try:
     config = config_from_dict(values, source="the settings")
 except UserError as exc:

@@ -46,7 +46,8 @@ def test_every_preset_config_is_valid():
         ({"optimizer": "adamax"}, 'optimizer must be one of "adam", "adamw", "sgd", "rmsprop"'),
         ({"lr_schedule": "step"}, "lr_schedule must be one of"),
         ({"label_smoothing": 0.5}, "label_smoothing must be a number in"),
-        ({"mixed_precision": "yes"}, 'mixed_precision must be true, false or "auto"'),
+        ({"mixed_precision": "yes"}, 'mixed_precision must be one of "auto", true, false; got "yes"'),
+        ({"mixed_precision": 1}, "mixed_precision must be one of"),  # 1 is not true
         ({"augmentation": {"rotate": 0.1}}, 'unknown key "rotate"'),
         ({"augmentation": [True]}, "must be an object"),
         ({"seed": -1}, "seed must be a whole number"),
