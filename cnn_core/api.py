@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cnn_core import settings
 from cnn_core.backends import check_backend
-from cnn_core.config import TrainConfig
+from cnn_core.config import TrainConfig, check_backend_support
 from cnn_core.datasets import check_source
 from cnn_core.errors import UserError
 from cnn_core.runs import (
@@ -64,12 +64,13 @@ def prepare_run(
     """Check all that can be known before training, then create the run (state queued).
 
     Refuses, before anything is written, an unbuildable spec (`SpecError`), a Keras backend that
-    is not installed (`BackendError`) and a data source that cannot be a dataset (`DataError`:
-    a wrong path, a single image, an unreadable folder). The run records the source resolved to
+    is not installed (`BackendError`), a setting that backend cannot run (`ConfigError`) and a
+    data source that cannot be a dataset (`DataError`: a wrong path, a single image, an
+    unreadable folder). The run records the source resolved to
     an absolute path, so it can be evaluated and resumed from any working directory.
     """
     check_spec(spec)
-    check_backend()
+    check_backend_support(config, check_backend())  # e.g. a setting PyTorch's trainer refuses
     source = check_source(data_source or settings.data_source())
     return create_run(spec, config, data_source=source, root=root)
 

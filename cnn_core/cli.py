@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_core import settings
+from cnn_core.config import cli_help
 from cnn_core.errors import SpecError, UserError
 from cnn_core.runs import Run, RunStatus, list_runs, open_run, runs_root
 from cnn_core.shapes import Analysis, analyze
@@ -119,14 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit",
         type=int,
-        help="a quick try: this many training images (and the same share of the test images), "
-        "chosen per class before decoding",
+        help=cli_help("limit"),
     )
     p.add_argument(
         "--test-split",
         type=float,
-        help="share of each class held out for testing from class folders without a split "
-        "(default 0.2)",
+        help=cli_help("test_split"),
     )
     p.add_argument("--batch-size", type=int, help="override the configuration's batch size")
     p.add_argument("--lr", type=float, help="override the configuration's learning rate")

@@ -389,9 +389,11 @@ def setting_named(name: str) -> Setting:
 
 
 def cli_help(name: str) -> str:
-    """A CLI flag's help: the setting's help text and its default."""
+    """A CLI flag's help: the setting's help text and its default (argparse shows no bounds)."""
     declared = setting_named(name)
     text = declared.help[0].lower() + declared.help[1:].rstrip(".")
+    if declared.default is None:  # the help says what null means
+        return text
     return f"{text} (default {json.dumps(declared.default)})"
 
 

@@ -46,7 +46,10 @@ def test_every_preset_config_is_valid():
         ({"optimizer": "adamax"}, 'optimizer must be one of "adam", "adamw", "sgd", "rmsprop"'),
         ({"lr_schedule": "step"}, "lr_schedule must be one of"),
         ({"label_smoothing": 0.5}, "label_smoothing must be a number in"),
-        ({"mixed_precision": "yes"}, 'mixed_precision must be one of "auto", true, false; got "yes"'),
+        (
+            {"mixed_precision": "yes"},
+            'mixed_precision must be one of "auto", true, false; got "yes"',
+        ),
         ({"mixed_precision": 1}, "mixed_precision must be one of"),  # 1 is not true
         ({"augmentation": {"rotate": 0.1}}, 'unknown key "rotate"'),
         ({"augmentation": [True]}, "must be an object"),
@@ -90,3 +93,106 @@ def test_class_weight_is_balanced_or_null():
     assert TrainConfig().class_weight is None
     with pytest.raises(ConfigError, match='class_weight must be one of "balanced", null'):
         config_from_dict({"class_weight": "auto"})
+
+
+def test_every_key_is_declared_once_with_its_default():
+    from dataclasses import fields
+
+    from cnn_core.config import AUGMENTATION, KINDS, SECTIONS, SETTINGS
+
+    top = [f.name for f in fields(TrainConfig) if f.name != "augmentation"]
+    assert [s.name for s in SETTINGS] == top
+    assert [s.name for s in AUGMENTATION] == [
+        f"augmentation.{f.name}" for f in fields(Augmentation)
+    ]
+    keys = [s.key for s in (*SETTINGS, *AUGMENTATION)]
+    assert len(set(keys)) == len(keys)  # one widget each
+    for s in (*SETTINGS, *AUGMENTATION):
+        assert s.kind in KINDS and s.section in SECTIONS and s.help and s.label
+        name = s.name.removeprefix("augmentation.")
+        owner = TrainConfig() if name == s.name else Augmentation()
+        assert getattr(owner, name) == s.default  # the dataclass default is the declared one
+        if s.kind in ("integer", "number"):
+            assert s.low is not None and s.high is not None
+        if s.kind == "choice":
+            assert s.default in s.choices
+
+
+def _beyond(s):
+    """A value just past the declared high end, and just under the low one."""
+    over = s.high if s.high_open else s.high + (1 if s.kind == "integer" else 0.001)
+    under = s.low if s.low_open else s.low - (1 if s.kind == "integer" else 0.001)
+    return over, under
+
+
+def test_each_declared_bound_is_the_one_validation_enforces():
+    from cnn_core.config import SETTINGS
+
+    for s in SETTINGS:
+        if s.kind not in ("integer", "number"):
+            continue
+        for end, is_open in ((s.low, s.low_open), (s.high, s.high_open)):
+            if not is_open:  # a closed end is allowed
+                assert config_from_dict({s.name: end}).to_dict()[s.name] == end
+        for value in _beyond(s):
+            with pytest.raises(ConfigError) as refused:
+                config_from_dict({s.name: value}, source="the settings")
+            message = str(refused.value)
+            assert message.startswith(f"the settings: {s.name} must be {s.expected()}; got ")
+
+
+def test_declaring_a_setting_is_enough_for_it_to_be_validated():
+    from dataclasses import dataclass
+
+    from cnn_core.config import check_values, setting, settings_of
+
+    @dataclass(frozen=True)
+    class Made:
+        warmup_epochs: int = setting(
+            "integer", 2, "Epochs of warm-up.", label="Warm-up", key="wu", low=0, high=20
+        )
+        head: str = setting(
+            "choice", "dense", "The head.", label="Head", key="hd", choices=("dense", "gap")
+        )
+
+    declared = settings_of(Made)
+    assert [(s.name, s.default) for s in declared] == [("warmup_epochs", 2), ("head", "dense")]
+    assert check_values({"warmup_epochs": 3.0, "head": "gap"}, declared) == {
+        "warmup_epochs": 3,
+        "head": "gap",
+    }
+    with pytest.raises(
+        ConfigError,
+        match=r"^a\.json: warmup_epochs must be a whole number from 0 "
+        r"to 20; got 21\.$",
+    ):
+        check_values({"warmup_epochs": 21}, declared, source="a.json")
+    with pytest.raises(ConfigError, match='head must be one of "dense", "gap"; got "mlp"'):
+        check_values({"head": "mlp"}, declared)
+
+
+def test_a_setting_the_backend_cannot_run_is_refused_with_what_to_do():
+    from cnn_core.config import check_backend_support, setting_named
+
+    assert setting_named("steps_per_execution").backends == ("tensorflow", "jax")
+    config = TrainConfig(steps_per_execution=4)
+    check_backend_support(config, "tensorflow")
+    check_backend_support(config, "jax")
+    check_backend_support(TrainConfig(), "torch")  # the default runs everywhere
+    with pytest.raises(ConfigError) as refused:
+        check_backend_support(config, "torch")
+    assert str(refused.value) == (
+        "the configuration: steps_per_execution 4 needs TensorFlow or JAX, and Keras runs on "
+        "PyTorch here (KERAS_BACKEND); set steps_per_execution to 1 or choose another backend."
+    )
+
+
+def test_the_cli_help_is_the_declared_help(capsys):
+    from cnn_core.cli import main
+    from cnn_core.config import setting_named
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    declared = setting_named("test_split")
+    assert declared.help[1:].rstrip(".") + f" (default {declared.default})" in text

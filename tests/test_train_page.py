@@ -195,3 +195,92 @@ def test_big_photos_offer_a_larger_input_for_the_draft_in_one_click(tmp_path):
     rerun(at)
     draft = load_draft(at.query_params["draft"])
     assert draft.input_shape == (96, 96, 3) and draft.name == TINY.name  # not a preset
+
+
+def _form_widgets(at) -> dict:
+    """Every widget the settings form can draw, by key."""
+    kinds = ("number_input", "slider", "selectbox", "checkbox")
+    return {w.key: w for kind in kinds for w in at.get(kind) if w.key}
+
+
+def test_every_declared_setting_is_in_the_form_with_the_declared_bounds_and_label():
+    from cnn_core.config import AUGMENTATION, SETTINGS
+    from dashboard.settings_form import widget_key
+
+    at = open_page("train")
+    widgets = _form_widgets(at)
+    for s in (*SETTINGS, *AUGMENTATION):
+        widget = widgets[widget_key(s, 0)]
+        assert widget.label == s.label and widget.help == s.help and not widget.disabled
+        if s.kind in ("integer", "number"):
+            step = s.step if s.widget == "slider" else 0  # a slider cannot offer an open end
+            low = s.off if s.off is not None else s.low + (step if s.low_open else 0)
+            high = s.high - (step if s.high_open else 0)
+            assert (widget.min, widget.max) == pytest.approx((low, high)), s.name
+        if s.kind == "choice" and s.widget != "checkbox":
+            assert len(widget.options) == len(s.choices), s.name
+
+
+def test_a_changed_declaration_changes_the_form_and_the_message_alike(monkeypatch):
+    from dataclasses import replace
+
+    from cnn_core import config
+    from cnn_core.errors import ConfigError
+
+    narrower = [replace(s, high=50) if s.name == "epochs" else s for s in config.SETTINGS]
+    monkeypatch.setattr(config, "SETTINGS", tuple(narrower))
+    at = open_page("train")
+    assert at.number_input(key="ep_v0").max == 50
+    at.session_state["config_base"] = TrainConfig(epochs=60)  # as a file read before the change
+    at.session_state["config_version"] = 1
+    rerun(at)
+    assert at.number_input(key="ep_v1").value == 50  # the form offers no more than declared
+    with pytest.raises(ConfigError, match="epochs must be a whole number from 1 to 50; got 60"):
+        config.config_from_dict({"epochs": 60})
+
+
+def test_the_page_types_no_bound_of_its_own():
+    import ast
+
+    root = Path(__file__).parents[1]
+    source = "\n".join(
+        (root / p).read_text() for p in ("pages/train.py", "dashboard/settings_form.py")
+    )
+    own = {"more_epochs": "how many epochs Resume adds: not a training setting"}
+    for call in ast.walk(ast.parse(source)):
+        if not isinstance(call, ast.Call) or getattr(call.func, "attr", "") not in (
+            "number_input",
+            "slider",
+            "select_slider",
+        ):
+            continue
+        key = next((k.value for k in call.keywords if k.arg == "key"), None)
+        bounds = [
+            *call.args[1:3],
+            *(k.value for k in call.keywords if k.arg in ("min_value", "max_value")),
+        ]
+        literal = [b for b in bounds if isinstance(b, ast.Constant | ast.UnaryOp)]
+        assert not literal or (isinstance(key, ast.Constant) and key.value in own), (
+            f"line {call.lineno}: a bound typed by hand; declare it in cnn_core/config.py"
+        )
+
+
+def test_a_setting_the_backend_cannot_run_is_disabled_with_a_note(tmp_path, monkeypatch):
+    from cnn_core import api
+    from cnn_core.errors import ConfigError
+
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    monkeypatch.setattr("cnn_core.backends.importlib.util.find_spec", lambda name: 1)
+    at = open_page("train")
+    at.session_state["config_base"] = TrainConfig(steps_per_execution=8)
+    at.session_state["config_version"] = 1
+    rerun(at)
+    widget = at.number_input(key="spe_v1")
+    assert widget.disabled and widget.value == 1  # the only value PyTorch's trainer takes
+    assert "Needs TensorFlow or JAX: Keras runs on PyTorch here." in widget.help
+    assert "Needs TensorFlow or JAX." in texts(at.caption)
+    assert not at.number_input(key="bs_v1").disabled
+    data = write_colours(tmp_path / "colours", train=4, test=2)
+    with pytest.raises(ConfigError, match="steps_per_execution 8 needs TensorFlow or JAX"):
+        api.prepare_run(TINY, TrainConfig(steps_per_execution=8), data_source=str(data))
+    assert list_runs() == []
