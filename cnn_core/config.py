@@ -61,6 +61,8 @@ class Setting:
     step: float | None = None  # the form's step (sliders, number inputs)
     format: str | None = None  # the number input's printf format
     off: int | None = None  # nullable: the form's number that stands for null ("0 = off")
+    wide: bool = False  # the form gives it a line of its own, below the section's columns
+    tooltip: bool = True  # the form shows `help` beside the label (off where it has no room)
 
     @property
     def advanced(self) -> bool:
@@ -69,6 +71,10 @@ class Setting:
     def supports(self, backend: str) -> bool:
         """Whether `backend` runs values other than the default."""
         return not self.backends or backend in self.backends
+
+    def needs(self) -> str:
+        """The backends that run values other than the default, as a reader names them."""
+        return " or ".join(BACKEND_NAMES.get(b, b) for b in self.backends)
 
     def expected(self) -> str:
         """What a valid value is, as an error message says it."""
@@ -303,6 +309,7 @@ class TrainConfig:
         label="Nesterov (sgd)",
         key="nest",
         section="Advanced",
+        tooltip=False,  # the label says it; the column has no room
     )
     test_split: float = setting(
         "number",
@@ -327,6 +334,7 @@ class TrainConfig:
         section="Advanced",
         choices=(*CLASS_WEIGHTS, None),
         widget="checkbox",  # checked: the first choice
+        wide=True,
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -371,6 +379,7 @@ AUGMENTATION = (  # the keys of the "augmentation" object; Augmentation.from_dic
         "Horizontal flip",
         "flip",
         section="Augmentation",
+        tooltip=False,  # the label says it; the column has no room
     ),
     _augmentation("translation", "Translation", "tr", 0.025),
     _augmentation("rotation", "Rotation", "rot", 0.025),
@@ -445,11 +454,10 @@ def check_backend_support(
         value = getattr(config, declared.name)
         if declared.supports(backend) or value == declared.default:
             continue
-        needs = " or ".join(BACKEND_NAMES.get(b, b) for b in declared.backends)
         raise ConfigError(
-            f"{source}: {declared.name} {json.dumps(value)} needs {needs}, and Keras runs on "
-            f"{BACKEND_NAMES.get(backend, backend)} here (KERAS_BACKEND); set {declared.name} to "
-            f"{json.dumps(declared.default)} or choose another backend."
+            f"{source}: {declared.name} {json.dumps(value)} needs {declared.needs()}, and Keras "
+            f"runs on {BACKEND_NAMES.get(backend, backend)} here (KERAS_BACKEND); set "
+            f"{declared.name} to {json.dumps(declared.default)} or choose another backend."
         )
 
 

@@ -52,30 +52,33 @@ def settings_form_ui(base: TrainConfig, *, version: int, backend: str) -> dict[s
     for section, settings in by_section.items():
         place = st.expander(section) if section else st.container()
         width = declared.SECTIONS[section]
+        narrow = [s for s in settings if not s.wide]
+        rows = [narrow[i : i + width] for i in range(0, len(narrow), width)]
         with place:
-            for start in range(0, len(settings), width):
-                row = settings[start : start + width]
+            for row in rows:
                 for column, setting in zip(st.columns(width), row, strict=False):
+                    value = _value_of(base, setting.name)
                     value = setting_ui(
-                        setting,
-                        _value_of(base, setting.name),
-                        version=version,
-                        backend=backend,
-                        place=column,
+                        setting, value, version=version, backend=backend, place=column
                     )
                     _put(values, setting.name, value)
+            for setting in (s for s in settings if s.wide):
+                value = setting_ui(
+                    setting, _value_of(base, setting.name), version=version, backend=backend
+                )
+                _put(values, setting.name, value)
     return values
 
 
 def setting_ui(setting: Setting, value: Any, *, version: int, backend: str, place: Any = st) -> Any:
     """One setting's widget in `place` (a column); the value as the configuration keeps it."""
     supported = setting.supports(backend)
-    help_text = setting.help
+    help_text = setting.help if setting.tooltip else None
     if not supported:
         value = setting.default
-        needs = " or ".join(declared.BACKEND_NAMES.get(b, b) for b in setting.backends)
-        note = f"Needs {needs}: Keras runs on {declared.BACKEND_NAMES.get(backend, backend)} here."
-        help_text = f"{help_text} {note}"
+        here = declared.BACKEND_NAMES.get(backend, backend)
+        note = f"Needs {setting.needs()}: Keras runs on {here} here."
+        help_text = f"{help_text or ''} {note}".strip()
     options = {
         "key": widget_key(setting, version),
         "help": help_text,
@@ -99,7 +102,7 @@ def setting_ui(setting: Setting, value: Any, *, version: int, backend: str, plac
     else:
         result = _number_ui(setting, value, place=place, options=options)
     if not supported:
-        place.caption(f"Needs {needs}.")
+        place.caption(f"Needs {setting.needs()}.")
     return result
 
 

@@ -211,7 +211,8 @@ def test_every_declared_setting_is_in_the_form_with_the_declared_bounds_and_labe
     widgets = _form_widgets(at)
     for s in (*SETTINGS, *AUGMENTATION):
         widget = widgets[widget_key(s, 0)]
-        assert widget.label == s.label and widget.help == s.help and not widget.disabled
+        assert widget.label == s.label and not widget.disabled
+        assert widget.help == (s.help if s.tooltip else ""), s.name
         if s.kind in ("integer", "number"):
             step = s.step if s.widget == "slider" else 0  # a slider cannot offer an open end
             low = s.off if s.off is not None else s.low + (step if s.low_open else 0)
