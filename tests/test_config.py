@@ -196,3 +196,22 @@ def test_the_cli_help_is_the_declared_help(capsys):
     text = " ".join(capsys.readouterr().out.split())
     declared = setting_named("test_split")
     assert declared.help[1:].rstrip(".") + f" (default {declared.default})" in text
+
+
+def test_the_readme_lists_every_declared_key_with_its_default():
+    import re
+    from pathlib import Path
+
+    from cnn_core.config import SETTINGS
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", readme, flags=re.MULTILINE))
+    for s in SETTINGS:
+        default = s.default
+        if isinstance(default, str):
+            expected = f'`"{default}"`'
+        elif isinstance(default, bool) or default is None:
+            expected = json.dumps(default)
+        else:
+            expected = f"{default:g}"
+        assert table.get(s.name, "").strip() == expected, f"README's row for {s.name}"
