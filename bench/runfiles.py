@@ -45,26 +45,26 @@ def history_text(megabytes: int) -> tuple[str, int]:
     return header + "".join(row.format(e=e) for e in range(count)), count
 
 
-def page_work(run, widgets) -> int:
+def page_work(run, charts) -> int:
     """What the Train page does with the history at each refresh; returns the rows read."""
     import pandas as pd
 
     history = run.history()
     for metric in ("accuracy", "loss"):  # built and serialised, as st.plotly_chart does
-        widgets.curve_figure({run.name: history}, metric, title=metric).to_json()
-    shown = widgets.latest_rows(history) if hasattr(widgets, "latest_rows") else history
+        charts.curve_figure({run.name: history}, metric, title=metric).to_json()
+    shown = charts.latest_rows(history) if hasattr(charts, "latest_rows") else history
     pd.DataFrame(shown).to_json()  # st.dataframe serialises its frame too
     return len(history)
 
 
 def bench_history(root: Path, megabytes: int, refreshes: int) -> dict:
-    from dashboard import widgets
+    from dashboard import charts
 
     run = create_run(TINY, TrainConfig(epochs=1), data_source="unused", root=root)
     text, count = history_text(megabytes)
     atomic_write_text(run.file(HISTORY), text)
     started = time.perf_counter()
-    page_work(run, widgets)
+    page_work(run, charts)
     first = time.perf_counter() - started
     seconds = []
     for i in range(refreshes):
@@ -72,13 +72,13 @@ def bench_history(root: Path, megabytes: int, refreshes: int) -> dict:
         text += extra
         atomic_write_text(run.file(HISTORY), text)  # rewritten whole, as the trainer does
         started = time.perf_counter()
-        rows = page_work(run, widgets)
+        rows = page_work(run, charts)
         seconds.append(time.perf_counter() - started)
         assert rows == count + i + 1, rows
     text += f"{count + refreshes},0.8,0.4,0.7,0.5,6.1,0.001\n"
     atomic_write_text(run.file(HISTORY), text)
     tracemalloc.start()
-    page_work(run, widgets)
+    page_work(run, charts)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return {

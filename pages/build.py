@@ -19,8 +19,10 @@ from cnn_core.layers import KINDS
 from cnn_core.presets import list_presets, mark_modified
 from cnn_core.shapes import Problem, analyze
 from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
+from dashboard.params import layer_params_state, layer_params_ui
 from dashboard.routing import ensure_routed
-from dashboard.widgets import draft_ui, layer_params_state, layer_params_ui, plain, set_draft
+from dashboard.state import draft_ui, set_draft
+from dashboard.text import plain
 
 try:  # optional: drag-and-drop reordering; without it the arrow buttons reorder
     from streamlit_sortables import sort_items

@@ -20,8 +20,10 @@ from cnn_core.evaluate import (
     read_predictions,
     stored_evaluation,
 )
+from dashboard.charts import enlarged
 from dashboard.routing import ensure_routed
-from dashboard.widgets import enlarged, fingerprint, plain, plotly_text, run_picker_ui, show_error
+from dashboard.state import fingerprint, run_picker_ui
+from dashboard.text import plain, plotly_text, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 

@@ -12,8 +12,10 @@ from cnn_core.errors import UserError
 from cnn_core.gradcam import grad_cam, overlay
 from cnn_core.images import open_image
 from cnn_core.predict import class_names, predict_images
+from dashboard.charts import enlarged, top_k_figure
 from dashboard.routing import ensure_routed
-from dashboard.widgets import enlarged, plain, run_picker_ui, show_error, top_k_figure
+from dashboard.state import run_picker_ui
+from dashboard.text import plain, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 

@@ -9,8 +9,9 @@ from cnn_core import access, api
 from cnn_core.errors import UserError
 from cnn_core.runs import Run, delete_run, list_runs, run_row, zip_run
 from dashboard.access import who
+from dashboard.charts import curve_figure
 from dashboard.routing import ensure_routed
-from dashboard.widgets import curve_figure, plain, show_error
+from dashboard.text import plain, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 

@@ -22,20 +22,11 @@ from cnn_core.shapes import analyze
 from cnn_core.spec import parse_spec
 from cnn_core.uploads import save_upload
 from dashboard.access import who
+from dashboard.charts import curve_figure, dataset_report_ui, latest_rows
 from dashboard.routing import ensure_routed
 from dashboard.settings_form import settings_form_ui, widget_key
-from dashboard.widgets import (
-    STATE_ICONS,
-    curve_figure,
-    dataset_report_ui,
-    draft_ui,
-    fingerprint,
-    format_seconds,
-    latest_rows,
-    plain,
-    set_draft,
-    show_error,
-)
+from dashboard.state import draft_ui, fingerprint, set_draft
+from dashboard.text import STATE_ICONS, format_seconds, plain, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 

@@ -9,7 +9,7 @@ from reliability.kit import make_model_run, open_page, write_colours
 
 from cnn_core.evaluate import class_findings, evaluate_run
 from cnn_core.settings import runs_root
-from dashboard.widgets import fingerprint
+from dashboard.state import fingerprint
 
 
 def report_of(rows: list[tuple[str, float, int]]) -> dict:

@@ -18,7 +18,7 @@ from reliability.kit import TINY, open_page, rerun, write_colours
 from cnn_core.config import TrainConfig
 from cnn_core.drafts import new_draft_id, save_draft
 from cnn_core.runs import create_run, list_runs, record_launch
-from dashboard.widgets import fingerprint
+from dashboard.state import fingerprint
 
 
 def train_page(source: str | Path):

@@ -201,11 +201,11 @@ def open_page(page: str, **query: str) -> AppTest:
 
 def messages(at: AppTest) -> list[str]:
     """Every error, warning and info the page shows, in that order, as the reader sees it: the
-    pages backslash-escape the punctuation of text they show (`dashboard.widgets.plain`)."""
+    pages backslash-escape the punctuation of text they show (`dashboard.text.plain`)."""
     return [shown(e.value) for e in (*at.error, *at.warning, *at.info)]
 
 
 def shown(markdown: str) -> str:
-    """Markdown source as it reads on the page, for text escaped by `dashboard.widgets.plain`:
+    """Markdown source as it reads on the page, for text escaped by `dashboard.text.plain`:
     each `\\x` shows as `x`, and the word joiners that break up addresses are invisible."""
     return re.sub(r"\\([!-/:-@[-`{-~])", r"\1", markdown).replace("\u2060", "")

@@ -47,7 +47,7 @@ def markdown_shown(at) -> list[str]:
 
 def assert_literal(texts: list[str]) -> None:
     """No link, image or HTML tag survives: its syntax is backslash-escaped and addresses are
-    broken up by a word joiner (dashboard.widgets.plain), so it shows as text."""
+    broken up by a word joiner (dashboard.text.plain), so it shows as text."""
     for text in texts:
         live = re.sub(r"\\.", "", text)  # what Markdown still reads as syntax
         for syntax in ("](", "![", "<", "https://", "http://", "www.", "a@"):
@@ -94,14 +94,14 @@ def test_class_and_file_names_are_shown_as_text_in_captions_and_charts(hostile_r
 
 
 def test_the_dataset_check_shows_class_folders_as_text(tmp_path: Path):
-    from dashboard import widgets
+    from dashboard import text
 
-    figure_names = widgets.plotly_text(HOSTILE_CLASSES[1])
+    figure_names = text.plotly_text(HOSTILE_CLASSES[1])
     assert "<" not in figure_names and "&lt;img" in figure_names
-    assert widgets.plain("[a](b) <i> *c* $x$ :red[d] a@b.c") == (
+    assert text.plain("[a](b) <i> *c* $x$ :red[d] a@b.c") == (
         r"\[a\](b) \<i\> \*c\* \$x\$ :red\[d\] a" + "\u2060@b.c"
     )
-    assert widgets.plain("see https://x.example, WWW.x.example") == (
+    assert text.plain("see https://x.example, WWW.x.example") == (
         "see https\u2060://x.example, WWW\u2060.x.example"
     )
 
