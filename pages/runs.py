@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core import access, api
+from cnn_core.compare import compare_runs
 from cnn_core.errors import UserError
 from cnn_core.runs import Run, delete_run, list_runs, run_row, zip_run
 from dashboard.access import who
@@ -14,6 +15,11 @@ from dashboard.routing import ensure_routed
 from dashboard.text import plain, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
+
+OPEN_IN = (  # the pages a run with a model opens in: (page, label, icon)
+    ("pages/evaluate.py", "Evaluate", ":material/analytics:"),
+    ("pages/predict.py", "Predict", ":material/image_search:"),
+)
 
 st.title("Runs")
 user = who()
@@ -54,33 +60,17 @@ if not chosen:
     st.caption("Select one or more rows to compare runs, download, delete or open them.")
     st.stop()
 
-histories = {run.name: run.history() for run in chosen}
+comparison = compare_runs(chosen)
 left, right = st.columns(2)
-left.plotly_chart(curve_figure(histories, "accuracy", title="Accuracy"), key="cmp_acc")
-right.plotly_chart(curve_figure(histories, "loss", title="Loss"), key="cmp_loss")
+left.plotly_chart(curve_figure(comparison.histories, "accuracy", title="Accuracy"), key="cmp_acc")
+right.plotly_chart(curve_figure(comparison.histories, "loss", title="Loss"), key="cmp_loss")
 
 if len(chosen) > 1:
     st.subheader("Side by side")
-    columns = {}
-    for run in chosen:
-        column: dict[str, object] = {}
-        try:
-            spec, config = run.spec(), run.config()
-        except UserError as exc:
-            column["problem"] = str(exc)
-        else:
-            column["architecture"] = spec.name
-            for i, layer in enumerate(spec.layers):
-                column[f"layer {i + 1}"] = " ".join(
-                    [layer.type, *(f"{k}={v}" for k, v in layer.params.items())]
-                )
-            for key, value in config.to_dict().items():
-                column[key] = str(value)
-        columns[run.name] = column
-    comparison = pd.DataFrame(columns)
-    differs = comparison.astype(str).nunique(axis=1) > 1
     only_diff = st.toggle("Only what differs", value=True, key="only_diff")
-    st.dataframe(comparison[differs] if only_diff else comparison, key="comparison")
+    shown = comparison.only_differing() if only_diff else comparison
+    table = pd.DataFrame(list(shown.cells), index=list(shown.rows), columns=list(shown.runs))
+    st.dataframe(table, key="comparison")
 
 st.subheader("Actions")
 for run in chosen:
@@ -96,20 +86,14 @@ for run in chosen:
             key=f"zip_{run.name}",
             icon=":material/download:",
         )
-        b.page_link(
-            "pages/evaluate.py",
-            label="Evaluate",
-            icon=":material/analytics:",
-            query_params={"run": run.name},
-            disabled=not run.has_model(),
-        )
-        c.page_link(
-            "pages/predict.py",
-            label="Predict",
-            icon=":material/image_search:",
-            query_params={"run": run.name},
-            disabled=not run.has_model(),
-        )
+        for column, (page, label, icon) in zip((b, c), OPEN_IN, strict=True):
+            column.page_link(
+                page,
+                label=label,
+                icon=icon,
+                query_params={"run": run.name},
+                disabled=not run.has_model(),
+            )
         if status.active:  # deleting comes after stopping: offer what can be done now
             if d.button("Stop", key=f"stop_{run.name}", icon=":material/stop:"):
                 try:
