@@ -8,7 +8,6 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cnn_core.datasets import load_dataset
 from cnn_core.errors import UserError
 from cnn_core.evaluate import (
     cell_examples,
@@ -17,9 +16,9 @@ from cnn_core.evaluate import (
     data_changed,
     evaluate_run,
     largest_confusion,
-    read_predictions,
     stored_evaluation,
 )
+from cnn_core.testset import TestSet, choose_test_set, load_test_images, matching_probabilities
 from dashboard.charts import enlarged
 from dashboard.routing import ensure_routed
 from dashboard.state import fingerprint, run_picker_ui
@@ -204,21 +203,19 @@ pred_index = c2.selectbox(
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the test images…")
-def test_images(source: str, size: tuple[int, int], channels: int) -> np.ndarray:
-    return load_dataset(source, image_size=size, channels=channels).x_test
+def test_images(test_set: TestSet) -> np.ndarray:
+    return load_test_images(test_set)
 
 
-predictions = read_predictions(run)
 try:
-    spec = run.spec()
-    x_test = test_images(report["data_source"], spec.input_shape[:2], spec.input_shape[2])
+    x_test = test_images(choose_test_set(run, report["data_source"]))
 except UserError as exc:
     show_error(exc)
     st.stop()
-if predictions is None or len(x_test) != report["n"]:
+probs = matching_probabilities(run, x_test, count=report["n"])
+if probs is None:
     st.warning("The stored predictions do not match the test set; evaluate again.")
     st.stop()
-probs = predictions["probabilities"].astype(np.float32)
 
 count = int(matrix[true_index, pred_index])
 st.subheader(
