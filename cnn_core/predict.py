@@ -31,6 +31,7 @@ from cnn_core.runs import MODEL, Run, RunError
 
 if TYPE_CHECKING:
     import keras
+    from PIL import Image
 
 CACHE_SIZE = 4  # models kept in memory; the tutorial model is about 1.3 MB, a ResNet tens of MB
 CHUNK = 64  # pictures per model call: bounds memory for big inputs, costs nothing for small ones
@@ -231,6 +232,7 @@ class Prediction:
     error: str | None = None  # one line, when the picture could not be read or classified
     pixels: np.ndarray | None = None  # uint8 (H, W, C): the picture as the model sees it
     probabilities: np.ndarray | None = None  # float32 (classes,): every class, output order
+    photo: Image.Image | None = None  # RGB, fitted in photo_size: the picture to show, if asked
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
@@ -247,12 +249,15 @@ def predict_images(
     *,
     top: int = 5,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    photo_size: int | None = None,
 ) -> list[Prediction]:
     """Classify pictures given as (display name, bytes or path) with the run's model.
 
     Returns one `Prediction` per picture, in order. A picture that is not a safe, readable image
     (or is larger than `max_bytes`) gets `error` set; the rest are classified together. `top` is
-    clamped to 1..number of classes.
+    clamped to 1..number of classes. With `photo_size`, each readable picture's `photo` is the
+    picture itself, shrunk to fit `photo_size` x `photo_size` pixels, for showing: every picture
+    is decoded once, for the model and the eye alike.
     Raises `RunError` when the run has no usable model.
     """
     model = load_run_model(run)
@@ -274,14 +279,19 @@ def predict_images(
 
     arrays: list[np.ndarray | None] = []
     errors: list[str | None] = []
+    photos: list[Image.Image | None] = []
     for name, data in images:
         try:
             picture = open_image(data, name=name or None, max_bytes=max_bytes)
             arrays.append(to_array(picture, size=(height, width), channels=channels))
             errors.append(None)
         except ImageError as exc:
+            picture = None
             arrays.append(None)
             errors.append(str(exc))
+        if picture is not None and photo_size is not None:
+            picture.thumbnail((photo_size, photo_size))  # in place, after the model's copy
+        photos.append(picture if photo_size is not None else None)
 
     good = [i for i, array in enumerate(arrays) if array is not None]
     probs = run_model(model, np.stack([arrays[i] for i in good])) if good else None
@@ -300,6 +310,7 @@ def predict_images(
                     error=f"the model's output for {name} is not a number; its training "
                     "diverged: train the run again with a lower learning rate.",
                     pixels=arrays[i],
+                    photo=photos[i],
                 )
             )
             continue
@@ -310,6 +321,7 @@ def predict_images(
                 top=tuple((names[j], float(p[j])) for j in order),
                 pixels=arrays[i],
                 probabilities=p,
+                photo=photos[i],
             )
         )
     return results

@@ -10,7 +10,6 @@ import streamlit as st
 from cnn_core import settings
 from cnn_core.errors import UserError
 from cnn_core.gradcam import grad_cam, overlay
-from cnn_core.images import open_image
 from cnn_core.predict import class_names, predict_images
 from dashboard.charts import enlarged, top_k_figure
 from dashboard.routing import ensure_routed
@@ -20,6 +19,7 @@ from dashboard.text import plain, show_error
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
 UNSURE = 0.5  # below this top probability, say plainly that the model is unsure
+PHOTO_SIZE = 360  # pixels: the photo as shown, beside what the model sees
 TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "webp"]
 
 st.title("Predict")
@@ -73,13 +73,15 @@ if len(files) > limit:  # each photo is drawn with its own chart and heat map
     files = files[:limit]
 
 try:
-    results = predict_images(run, files, top=5, max_bytes=settings.PHOTO_UPLOAD_MB * 2**20)
+    results = predict_images(
+        run, files, top=5, max_bytes=settings.PHOTO_UPLOAD_MB * 2**20, photo_size=PHOTO_SIZE
+    )
 except UserError as exc:
     show_error(exc)
     st.stop()
 
 rows = []
-for (name, data), result in zip(files, results, strict=True):
+for (name, _), result in zip(files, results, strict=True):
     with st.container(border=True):
         st.markdown(f"**{plain(name)}**")
         if result.error:
@@ -92,8 +94,7 @@ for (name, data), result in zip(files, results, strict=True):
         rows.append(
             {"photo": name, "prediction": best, "probability": probability, "problem": None}
         )
-        photo = open_image(data, name=name)
-        photo.thumbnail((360, 360))
+        photo = result.photo
         a, b, c, d = st.columns([3, 1.3, 3, 3])
         a.image(photo, caption="your photo")
         b.image(enlarged(result.pixels, 96), caption=f"what the model sees ({w}x{h})")
