@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from cnn_core.augment import Augmentation, augmentation_nodes
-from cnn_core.layers import KINDS, KerasNode, keras_nodes
+from cnn_core.layers import HEAD_NAME, KINDS, KerasNode, classifier_head, keras_nodes
 from cnn_core.shapes import check_spec
 from cnn_core.spec import ModelSpec
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 CUSTOM_LAYERS = ("RandomShiftFlip",)  # defined in cnn_core.fast_augment, not in keras.layers
 INPUT_NAME = "image"
-HEAD_NAME = "classifier"
 
 
 def model_nodes(
@@ -46,12 +45,7 @@ def model_nodes(
         info = analysis.layers[index]  # why: the checked, normalised values, never the raw spec
         steps.append((index, keras_nodes(index, KINDS[layer.type], info.resolved, shape)))
         shape = info.output_shape
-    steps.append(
-        (
-            None,
-            [KerasNode(HEAD_NAME, "Dense", {"units": spec.num_classes, "activation": "softmax"})],
-        )
-    )
+    steps.append((None, classifier_head(spec.num_classes).nodes(shape)))
     return steps
 
 

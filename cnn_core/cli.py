@@ -21,6 +21,7 @@ from typing import Any
 from cnn_core import settings
 from cnn_core.config import cli_help
 from cnn_core.errors import SpecError, UserError
+from cnn_core.layers import format_shape
 from cnn_core.runs import Run, RunStatus, list_runs, open_run, runs_root
 from cnn_core.shapes import Analysis, analyze
 from cnn_core.spec import ModelSpec, load_spec
@@ -215,14 +216,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def format_table(spec: ModelSpec, analysis: Analysis) -> str:
-    h, w, c = spec.input_shape
     rows = [("#", "layer", "output", "params")]
     for info in analysis.layers:
         position = "" if info.index is None else str(info.index + 1)
-        shape = "x".join(str(d) for d in info.output_shape) if info.output_shape else "?"
+        shape = format_shape(info.output_shape)
         rows.append((position, info.description, shape, f"{info.params:,}"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [f"{spec.name}: {h}x{w}x{c} input, {spec.num_classes} classes"]
+    lines = [f"{spec.name}: {format_shape(spec.input_shape)} input, {spec.num_classes} classes"]
     for row in rows:
         lines.append(
             f"{row[0]:>{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  "
@@ -299,7 +299,7 @@ def _data(args: argparse.Namespace) -> int:
         say(f"warning: {warning}", file=sys.stderr)
     say(
         f"{data.source}: {summary['train']:,} training and {summary['test']:,} test images of "
-        f"{'x'.join(map(str, summary['image_shape']))}, {len(data.class_names)} classes "
+        f"{format_shape(summary['image_shape'])}, {len(data.class_names)} classes "
         f"({', '.join(data.class_names)}); loaded in {seconds:.2f} s"
     )
     say(format_report(report))

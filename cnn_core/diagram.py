@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cnn_core.layers import format_shape
 from cnn_core.shapes import Analysis
 from cnn_core.spec import ModelSpec
 
@@ -12,16 +13,16 @@ def _label(text: str) -> str:
 
 def network_dot(spec: ModelSpec, analysis: Analysis) -> str:
     """DOT source, top to bottom: input, each layer, the classifier head."""
-    h, w, c = spec.input_shape
+    shape = format_shape(spec.input_shape)
     lines = [
         "digraph network {",
         "  rankdir=TB; nodesep=0.2; ranksep=0.25;",
         '  node [shape=box, style="rounded,filled", fillcolor="#eef3fd", color="#2f6fde", '
         'fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=9, color="#666666"];',
-        f'  input [label="Input\\n{h}x{w}x{c}", fillcolor="#ffffff"];',
+        f'  input [label="Input\\n{shape}", fillcolor="#ffffff"];',
     ]
-    previous, shape = "input", f"{h}x{w}x{c}"
+    previous = "input"
     problem_layers = {p.layer for p in analysis.problems}
     for info in analysis.layers:
         node = "head" if info.head else f"l{info.index}"
@@ -35,6 +36,6 @@ def network_dot(spec: ModelSpec, analysis: Analysis) -> str:
         lines.append(f'  {node} [label="{_label(title)}{extra}"{fill}];')
         lines.append(f'  {previous} -> {node} [label=" {shape}"];')
         previous = node
-        shape = "x".join(map(str, info.output_shape)) if info.output_shape else "?"
+        shape = format_shape(info.output_shape)
     lines.append("}")
     return "\n".join(lines)

@@ -11,13 +11,10 @@ import json
 from collections import Counter
 
 from cnn_core.augment import Augmentation
-from cnn_core.builder import HEAD_NAME, INPUT_NAME, model_name, model_nodes
-from cnn_core.layers import KerasNode
+from cnn_core.builder import INPUT_NAME, model_name, model_nodes
+from cnn_core.layers import HEAD_NAME, KerasNode, format_shape
 from cnn_core.shapes import analyze
 from cnn_core.spec import ModelSpec
-
-# Keyword arguments left out of the script when they equal Keras' own default, for readability.
-_KERAS_DEFAULTS = {"strides": (1, 1), "padding": "valid", "activation": "linear", "use_bias": True}
 
 
 def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) -> str:
@@ -28,8 +25,8 @@ def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) ->
     lines = [
         f'"""{_doc_safe(spec.name)}: a Keras model exported from CNN Workbench.',
         "",
-        f"Input: {h}x{w}x{c} images as raw 0..255 pixels. Output: the probabilities of "
-        f"{spec.num_classes} classes.",
+        f"Input: {format_shape(spec.input_shape)} images as raw 0..255 pixels. Output: the "
+        f"probabilities of {spec.num_classes} classes.",
         f"{analysis.total_params:,} parameters. Run this file to print a summary; import "
         "build_model() to train it.",
         '"""',
@@ -45,7 +42,7 @@ def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) ->
     for index, nodes in steps:
         if index is not None:
             info = analysis.layers[index]
-            shape = "x".join(str(d) for d in info.output_shape or ())
+            shape = format_shape(info.output_shape)
             lines += [
                 "",
                 f"    # Layer {index + 1}: {info.description} -> {shape}, {info.params:,} params",
@@ -95,11 +92,9 @@ def _step_lines(nodes: list[KerasNode]) -> list[str]:
 def _kwargs(node: KerasNode) -> list[str]:
     parts = []
     for key, value in node.kwargs.items():
-        default = _KERAS_DEFAULTS.get(key)
+        default = node.defaults.get(key)
         if type(value) is type(default) and value == default:
-            continue
-        if key == "strides" and value == node.kwargs.get("pool_size"):
-            continue  # pooling strides default to the pool size
+            continue  # left out where it is what Keras assumes, for readability
         if node.cls == "Rescaling" and key == "scale":
             parts.append("scale=1 / 255")
             continue

@@ -12,6 +12,7 @@ This module is pure Python: it never imports Keras or TensorFlow, so the Build p
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class Param:
     choices: tuple[Any, ...] = ()
     help: str = ""
     example: Any = None  # what to suggest when a required key is missing
+    default_from: str | None = None  # left out: the value of this other key (as Keras' pooling)
+    always_exported: bool = False  # code export writes it even at its default (pool_size=2)
 
     @property
     def required(self) -> bool:
@@ -123,13 +126,15 @@ class KerasNode:
     """One Keras layer of a kind's graph, as plain data: `keras.layers.<cls>(**kwargs, name=name)`.
 
     `inputs` names earlier nodes of the same kind's graph, or "@in" for the kind's input.
-    The last node of a kind's graph is its output.
+    The last node of a kind's graph is its output. `defaults` holds the value Keras assumes for
+    a keyword left out; code export leaves out each keyword that has it.
     """
 
     name: str
     cls: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] = ("@in",)
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # what Keras assumes, if left out
 
 
 class ShapeError(Exception):
@@ -183,13 +188,22 @@ class LayerKind:
     output: Callable[[Shape, Mapping[str, Any]], Shape]
     count_params: Callable[[Shape, Mapping[str, Any]], int]
     count_macs: Callable[[Shape, Shape, Mapping[str, Any]], int]
-    nodes: Callable[[Mapping[str, Any], str], list[KerasNode]]
+    # The Keras layers that make it up, from (resolved params, name, input shape); by default
+    # one layer of the kind's own name (or `keras_class`) taking every parameter.
+    nodes: Callable[[Mapping[str, Any], str, Shape], list[KerasNode]] | None = None
+    keras_class: str = ""
     internal_values: Callable[[Shape, Shape, Mapping[str, Any]], int] = lambda i, o, p: 0
     key_params: tuple[str, ...] = ()  # shown in the stack's one-line description
+    fixes: tuple[str, ...] = ()  # the rules whose one-click fix inserts this kind
 
-    @property
+    @functools.cached_property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
+
+    @functools.cached_property
+    def _following(self) -> tuple[Param, ...]:
+        """The params whose default is another key's value."""
+        return tuple(p for p in self.params if p.default_from)
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -229,9 +243,31 @@ class LayerKind:
             if error:
                 errors.append(ParamError(param.name, "bad_value", f"{param.name} {error}"))
             resolved[param.name] = value
-        if "pool_size" in resolved and resolved.get("strides") is None:
-            resolved["strides"] = resolved["pool_size"]  # Keras: strides default to pool_size
+        for param in self._following:
+            if resolved[param.name] is None:
+                resolved[param.name] = resolved[param.default_from]
         return Resolution(MappingProxyType(resolved), tuple(errors))
+
+    def keras_defaults(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The value Keras assumes for each optional key left out (code export leaves it out)."""
+        defaults = {}
+        for param in self.params:
+            if param.default_from:
+                defaults[param.name] = params[param.default_from]
+            elif not param.required and param.default is not None and not param.always_exported:
+                defaults[param.name] = param.check(param.default)[0]
+        return defaults
+
+    def keras_nodes(self, params: Mapping[str, Any], name: str, in_shape: Shape) -> list[KerasNode]:
+        """The Keras layers that make up one layer of this kind, the last one named `name`."""
+        if self.nodes is not None:
+            return self.nodes(params, name, in_shape)
+        kwargs = {key: params[key] for key in self.param_names}
+        return [
+            KerasNode(
+                name, self.keras_class or self.name, kwargs, defaults=self.keras_defaults(params)
+            )
+        ]
 
     def describe(self, params: Mapping[str, Any]) -> str:
         """A short description such as 'Conv2D 32, 3x3, same, relu', of resolved parameters."""
@@ -239,10 +275,15 @@ class LayerKind:
         for key in self.key_params:
             value = params[key]
             if key in ("kernel_size", "pool_size"):
-                parts.append(_fmt(value))
+                parts.append(format_shape(value))
             elif key == "strides":
-                if value != (1, 1) and value != params.get("pool_size"):
-                    parts.append(f"stride {value[0] if value[0] == value[1] else _fmt(value)}")
+                origin = self.param(key).default_from
+                if value != (1, 1) and not (origin and value == params[origin]):
+                    shown = value[0] if value[0] == value[1] else format_shape(value)
+                    parts.append(f"stride {shown}")
+            elif key == "depth_multiplier":
+                if value != 1:
+                    parts.append(f"depth x{value}")
             elif key == "rate":
                 parts.append(f"{value:g}")
             elif key == "activation" and value == "linear":
@@ -266,11 +307,16 @@ def _prod(shape: Shape) -> int:
     return math.prod(shape)
 
 
-def _fmt(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
+def format_shape(shape: Iterable[int] | None) -> str:
+    """A shape as users read it everywhere: (28, 28, 32) -> '28x28x32'; None (unknown) -> '?'."""
+    return "?" if shape is None else "x".join(str(d) for d in shape)
 
 
-def _windowed(kind: str, window_key: str) -> Callable[[Shape, Mapping[str, Any]], Shape]:
+def _windowed(
+    window_key: str, channels: Callable[[int, Mapping[str, Any]], int]
+) -> Callable[[Shape, Mapping[str, Any]], Shape]:
+    """The output shape of a sliding window of `window_key`; `channels(c, p)` says its depth."""
+
     def output(shape: Shape, p: Mapping[str, Any]) -> Shape:
         h, w, c = shape
         window, stride, padding = p[window_key], p["strides"], p["padding"]
@@ -279,13 +325,12 @@ def _windowed(kind: str, window_key: str) -> Callable[[Shape, Mapping[str, Any]]
         if ho < 1 or wo < 1:
             what = "kernel" if window_key == "kernel_size" else "pooling window"
             raise ShapeError(
-                f"the {h}x{w} feature map is too small for a {_fmt(window)} {what} with "
+                f"the {h}x{w} feature map is too small for a {format_shape(window)} {what} with "
                 f"padding='valid' (the output would be {max(ho, 0)}x{max(wo, 0)}); remove a "
                 "pooling layer or use padding='same'",
                 rule="shrinks_to_zero",
             )
-        channels = p["filters"] if kind == "conv" else c
-        return (ho, wo, channels)
+        return (ho, wo, channels(c, p))
 
     return output
 
@@ -298,6 +343,27 @@ def _conv_params(shape: Shape, p: Mapping[str, Any]) -> int:
 def _conv_macs(inp: Shape, out: Shape, p: Mapping[str, Any]) -> int:
     kh, kw = p["kernel_size"]
     return out[0] * out[1] * out[2] * kh * kw * inp[-1]
+
+
+def _depthwise_params(shape: Shape, p: Mapping[str, Any]) -> int:
+    (kh, kw), maps = p["kernel_size"], shape[-1] * p["depth_multiplier"]
+    return kh * kw * maps + (maps if p["use_bias"] else 0)
+
+
+def _depthwise_macs(inp: Shape, out: Shape, p: Mapping[str, Any]) -> int:
+    kh, kw = p["kernel_size"]
+    return out[0] * out[1] * out[2] * kh * kw
+
+
+def _separable_params(shape: Shape, p: Mapping[str, Any]) -> int:
+    (kh, kw), maps, f = p["kernel_size"], shape[-1] * p["depth_multiplier"], p["filters"]
+    return kh * kw * maps + maps * f + (f if p["use_bias"] else 0)  # the depthwise step: no bias
+
+
+def _separable_macs(inp: Shape, out: Shape, p: Mapping[str, Any]) -> int:
+    kh, kw = p["kernel_size"]
+    maps = inp[-1] * p["depth_multiplier"]
+    return out[0] * out[1] * maps * (kh * kw + out[2])
 
 
 def _residual_output(shape: Shape, p: Mapping[str, Any]) -> Shape:
@@ -333,26 +399,28 @@ def _residual_internal(inp: Shape, out: Shape, p: Mapping[str, Any]) -> int:
     return tensors * _prod(out)
 
 
-def _residual_nodes(p: Mapping[str, Any], name: str) -> list[KerasNode]:
+def _residual_nodes(p: Mapping[str, Any], name: str, in_shape: Shape) -> list[KerasNode]:
     f, s = p["filters"], p["strides"]
     conv = {"kernel_size": 3, "padding": "same", "use_bias": False}
+    known = {"defaults": _CONV_DEFAULTS}
     nodes = []
     shortcut = "@in"
-    if p["_projects"]:  # a 1x1 convolution matches the new channel count and size
+    if _residual_projects(in_shape, p):  # a 1x1 convolution matches the new channel count and size
         nodes += [
             KerasNode(
                 f"{name}_shortcut_conv",
                 "Conv2D",
                 {"filters": f, "kernel_size": 1, "strides": s, "use_bias": False},
+                **known,
             ),
             KerasNode(f"{name}_shortcut_bn", "BatchNormalization", {}, (f"{name}_shortcut_conv",)),
         ]
         shortcut = f"{name}_shortcut_bn"
     nodes += [
-        KerasNode(f"{name}_conv_a", "Conv2D", {"filters": f, "strides": s, **conv}),
+        KerasNode(f"{name}_conv_a", "Conv2D", {"filters": f, "strides": s, **conv}, **known),
         KerasNode(f"{name}_bn_a", "BatchNormalization", {}, (f"{name}_conv_a",)),
         KerasNode(f"{name}_relu_a", "ReLU", {}, (f"{name}_bn_a",)),
-        KerasNode(f"{name}_conv_b", "Conv2D", {"filters": f, **conv}, (f"{name}_relu_a",)),
+        KerasNode(f"{name}_conv_b", "Conv2D", {"filters": f, **conv}, (f"{name}_relu_a",), **known),
         KerasNode(f"{name}_bn_b", "BatchNormalization", {}, (f"{name}_conv_b",)),
         KerasNode(f"{name}_add", "Add", {}, (f"{name}_bn_b", shortcut)),
         KerasNode(name, "ReLU", {}, (f"{name}_add",)),
@@ -360,15 +428,12 @@ def _residual_nodes(p: Mapping[str, Any], name: str) -> list[KerasNode]:
     return nodes
 
 
-def _single(cls: str, keys: tuple[str, ...]) -> Callable[[Mapping[str, Any], str], list[KerasNode]]:
-    def nodes(p: Mapping[str, Any], name: str) -> list[KerasNode]:
-        return [KerasNode(name, cls, {k: p[k] for k in keys})]
-
-    return nodes
-
-
 def _same_shape(shape: Shape, p: Mapping[str, Any]) -> Shape:
     return shape
+
+
+def _same_channels(channels: int, p: Mapping[str, Any]) -> int:
+    return channels
 
 
 def _zero(*args: Any) -> int:
@@ -422,6 +487,14 @@ _USE_BIAS = Param(
     default=True,
     help="Learn an offset per output. Not needed right before BatchNormalization.",
 )
+_DEPTH = Param(
+    "depth_multiplier",
+    "int",
+    default=1,
+    low=1,
+    high=16,
+    help="Feature maps each input channel gives (the depthwise step has channels times this).",
+)
 _POOL = Param(
     "pool_size",
     "pair",
@@ -430,6 +503,7 @@ _POOL = Param(
     high=11,
     help="Height and width of the pooling window (or [height, width]). 2 halves the height and "
     "width.",
+    always_exported=True,
 )
 _POOL_STRIDES = Param(
     "strides",
@@ -438,6 +512,7 @@ _POOL_STRIDES = Param(
     low=1,
     high=4,
     help="Step between windows; defaults to the pool size.",
+    default_from="pool_size",
 )
 _POOL_PADDING = Param(
     "padding",
@@ -458,15 +533,15 @@ def _pool_kind(name: str, cls: str, summary: str) -> LayerKind:
         summary=summary,
         params=(_POOL, _POOL_STRIDES, _POOL_PADDING),
         accepts="spatial",
-        output=_windowed("pool", "pool_size"),
+        output=_windowed("pool_size", _same_channels),
         count_params=_zero,
         count_macs=_zero,
-        nodes=_single(cls, ("pool_size", "strides", "padding")),
+        keras_class=cls,
         key_params=("pool_size", "strides", "padding"),
     )
 
 
-def _global_kind(name: str, summary: str) -> LayerKind:
+def _global_kind(name: str, summary: str, fixes: tuple[str, ...] = ()) -> LayerKind:
     return LayerKind(
         name=name,
         summary=summary,
@@ -475,7 +550,7 @@ def _global_kind(name: str, summary: str) -> LayerKind:
         output=lambda shape, p: (shape[-1],),
         count_params=_zero,
         count_macs=_zero,
-        nodes=_single(name, ()),
+        fixes=fixes,
     )
 
 
@@ -485,13 +560,39 @@ _KINDS = (
         summary="Slides learned filters over the image to detect local patterns (edges, textures).",
         params=(_FILTERS, _KERNEL, _STRIDES, _PADDING, _ACTIVATION, _USE_BIAS),
         accepts="spatial",
-        output=_windowed("conv", "kernel_size"),
+        output=_windowed("kernel_size", lambda c, p: p["filters"]),
         count_params=_conv_params,
         count_macs=_conv_macs,
-        nodes=_single(
-            "Conv2D", ("filters", "kernel_size", "strides", "padding", "activation", "use_bias")
-        ),
         key_params=("filters", "kernel_size", "strides", "padding", "activation"),
+    ),
+    LayerKind(
+        name="DepthwiseConv2D",
+        summary="Filters each channel on its own (no mixing across channels): cheap spatial "
+        "filtering.",
+        params=(_KERNEL, _STRIDES, _PADDING, _DEPTH, _ACTIVATION, _USE_BIAS),
+        accepts="spatial",
+        output=_windowed("kernel_size", lambda c, p: c * p["depth_multiplier"]),
+        count_params=_depthwise_params,
+        count_macs=_depthwise_macs,
+        key_params=("kernel_size", "strides", "padding", "depth_multiplier", "activation"),
+    ),
+    LayerKind(
+        name="SeparableConv2D",
+        summary="A depthwise convolution, then a 1x1 one that mixes channels: a Conv2D with far "
+        "fewer parameters.",
+        params=(_FILTERS, _KERNEL, _STRIDES, _PADDING, _DEPTH, _ACTIVATION, _USE_BIAS),
+        accepts="spatial",
+        output=_windowed("kernel_size", lambda c, p: p["filters"]),
+        count_params=_separable_params,
+        count_macs=_separable_macs,
+        key_params=(
+            "filters",
+            "kernel_size",
+            "strides",
+            "padding",
+            "depth_multiplier",
+            "activation",
+        ),
     ),
     _pool_kind(
         "MaxPooling2D",
@@ -506,6 +607,7 @@ _KINDS = (
     _global_kind(
         "GlobalAveragePooling2D",
         "Averages each feature map to one number: a flat vector with one value per channel.",
+        fixes=("ends_spatial",),  # added after a body that ends on a feature map
     ),
     _global_kind(
         "GlobalMaxPooling2D",
@@ -519,7 +621,6 @@ _KINDS = (
         output=_same_shape,
         count_params=lambda shape, p: 4 * shape[-1],  # gamma, beta, moving mean and variance
         count_macs=_zero,
-        nodes=_single("BatchNormalization", ()),
     ),
     LayerKind(
         name="Activation",
@@ -533,7 +634,6 @@ _KINDS = (
         output=_same_shape,
         count_params=_zero,
         count_macs=_zero,
-        nodes=_single("Activation", ("activation",)),
         key_params=("activation",),
     ),
     LayerKind(
@@ -544,7 +644,6 @@ _KINDS = (
         output=_same_shape,
         count_params=_zero,
         count_macs=_zero,
-        nodes=_single("Dropout", ("rate",)),
         key_params=("rate",),
     ),
     LayerKind(
@@ -555,7 +654,6 @@ _KINDS = (
         output=_same_shape,
         count_params=_zero,
         count_macs=_zero,
-        nodes=_single("SpatialDropout2D", ("rate",)),
         key_params=("rate",),
     ),
     LayerKind(
@@ -566,7 +664,7 @@ _KINDS = (
         output=lambda shape, p: (_prod(shape),),
         count_params=_zero,
         count_macs=_zero,
-        nodes=_single("Flatten", ()),
+        fixes=("dense_on_spatial",),  # inserted before a layer that needs a flat input
     ),
     LayerKind(
         name="Dense",
@@ -587,7 +685,6 @@ _KINDS = (
         output=lambda shape, p: (p["units"],),
         count_params=lambda shape, p: shape[0] * p["units"] + (p["units"] if p["use_bias"] else 0),
         count_macs=lambda inp, out, p: inp[0] * out[0],
-        nodes=_single("Dense", ("units", "activation", "use_bias")),
         key_params=("units", "activation"),
     ),
     LayerKind(
@@ -622,6 +719,39 @@ _KINDS = (
 )
 
 KINDS: dict[str, LayerKind] = {kind.name: kind for kind in _KINDS}
+_CONV_DEFAULTS = KINDS["Conv2D"].keras_defaults({})  # for the Conv2D layers inside a block
+HEAD_NAME = "classifier"  # the Keras name of the classifier head
+
+
+@dataclass(frozen=True)
+class Head:
+    """The classifier every model ends with, always added after the spec's layers."""
+
+    kind: LayerKind
+    params: Mapping[str, Any]
+
+    @property
+    def description(self) -> str:
+        return f"{self.kind.describe(self.params)} (classifier)"
+
+    def nodes(self, in_shape: Shape) -> list[KerasNode]:
+        return self.kind.keras_nodes(self.params, HEAD_NAME, in_shape)
+
+
+@functools.lru_cache(maxsize=64)
+def classifier_head(num_classes: int) -> Head:
+    """Dense(num_classes, softmax): one probability per class."""
+    kind = KINDS["Dense"]
+    params = {**kind.keras_defaults({}), "units": num_classes, "activation": "softmax"}
+    return Head(kind, MappingProxyType(params))
+
+
+def fixing_kind(rule: str) -> LayerKind:
+    """The kind whose one-click fix repairs a breach of `rule` (see `LayerKind.fixes`)."""
+    return _FIXES[rule]
+
+
+_FIXES = {rule: kind for kind in _KINDS for rule in kind.fixes}
 
 
 def snake_name(kind: str) -> str:
@@ -641,7 +771,4 @@ def layer_name(index: int, kind: str) -> str:
 
 def keras_nodes(index: int, kind: LayerKind, params: Mapping[str, Any], in_shape: Shape):
     """The Keras layers that make up one spec layer, named after its 1-based position."""
-    resolved = dict(params)
-    if kind.name == "ResidualBlock":
-        resolved["_projects"] = _residual_projects(in_shape, params)
-    return kind.nodes(resolved, layer_name(index, kind.name))
+    return kind.keras_nodes(params, layer_name(index, kind.name), in_shape)

@@ -27,6 +27,7 @@ import numpy as np
 from cnn_core.data.pixels import RowReader
 from cnn_core.errors import ImageError
 from cnn_core.images import DEFAULT_MAX_BYTES, open_image, to_array
+from cnn_core.layers import format_shape
 from cnn_core.runs import MODEL, Run, RunError
 
 if TYPE_CHECKING:
@@ -266,8 +267,9 @@ def predict_images(
     actual = tuple(model.inputs[0].shape[1:])
     if actual != expected:
         raise RunError(
-            f"run {run.name}: spec.json describes {_shape(expected)} inputs but model.keras takes "
-            f"{_shape(actual)}; the run's files do not belong together: train the run again."
+            f"run {run.name}: spec.json describes {format_shape(expected)} inputs but model.keras "
+            f"takes {format_shape(actual)}; the run's files do not belong together: train the run "
+            "again."
         )
     names = class_names(run)
     if len(names) != output_size(model):
@@ -325,10 +327,6 @@ def predict_images(
             )
         )
     return results
-
-
-def _shape(shape: Sequence[object]) -> str:
-    return "x".join(str(n) for n in shape)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnn_core.errors import SpecError
-from cnn_core.layers import KINDS, LayerKind, Shape, ShapeError, suggest
+from cnn_core.layers import (
+    KINDS,
+    LayerKind,
+    Shape,
+    ShapeError,
+    classifier_head,
+    fixing_kind,
+    format_shape,
+    suggest,
+)
 from cnn_core.spec import LayerSpec, ModelSpec
 
 MAX_PARAMS = 50_000_000
@@ -205,40 +214,24 @@ def analyze(spec: ModelSpec) -> Analysis:
         )
         shape = out
 
-    head_params = head_macs = 0
     if shape is not None and len(shape) == 3:
-        last = len(spec.layers) - 1
-        problems.append(
-            Problem(
-                f"The body ends with a {_fmt(shape)} feature map, but the classifier needs a flat "
-                "input; add Flatten or GlobalAveragePooling2D at the end.",
-                "ends_spatial",
-                last if last >= 0 else None,
-                Fix(
-                    "Add GlobalAveragePooling2D at the end",
-                    "insert",
-                    last + 1,
-                    {"type": "GlobalAveragePooling2D"},
-                ),
-            )
-        )
+        problems.append(_ends_spatial(spec, shape))
         shape = None
-    if shape is not None:
-        head_params = shape[0] * spec.num_classes + spec.num_classes
-        head_macs = shape[0] * spec.num_classes
-        values_total += spec.num_classes
+    head = classifier_head(spec.num_classes)
+    head_out = head.kind.output(shape, head.params) if shape is not None else None
     infos.append(
         LayerInfo(
             index=None,
-            type="Dense",
-            description=f"Dense {spec.num_classes}, softmax (classifier)",
-            output_shape=(spec.num_classes,) if shape is not None else None,
-            params=head_params,
-            macs=head_macs,
-            values=spec.num_classes if shape is not None else 0,
+            type=head.kind.name,
+            description=head.description,
+            output_shape=head_out,
+            params=head.kind.count_params(shape, head.params) if head_out else 0,
+            macs=head.kind.count_macs(shape, head_out, head.params) if head_out else 0,
+            values=_prod(head_out) if head_out else 0,
             head=True,
         )
     )
+    values_total += infos[-1].values
     total = sum(info.params for info in infos)
     if total > MAX_PARAMS:
         biggest = max(infos, key=lambda info: info.params)
@@ -249,7 +242,8 @@ def analyze(spec: ModelSpec) -> Analysis:
             Problem(
                 f"The network has {total:,} parameters, more than the {MAX_PARAMS:,} this tool "
                 f"trains; {where_} holds {biggest.params:,} of them: use fewer filters or units, "
-                "or shrink the feature map (pooling or global pooling) before Flatten.",
+                "or shrink the feature map (pooling or global pooling) before "
+                f"{fixing_kind('dense_on_spatial').name}.",
                 "too_many_params",
                 biggest.index,
             )
@@ -274,20 +268,34 @@ def check_spec(spec: ModelSpec) -> Analysis:
     return analysis
 
 
+def _ends_spatial(spec: ModelSpec, shape: Shape) -> Problem:
+    last = len(spec.layers) - 1
+    flatten, pool = fixing_kind("dense_on_spatial").name, fixing_kind("ends_spatial").name
+    return Problem(
+        f"The body ends with a {format_shape(shape)} feature map, but the classifier needs a flat "
+        f"input; add {flatten} or {pool} at the end.",
+        "ends_spatial",
+        last if last >= 0 else None,
+        Fix(f"Add {pool} at the end", "insert", last + 1, {"type": pool}),
+    )
+
+
 def _accepts(index: int, kind: LayerKind, shape: Shape, flattened_at: int | None) -> Problem | None:
     if kind.accepts == "flat" and len(shape) == 3:
+        flatten = fixing_kind("dense_on_spatial").name
         return Problem(
-            f"{where(index, kind.name)}: needs a flat input but gets a {_fmt(shape)} feature map; "
-            "add Flatten or global pooling before it.",
+            f"{where(index, kind.name)}: needs a flat input but gets a {format_shape(shape)} "
+            f"feature map; add {flatten} or global pooling before it.",
             "dense_on_spatial",
             index,
-            Fix("Insert Flatten before it", "insert", index, {"type": "Flatten"}),
+            Fix(f"Insert {flatten} before it", "insert", index, {"type": flatten}),
         )
     if kind.accepts == "spatial" and len(shape) == 1:
         after = f" after layer {flattened_at + 1}" if flattened_at is not None else ""
+        flatten = fixing_kind("dense_on_spatial").name
         return Problem(
             f"{where(index, kind.name)}: needs a feature map, but the tensor is already flat "
-            f"({shape[0]:,} values){after}; move it before the Flatten or global pooling, or "
+            f"({shape[0]:,} values){after}; move it before the {flatten} or global pooling, or "
             "remove it.",
             "spatial_after_flat",
             index,
@@ -301,7 +309,3 @@ def _prod(shape: Shape) -> int:
     for d in shape:
         total *= d
     return total
-
-
-def _fmt(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)

@@ -15,7 +15,7 @@ from cnn_core import settings
 from cnn_core.diagram import network_dot
 from cnn_core.errors import SpecError
 from cnn_core.export import export_code
-from cnn_core.layers import KINDS
+from cnn_core.layers import KINDS, format_shape
 from cnn_core.presets import list_presets, mark_modified
 from cnn_core.shapes import Problem, analyze
 from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
@@ -185,14 +185,14 @@ m1.metric("Parameters", f"{analysis.total_params:,}")
 m2.metric("Multiply-adds", f"{analysis.total_macs / 1e6:,.1f} M", help="Per image, one pass.")
 m3.metric("Model size", f"{analysis.model_bytes / 1e6:,.2f} MB")
 final = analysis.final_feature_map
-m4.metric("Final feature map", "x".join(map(str, final)) if final else "?")
+m4.metric("Final feature map", format_shape(final))
 
 row_ui("**#**", "**layer**", "**output**", "**params**")
-row_ui("", f"Input &nbsp; `{h}x{w}x{c}` images, raw 0..255 pixels")
+row_ui("", f"Input &nbsp; `{format_shape((h, w, c))}` images, raw 0..255 pixels")
 
 for info in analysis.layers[:-1]:
     i = info.index
-    shape = f"`{'x'.join(map(str, info.output_shape))}`" if info.output_shape else "?"
+    shape = f"`{format_shape(info.output_shape)}`" if info.output_shape else "?"
     tools = row_ui(f"**{i + 1}**", info.description, shape, f"{info.params:,}", tools=True)
     duplicated, last = spec.insert(i + 1, spec.layers[i]), len(spec.layers) - 1
     buttons = {  # key prefix: icon, tooltip, callback, its argument, disabled
@@ -231,7 +231,7 @@ for info in analysis.layers[:-1]:
             )
 
 head = analysis.layers[-1]
-head_shape = f"`{'x'.join(map(str, head.output_shape))}`" if head.output_shape else "?"
+head_shape = f"`{format_shape(head.output_shape)}`" if head.output_shape else "?"
 row_ui("", f"{head.description} &nbsp; (always added)", head_shape, f"{head.params:,}")
 for problem in analysis.problems_for(None):
     problem_ui(st.container(), problem, key=f"fix_head_{problem.rule}")

@@ -33,6 +33,20 @@ PROJECTING = ModelSpec(
     ),
 )
 
+# Issue 14, point 2: kinds added to the registry alone export and run like the others.
+SEPARABLE = ModelSpec(
+    name="Separable",
+    input_shape=(17, 15, 3),
+    num_classes=3,
+    layers=(
+        LayerSpec("DepthwiseConv2D", {"kernel_size": 3, "depth_multiplier": 2, "use_bias": False}),
+        LayerSpec("SeparableConv2D", {"filters": 8, "kernel_size": [3, 1], "strides": 2}),
+        LayerSpec("MaxPooling2D", {"pool_size": 3, "strides": 2, "padding": "same"}),
+        LayerSpec("SeparableConv2D", {"filters": 4, "kernel_size": 3, "activation": "relu"}),
+        LayerSpec("GlobalAveragePooling2D"),
+    ),
+)
+
 PROBE = textwrap.dedent(
     """
     import json, runpy, sys
@@ -63,8 +77,8 @@ def run_exported(tmp_path, code: str) -> dict:
 
 @pytest.mark.parametrize(
     "spec",
-    [*(load_preset(p).spec for p in preset_ids()), PROJECTING],
-    ids=[*preset_ids(), "projecting"],
+    [*(load_preset(p).spec for p in preset_ids()), PROJECTING, SEPARABLE],
+    ids=[*preset_ids(), "projecting", "separable"],
 )
 def test_exported_script_rebuilds_the_same_model(tmp_path, spec):
     code = export_code(spec, augmentation=Augmentation(flip=True, translation=0.1))
@@ -86,6 +100,9 @@ def test_exported_script_reads_well():
     assert "import tensorflow" not in code
     assert "# Layer 1: Conv2D 32, 3x3, same, relu -> 32x32x32, 896 params" in code
     assert 'layers.Rescaling(scale=1 / 255, name="rescale")' in code
+    # strides left out where they are what Keras assumes: the pool size for pooling
+    assert 'layers.MaxPooling2D(pool_size=2, name="max_pooling2d_2")(x)' in code
+    assert 'layers.Dense(units=10, activation="softmax", name="classifier")(x)' in code
     assert "augment" not in code  # no augmentation asked for
     assert max(len(line) for line in code.splitlines()) < 100
 
@@ -95,3 +112,13 @@ def test_exported_script_has_the_resolved_values_not_the_written_ones():
     assert "layers.Conv2D(filters=5, kernel_size=3, strides=2, " in code  # square: Keras' shorthand
     assert 'layers.Conv2D(filters=6, kernel_size=(1, 3), padding="same", ' in code
     assert "6.0" not in code and "3.0" not in code
+
+
+def test_new_kinds_export_with_only_the_keys_keras_needs():
+    code = export_code(SEPARABLE)
+    depthwise = "kernel_size=3,", "depth_multiplier=2,", "use_bias=False,"
+    assert "\n".join(f"        {part}" for part in depthwise) in code
+    separable = "filters=8,", "kernel_size=(3, 1),", "strides=2,", 'name="separable_conv2d_2",'
+    assert "\n".join(f"        {part}" for part in separable) in code  # padding: Keras' default
+    assert "pool_size=3, strides=2, " in code  # strides other than the pool size are written
+    assert "# Layer 2: SeparableConv2D 8, 3x1, stride 2, valid -> 7x7x8, 74 params" in code

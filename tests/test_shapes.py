@@ -340,3 +340,71 @@ def test_to_dict_matches_the_cli_contract():
     }
     assert doc["layers"][-1]["head"] is True
     assert doc["layers"][-1]["type"] == "Dense"
+
+
+def test_depthwise_and_separable_convolutions_figures():
+    # Issue 14, point 2: two kinds added in the registry alone; figures as Keras counts them.
+    spec = spec_of(
+        {"type": "DepthwiseConv2D", "kernel_size": 3, "depth_multiplier": 2, "padding": "same"},
+        {"type": "SeparableConv2D", "filters": 16, "kernel_size": [3, 5], "strides": 2},
+        {"type": "GlobalAveragePooling2D"},
+        input_shape=(32, 32, 3),
+    )
+    analysis = analyze(spec)
+    assert analysis.valid, [p.message for p in analysis.problems]
+    depthwise, separable = analysis.layers[:2]
+    assert depthwise.output_shape == (32, 32, 6)  # 3 channels, 2 maps each
+    assert depthwise.params == 3 * 3 * 6 + 6
+    assert depthwise.macs == 32 * 32 * 6 * 9
+    assert separable.output_shape == (15, 14, 16)
+    assert separable.params == 3 * 5 * 6 + 6 * 16 + 16  # depthwise (no bias), pointwise, bias
+    assert separable.macs == 15 * 14 * (6 * 15 + 6 * 16)
+    assert depthwise.description == "DepthwiseConv2D 3x3, same, depth x2"
+    assert separable.description == "SeparableConv2D 16, 3x5, stride 2, valid"
+
+
+def test_the_classifier_head_comes_from_the_registry():
+    from cnn_core.builder import model_nodes
+    from cnn_core.layers import classifier_head
+
+    spec = load_preset("tutorial_cnn").spec
+    head, info = classifier_head(spec.num_classes), analyze(spec).layers[-1]
+    assert (info.type, info.description) == (head.kind.name, "Dense 10, softmax (classifier)")
+    assert (info.params, info.macs, info.output_shape) == (64 * 10 + 10, 64 * 10, (10,))
+    assert model_nodes(spec)[-1][1] == head.nodes((64,))  # the builder's head is the same one
+
+
+def test_pool_strides_follow_the_pool_size_they_default_to():
+    # The quirk is a Param field (`default_from`), read by resolve, describe and the widgets.
+    pool = KINDS["MaxPooling2D"]
+    assert pool.param("strides").default_from == "pool_size"
+    assert pool.resolve({"pool_size": [3, 2]}).params["strides"] == (3, 2)
+    assert pool.resolve({"pool_size": 3, "strides": 1}).params["strides"] == (1, 1)
+    assert pool.describe(pool.resolve({"pool_size": 3}).params) == "MaxPooling2D 3x3, valid"
+    assert pool.keras_defaults(pool.resolve({"pool_size": 3}).params)["strides"] == (3, 3)
+
+
+def test_shapes_are_written_as_text_in_one_place():
+    # Issue 14, point 8: one `format_shape`, not a `"x".join(...)` in each module that shows one.
+    import ast
+    from pathlib import Path
+
+    from cnn_core.layers import format_shape
+
+    assert format_shape((28, 28, 32)) == "28x28x32"
+    assert format_shape((10,)) == "10"
+    assert format_shape(None) == "?"
+    root = Path(__file__).resolve().parent.parent
+    copies = []
+    for folder in ("cnn_core", "pages", "dashboard"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+                func = node.func if isinstance(node, ast.Call) else None
+                joins = isinstance(func, ast.Attribute) and func.attr == "join"
+                if (
+                    joins
+                    and isinstance(func.value, ast.Constant)
+                    and func.value.value in ("x", "×")
+                ):
+                    copies.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert len(copies) == 1 and copies[0].startswith("cnn_core/layers.py:"), copies

@@ -1,11 +1,14 @@
 """Shape inference agrees exactly with Keras, on hundreds of random specs (property-based).
 
 For every generated spec: if `analyze` accepts it, the Keras model built from it has the same
-output shape at every layer and the same `count_params()`; if `analyze` rejects it, building the
-layers one by one in Keras, with no validation, shows the rule it breaks at the layer it names.
+output shape at every layer, the same `count_params()` and, counted from the Keras layers' kernels,
+the same multiply-adds; if `analyze` rejects it, building the layers one by one in Keras, with no
+validation, shows the rule it breaks at the layer it names.
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 import pytest
@@ -27,6 +30,26 @@ LAYERS = {
         optional={
             "strides": small_int(1, 4),
             "padding": st.sampled_from(["valid", "same"]),
+            "activation": st.sampled_from(ACTIVATIONS),
+            "use_bias": st.booleans(),
+        },
+    ),
+    "DepthwiseConv2D": st.fixed_dictionaries(
+        {"kernel_size": small_int(1, 7)},
+        optional={
+            "strides": small_int(1, 4),
+            "padding": st.sampled_from(["valid", "same"]),
+            "depth_multiplier": small_int(1, 3),
+            "activation": st.sampled_from(ACTIVATIONS),
+            "use_bias": st.booleans(),
+        },
+    ),
+    "SeparableConv2D": st.fixed_dictionaries(
+        {"filters": small_int(1, 12), "kernel_size": small_int(1, 7)},
+        optional={
+            "strides": small_int(1, 4),
+            "padding": st.sampled_from(["valid", "same"]),
+            "depth_multiplier": small_int(1, 3),
             "activation": st.sampled_from(ACTIVATIONS),
             "use_bias": st.booleans(),
         },
@@ -96,6 +119,30 @@ def first_violation(spec: ModelSpec) -> int | None:
     return None
 
 
+def keras_macs(model: keras.Model, name: str) -> int:
+    """Multiply-adds per image of the Keras layers named `name` or `name_...`, from their kernels:
+    each kernel weight is used once per output position (a flat output has one position)."""
+    total = 0
+    for layer in model.layers:
+        if layer.name == name or layer.name.startswith(name + "_"):
+            positions = math.prod(layer.output.shape[1:-1])
+            kernels = [w for w in layer.weights if "kernel" in w.path.split("/")[-1]]
+            total += sum(math.prod(w.shape) for w in kernels) * positions
+    return total
+
+
+def assert_figures_agree(model: keras.Model, analysis) -> None:
+    """Every layer's output shape and multiply-adds, and the parameter count, as Keras has them."""
+    for info in analysis.layers[:-1]:
+        name = layer_name(info.index, info.type)
+        keras_shape = tuple(model.get_layer(name).output.shape[1:])
+        assert keras_shape == info.output_shape, (info.index, info.type)
+        assert keras_macs(model, name) == info.macs, (info.index, info.type)
+    assert tuple(model.output.shape[1:]) == analysis.layers[-1].output_shape
+    assert keras_macs(model, "classifier") == analysis.layers[-1].macs
+    assert model.count_params() == analysis.total_params
+
+
 @settings(
     max_examples=500,
     deadline=None,
@@ -106,12 +153,7 @@ def test_inference_agrees_with_keras(spec: ModelSpec):
     analysis = analyze(spec)
     event("valid" if analysis.valid else "invalid")
     if analysis.valid:
-        model = build_model(spec)
-        for info in analysis.layers[:-1]:
-            keras_shape = tuple(model.get_layer(layer_name(info.index, info.type)).output.shape[1:])
-            assert keras_shape == info.output_shape, (info.index, info.type)
-        assert tuple(model.output.shape[1:]) == analysis.layers[-1].output_shape
-        assert model.count_params() == analysis.total_params
+        assert_figures_agree(build_model(spec), analysis)
         return
     rules = {problem.rule for problem in analysis.problems}
     assert rules <= {
@@ -154,7 +196,15 @@ def perturbed(draw: st.DrawFn, spec: ModelSpec) -> ModelSpec:
     )
 
 
-SPATIAL = ("Conv2D", "MaxPooling2D", "AveragePooling2D", "ResidualBlock", "SpatialDropout2D")
+SPATIAL = (
+    "Conv2D",
+    "DepthwiseConv2D",
+    "SeparableConv2D",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "ResidualBlock",
+    "SpatialDropout2D",
+)
 FLAT = ("Dense", "Dropout", "BatchNormalization", "Activation")
 
 
@@ -214,6 +264,8 @@ def test_non_square_windows_and_strides_agree_with_keras(kernel, strides, pool, 
         layers=(
             LayerSpec("Conv2D", {"filters": 3, "kernel_size": kernel, "strides": strides}),
             LayerSpec("MaxPooling2D", {"pool_size": pool, "padding": padding}),
+            LayerSpec("DepthwiseConv2D", {"kernel_size": kernel, "padding": padding}),
+            LayerSpec("SeparableConv2D", {"filters": 5, "kernel_size": kernel, "strides": strides}),
             LayerSpec("ResidualBlock", {"filters": 4, "strides": [1, 2]}),
             LayerSpec("Flatten"),
         ),
@@ -223,8 +275,4 @@ def test_non_square_windows_and_strides_agree_with_keras(kernel, strides, pool, 
         assert {p.rule for p in analysis.problems} == {"shrinks_to_zero"}
         assert first_violation(spec) == analysis.problems[0].layer
         return
-    model = build_model(spec)
-    for info in analysis.layers[:-1]:
-        keras_shape = tuple(model.get_layer(layer_name(info.index, info.type)).output.shape[1:])
-        assert keras_shape == info.output_shape, (info.index, info.type)
-    assert model.count_params() == analysis.total_params
+    assert_figures_agree(build_model(spec), analysis)
