@@ -24,35 +24,23 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 small_int = st.integers
 
+CONV_OPTIONS = {
+    "strides": small_int(1, 4),
+    "padding": st.sampled_from(["valid", "same"]),
+    "activation": st.sampled_from(ACTIVATIONS),
+    "use_bias": st.booleans(),
+}
+DEPTH_OPTIONS = {**CONV_OPTIONS, "depth_multiplier": small_int(1, 3)}
+
 LAYERS = {
     "Conv2D": st.fixed_dictionaries(
-        {"filters": small_int(1, 12), "kernel_size": small_int(1, 7)},
-        optional={
-            "strides": small_int(1, 4),
-            "padding": st.sampled_from(["valid", "same"]),
-            "activation": st.sampled_from(ACTIVATIONS),
-            "use_bias": st.booleans(),
-        },
+        {"filters": small_int(1, 12), "kernel_size": small_int(1, 7)}, optional=CONV_OPTIONS
     ),
     "DepthwiseConv2D": st.fixed_dictionaries(
-        {"kernel_size": small_int(1, 7)},
-        optional={
-            "strides": small_int(1, 4),
-            "padding": st.sampled_from(["valid", "same"]),
-            "depth_multiplier": small_int(1, 3),
-            "activation": st.sampled_from(ACTIVATIONS),
-            "use_bias": st.booleans(),
-        },
+        {"kernel_size": small_int(1, 7)}, optional=DEPTH_OPTIONS
     ),
     "SeparableConv2D": st.fixed_dictionaries(
-        {"filters": small_int(1, 12), "kernel_size": small_int(1, 7)},
-        optional={
-            "strides": small_int(1, 4),
-            "padding": st.sampled_from(["valid", "same"]),
-            "depth_multiplier": small_int(1, 3),
-            "activation": st.sampled_from(ACTIVATIONS),
-            "use_bias": st.booleans(),
-        },
+        {"filters": small_int(1, 12), "kernel_size": small_int(1, 7)}, optional=DEPTH_OPTIONS
     ),
     "MaxPooling2D": st.fixed_dictionaries(
         {},
