@@ -11,8 +11,6 @@ import streamlit as st
 
 from cnn_core.layers import KINDS, Param
 
-POOL_DEFAULT = "same as pool size"
-
 
 def param_input_ui(param: Param, *, key: str, value: Any) -> Any:
     """One bounded widget for one parameter, with the registry's help text."""
@@ -25,11 +23,11 @@ def param_input_ui(param: Param, *, key: str, value: Any) -> Any:
         options = list(param.choices)
         index = options.index(value) if value in options else 0
         return st.selectbox(label, options, index=index, key=key, help=param.help)
-    if param.name == "strides" and param.default is None:  # pooling: default is the pool size
-        options = [POOL_DEFAULT, *range(int(param.low), int(param.high) + 1)]
+    if param.default_from:  # e.g. pooling strides: left out, they are the pool size
+        options = [_same_as(param), *range(int(param.low), int(param.high) + 1)]
         index = options.index(value) if value in options else 0
         chosen = st.selectbox(label, options, index=index, key=key, help=param.help)
-        return None if chosen == POOL_DEFAULT else chosen
+        return None if chosen == options[0] else chosen
     if param.type in ("int", "pair"):
         whole = isinstance(value, int | float) and not isinstance(value, bool)
         start = int(value) if whole and float(value).is_integer() else None  # 3.0 shows as 3
@@ -55,6 +53,11 @@ def param_input_ui(param: Param, *, key: str, value: Any) -> Any:
         key=key,
         help=param.help,
     )
+
+
+def _same_as(param: Param) -> str:
+    """The choice that leaves `param` to its `default_from` key: 'same as pool size'."""
+    return f"same as {param.default_from.replace('_', ' ')}"
 
 
 def layer_params_ui(kind_name: str, *, key: str, values: Mapping[str, Any] | None = None) -> dict:
@@ -83,7 +86,7 @@ def layer_params_state(kind_name: str, *, key: str) -> dict:
         if widget not in st.session_state:
             continue  # not drawn yet (the kind changed in this interaction); left to the checks
         value = st.session_state[widget]
-        if param.name == "strides" and param.default is None and value == POOL_DEFAULT:
+        if param.default_from and value == _same_as(param):
             value = None
         if param.required or value != param.default:
             chosen[param.name] = value

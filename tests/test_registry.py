@@ -56,7 +56,7 @@ def test_nothing_outside_the_registry_names_a_kind_or_one_of_its_keys():
 def _widgets_app(kind_name: str) -> None:
     import streamlit as st
 
-    from dashboard.widgets import layer_params_ui
+    from dashboard.params import layer_params_ui
 
     st.session_state["chosen"] = layer_params_ui(kind_name, key="t")
 
