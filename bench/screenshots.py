@@ -15,7 +15,6 @@ never writes these files.
 
 from __future__ import annotations
 
-import shutil
 import tarfile
 import tempfile
 import time
@@ -25,8 +24,9 @@ from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
 from bench.common import ROOT, cifar_source, write_result
-from bench.ui import CHROMIUM_ARGS, Server, settle, usable_build_page
+from bench.ui import server, settle, usable_build_page
 from cnn_core.runs import Run, list_runs
+from tests.support import chromium_path, launch_chromium
 
 SHOTS = ROOT / "docs" / "screenshots"
 WIDE = {"width": 1400, "height": 1000}
@@ -93,20 +93,19 @@ def first_point_delay(page: Page, run: Run) -> float:
 
 def main() -> None:
     source = cifar_source()
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    if chromium_path() is None:
         raise SystemExit("bench.screenshots needs Debian's chromium (apt-get install chromium)")
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         home = Path(tmp)
-        server = Server(home, Path(source))
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        dashboard = server(home, Path(source))
+        browser = launch_chromium(playwright)
         try:
-            server.wait_healthy()
+            dashboard.start()
             page = browser.new_page(viewport=WIDE)
             page.set_default_timeout(60_000)
 
             # Build: the tutorial network, as a new user first sees it.
-            page.goto(server.url)
+            page.goto(dashboard.url)
             usable_build_page(page)
             settle(page)
             shot(page, "build")
@@ -117,14 +116,14 @@ def main() -> None:
             page.set_viewport_size(WIDE)
 
             # Train: the Fast CPU preset with its recommended settings, watched live.
-            page.goto(f"{server.url}/train")
+            page.goto(f"{dashboard.url}/train")
             page.get_by_test_id("stRadio").get_by_text("Preset: Fast CPU CNN").click()
             settle(page)
             click_key(page, "recommend_fast_cpu")
             settle(page)
             click_key(page, "start")
             page.locator(".st-key-stop_run").wait_for()
-            (run,) = list_runs(server.runs)
+            (run,) = list_runs(dashboard.runs)
             delay = first_point_delay(page, run)
             print(f"epoch 1 on disk -> its point on the chart: {delay:.2f} s")
             deadline = time.monotonic() + TRAIN_TIMEOUT
@@ -170,7 +169,7 @@ def main() -> None:
             shot(page, "predict")
         finally:
             browser.close()
-            server.close()
+            dashboard.close()
     print(f"{run.name}: {status.epochs_completed} epochs, test accuracy {accuracy:.2%}")
     write_result(
         "screenshots",

@@ -16,36 +16,29 @@ Drives Debian's chromium (never a browser that Playwright downloads); needs no d
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from bench.common import ROOT, write_result
+from bench.common import write_result
 from cnn_core import api
 from cnn_core.config import TrainConfig
 from cnn_core.presets import load_preset
-from cnn_core.runs import Run, list_runs, process_alive
+from cnn_core.runs import Run
+from tests.support import (
+    TINTED,
+    Dashboard,
+    chromium_path,
+    dashboard_env,
+    free_port,
+    launch_chromium,
+    write_colours,
+)
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1400, "height": 900}
 COLD_STARTS = 5
 EDITS = 10
@@ -61,17 +54,6 @@ POINTS_JS = """() => {
 # --- the server --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    for port in range(8600, 8701):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit("no free port in 8600-8700")
-
-
 # The floor for (a): a one-button Streamlit app, which pays Streamlit's own server start and
 # JavaScript bundle but draws next to nothing; it has the two buttons `usable_build_page` waits for.
 FLOOR_APP = """import streamlit as st
@@ -81,78 +63,15 @@ st.button("Add", key="add_button")
 """
 
 
-class Server:
+def server(home: Path, data: Path, script: str = "app.py") -> Dashboard:
     """`streamlit run SCRIPT` (our app.py by default) on a free port, with runs, cache and data
-    under `home`."""
-
-    def __init__(self, home: Path, data: Path, script: str = "app.py") -> None:
-        self.port = free_port()
-        self.url = f"http://localhost:{self.port}"
-        self.runs = home / "runs"
-        env = {
-            **os.environ,
-            "CNN_CORE_RUNS": str(self.runs),
-            "CNN_CORE_CACHE": str(home / "cache"),
-            "CNN_CORE_DATA": str(data),
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-        }
-        command = [
-            *(sys.executable, "-m", "streamlit", "run", script),
-            *("--server.port", str(self.port), "--server.address", "127.0.0.1"),
-            *("--server.headless", "true", "--server.fileWatcherType", "none"),
-            *("--browser.gatherUsageStats", "false"),
-        ]
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def wait_healthy(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"streamlit exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise SystemExit(f"streamlit did not answer within {timeout} s")
-
-    def close(self) -> None:
-        for run in list_runs(self.runs):
-            api.request_stop(run)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(r.status().active for r in list_runs(self.runs)):
-            time.sleep(0.2)
-        for run in list_runs(self.runs):
-            status = run.raw_status()
-            if status and status.pid and process_alive(status.pid, status.pid_started):
-                os.kill(status.pid, signal.SIGKILL)
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    under `home`; not started yet."""
+    return Dashboard(free_port(), dashboard_env(home, data=data), script=script)
 
 
 def write_dataset(root: Path) -> Path:
     """Three classes of noisy tinted 8x8 PNGs, 40 training and 10 test images each."""
-    rng = np.random.default_rng(0)
-    tints = {"blue": (-20, -20, 20), "green": (-20, 20, -20), "red": (20, -20, -20)}
-    for split, count in (("train", 40), ("test", 10)):
-        for name, tint in tints.items():
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(128 + np.array(tint) + rng.normal(0, 100, (8, 8, 3)), 0, 255)
-                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
-    return root
+    return write_colours(root, train=40, test=10, colours=TINTED, noise=100)
 
 
 # --- the three measurements ---------------------------------------------------------------------
@@ -170,18 +89,18 @@ def usable_build_page(page: Page) -> None:
 
 def cold_start(browser: Browser, home: Path, data: Path, script: str = "app.py") -> float:
     start = time.perf_counter()
-    server = Server(home, data, script)
+    dashboard = server(home, data, script)
     try:
-        server.wait_healthy()
+        dashboard.start()
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
-        page.goto(server.url)
+        page.goto(dashboard.url)
         usable_build_page(page)
         seconds = time.perf_counter() - start
         context.close()
         return seconds
     finally:
-        server.close()
+        dashboard.close()
 
 
 def settle(page: Page) -> None:
@@ -227,7 +146,7 @@ def build_edits(page: Page, url: str) -> list[tuple[str, float]]:
 
 
 def live_view_delays(
-    page: Page, server: Server, data: Path, *, epochs: int
+    page: Page, server: Dashboard, data: Path, *, epochs: int
 ) -> tuple[list[float], list[float]]:
     """Start a tiny run, open its Train page, and time each epoch from disk to chart.
 
@@ -271,13 +190,12 @@ def _rows(run: Run) -> int:
 
 
 def main() -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    if chromium_path() is None:
         raise SystemExit("bench.ui needs Debian's chromium (apt-get install chromium)")
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         tmp_path = Path(tmp)
         data = write_dataset(tmp_path / "colours")
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             floor_app = tmp_path / "floor_app.py"
             floor_app.write_text(FLOOR_APP)
@@ -285,14 +203,14 @@ def main() -> None:
             for i in range(COLD_STARTS):  # alternated, so that both see the same machine
                 starts.append(cold_start(browser, tmp_path / f"cold{i}", data))
                 floors.append(cold_start(browser, tmp_path / f"floor{i}", data, str(floor_app)))
-            server = Server(tmp_path / "warm", data)
+            warm = server(tmp_path / "warm", data)
             try:
-                server.wait_healthy()
+                warm.start()
                 page = browser.new_page(viewport=VIEWPORT)
-                edits = build_edits(page, server.url)
-                first, delays = live_view_delays(page, server, data, epochs=EPOCHS)
+                edits = build_edits(page, warm.url)
+                first, delays = live_view_delays(page, warm, data, epochs=EPOCHS)
             finally:
-                server.close()
+                warm.close()
         finally:
             browser.close()
 

@@ -12,20 +12,11 @@ Figures (start-up time, redraw time, live-view delay) come from `python -m bench
 
 from __future__ import annotations
 
-import io
-import os
-import random
 import re
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,22 +24,22 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import Locator, Page, expect, sync_playwright
+from support import (
+    TINTED,
+    Dashboard,
+    dashboard_env,
+    encode,
+    free_port,
+    launch_chromium,
+    wait_until,
+    write_colours,
+)
 
-from cnn_core.api import request_stop
-from cnn_core.runs import Run, list_runs, process_alive
+from cnn_core.runs import Run, list_runs
 
-ROOT = Path(__file__).resolve().parents[1]
 # Pictures of what the test saw, to look at after a failure. The README's screenshots show a
 # real CIFAR-10 run and come from `python -m bench.screenshots`, never from this synthetic data.
 SCREENSHOTS = Path(tempfile.gettempdir()) / "cnn_core_screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TINTS = {"blue": (-20, -20, 20), "green": (-20, 20, -20), "red": (20, -20, -20)}
 WIDTH, HEIGHT = 1400, 900  # the viewport; screenshots grow to the page's full height
 MAX_SCREENSHOT_BYTES = 400_000  # they are committed and shown in the README
 EPOCHS, BATCH = 200, 1  # ~0.4 s an epoch: it trains while we watch, refresh and stop it
@@ -71,105 +62,25 @@ class App:
 def write_dataset(root: Path) -> Path:
     """Three classes of 8x8 PNGs, 40 training and 10 test images each: grey tinted towards blue,
     green or red under heavy noise, so that the curves take a few epochs to climb."""
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 40), ("test", 10)):
-        for name, tint in TINTS.items():
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(128 + np.array(tint) + rng.normal(0, 100, (8, 8, 3)), 0, 255)
-                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
-    return root
-
-
-def free_port() -> int:
-    ports = list(range(8600, 8701))
-    random.shuffle(ports)  # two sessions on one machine rarely pick the same one
-    for port in ports:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8600-8700")
-
-
-def stop_runs(runs: Path, *, timeout: float = 30) -> None:
-    """Ask every active run to stop, wait for it, and kill what is still alive after that."""
-    for run in list_runs(runs):
-        request_stop(run)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(r.status().active for r in list_runs(runs)):
-        time.sleep(0.2)
-    for run in list_runs(runs):
-        status = run.raw_status()
-        if status and status.pid and process_alive(status.pid, status.pid_started):
-            os.kill(status.pid, signal.SIGKILL)
+    return write_colours(root, train=40, test=10, colours=TINTED, noise=100)
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
     """`streamlit run app.py` on a free port, with its runs, cache and data in tmp_path."""
-    port = free_port()
-    runs, log = tmp_path / "runs", tmp_path / "server.log"
     data = write_dataset(tmp_path / "colours")
-    env = dict(os.environ)
-    env.update(
-        CNN_CORE_RUNS=str(runs),
-        CNN_CORE_CACHE=str(tmp_path / "cache"),
-        CNN_CORE_DATA=str(data),
-        TF_CPP_MIN_LOG_LEVEL="3",
-        PYTHONUNBUFFERED="1",
-    )
-    command = [
-        *(sys.executable, "-m", "streamlit", "run", "app.py"),
-        *("--server.port", str(port), "--server.address", "127.0.0.1"),
-        *("--server.headless", "true", "--server.fileWatcherType", "none"),
-        *("--browser.gatherUsageStats", "false"),
-    ]
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        )
+    server = Dashboard(free_port(), dashboard_env(tmp_path, data=data), tmp_path / "server.log")
     try:
-        wait_for_health(f"http://localhost:{port}", server, log)
-        yield App(f"http://localhost:{port}", runs, data, log)
+        server.start()
+        yield App(server.url, server.runs, data, server.log)
     finally:
-        stop_runs(runs)
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def wait_for_health(url: str, server: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"streamlit did not answer within {timeout} s:\n{log.read_text()}")
+        server.close()
 
 
 @pytest.fixture
-def page() -> Iterator[Page]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        reason = "Debian's chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the browser test")
-        pytest.skip(reason)
+def page(chromium: str) -> Iterator[Page]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
             page.set_default_timeout(TIMEOUT_MS)
@@ -253,16 +164,8 @@ def png_file(name: str, colour: tuple[int, int, int], size: tuple[int, int]) -> 
     """A photo-sized PNG for an upload: a colour with texture, as a camera would give it."""
     rng = np.random.default_rng(1)
     pixels = np.clip(np.array(colour) + rng.normal(0, 25, (size[1], size[0], 3)), 0, 255)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.astype(np.uint8)).save(buffer, "PNG")
-    return {"name": name, "mimeType": "image/png", "buffer": buffer.getvalue()}
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+    picture = encode(Image.fromarray(pixels.astype(np.uint8)), "PNG")
+    return {"name": name, "mimeType": "image/png", "buffer": picture}
 
 
 def history_rows(run: Run) -> int:
@@ -410,7 +313,9 @@ def train_watch_refresh_and_stop(page: Page, app: App) -> Run:
     expect(page.get_by_role("heading", name=run.name)).to_be_visible()
     expect(metric(page, "State")).to_have_text("running")
     # Plotly draws the points a moment after the chart's frame appears.
-    wait_until(lambda: chart_points(page, "acc_chart") >= seen, "the whole history after reload")
+    wait_until(
+        lambda: chart_points(page, "acc_chart") >= seen, 30, what="the whole history after reload"
+    )
     settled(page)
 
     # Stop it: it ends within a batch, keeps its model and offers to resume.
@@ -444,7 +349,7 @@ def compare_runs(page: Page) -> None:
     nav(page, "Runs")
     table = page.get_by_test_id("stDataFrame")
     expect(table).to_be_visible()
-    wait_until(lambda: table_rows(page) == 1, "the runs table to list the run")
+    wait_until(lambda: table_rows(page) == 1, 30, what="the runs table to list the run")
     settled(page)
     table.click(position={"x": 16, "y": 52})  # header and rows are 35 px high
     expect(widget(page, "cmp_acc").locator(".scatterlayer .trace").first).to_be_attached()

@@ -15,7 +15,8 @@ import re
 import numpy as np
 import test_browser
 from playwright.sync_api import Page, expect
-from reliability.kit import CLASSES, make_model_run
+from reliability.kit import make_model_run
+from support import CLASSES
 from test_browser import App, settled, widget
 
 from cnn_core.evaluate import metrics

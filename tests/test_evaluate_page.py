@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reliability.kit import make_model_run, open_page, write_colours
+from reliability.kit import make_model_run
+from support import open_page, write_colours
 
 from cnn_core.evaluate import class_findings, evaluate_run
 from cnn_core.settings import runs_root

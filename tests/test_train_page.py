@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from reliability.kit import TINY, open_page, rerun, write_colours
+from support import TINY, open_page, rerun, write_colours
 
 from cnn_core.config import TrainConfig
 from cnn_core.drafts import new_draft_id, save_draft

@@ -194,7 +194,7 @@ def test_a_wrong_limit_setting_is_a_message(monkeypatch: pytest.MonkeyPatch):
 
 
 def colours(tmp_path: Path) -> Path:
-    from reliability.kit import write_colours
+    from support import write_colours
 
     return write_colours(tmp_path / "colours", train=4, test=2)  # noisy: compresses poorly
 
@@ -217,7 +217,7 @@ def cut_tar_gz(tmp_path: Path) -> bytes:
 
 
 def train_page_with_upload(name: str, data: bytes):
-    from reliability.kit import TINY, open_page, rerun
+    from support import TINY, open_page, rerun
 
     from cnn_core.drafts import new_draft_id, save_draft
 
@@ -238,7 +238,7 @@ def texts(elements) -> str:
 def test_the_train_page_uses_an_uploaded_archive_and_the_run_records_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from reliability.kit import rerun
+    from support import rerun
 
     from cnn_core import api
     from cnn_core.runs import list_runs
@@ -290,7 +290,8 @@ def test_an_upload_over_the_setting_is_refused_on_the_train_page(tmp_path, monke
 
 
 def test_a_photo_over_10_mb_is_refused_on_predict_while_the_rest_are_predicted(tmp_path):
-    from reliability.kit import make_model_run, open_page, rerun
+    from reliability.kit import make_model_run
+    from support import open_page, rerun
 
     from cnn_core.runs import runs_root
 
@@ -309,7 +310,7 @@ def test_a_photo_over_10_mb_is_refused_on_predict_while_the_rest_are_predicted(t
 
 
 def test_the_build_pages_spec_uploader_keeps_the_10_mb_check_in_the_browser():
-    from reliability.kit import open_page
+    from support import open_page
 
     at = open_page("build")
     assert at.file_uploader(key="upload_spec").proto.max_upload_size_mb == settings.PHOTO_UPLOAD_MB

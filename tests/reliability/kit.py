@@ -1,5 +1,6 @@
-"""What the reliability drills share: a tiny network, tiny data in the real formats, runs with a
-saved model, and ways to wait for a training process and to drive a page through `AppTest`.
+"""What the reliability drills share beyond `support` (the tiny network, data, waiting, the
+server): runs with a saved model, snapshots of folders, and ways to wait for, kill and find a
+training process and to read a page driven through `AppTest`.
 
 Nothing here is a drill; the drills are the `test_drill_*.py` files beside it.
 """
@@ -7,7 +8,6 @@ Nothing here is a drill; the drills are the `test_drill_*.py` files beside it.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
 import shutil
@@ -16,51 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 from streamlit.testing.v1 import AppTest
+from support import CLASSES, TINY, wait_until
 
 from cnn_core.config import TrainConfig
 from cnn_core.runs import DATASET, MODEL, Run, RunStatus, atomic_write_json, create_run
-from cnn_core.spec import LayerSpec, ModelSpec
-
-APP = Path(__file__).resolve().parents[2] / "app.py"
-TIMEOUT = 90  # seconds per script run: the first Evaluate or Predict run imports TensorFlow
-CLASSES = ("blue", "green", "red")  # sorted folder names: the model's output order
-COLOURS = {"blue": (30, 30, 200), "green": (30, 200, 30), "red": (200, 30, 30)}
-TINY = ModelSpec(
-    name="Tiny net",
-    input_shape=(8, 8, 3),
-    num_classes=3,
-    layers=(
-        LayerSpec(
-            "Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"}
-        ),
-        LayerSpec("GlobalAveragePooling2D"),
-    ),
-)
-
 
 # --- data and runs -------------------------------------------------------------------------------
-
-
-def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def write_colours(root: Path, *, train: int = 80, test: int = 10) -> Path:
-    """An image-folder dataset of noisy solid colours: `train` and `test` 8x8 PNGs per class."""
-    rng = np.random.default_rng(0)
-    for split, count in (("train", train), ("test", test)):
-        for name in CLASSES:
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(np.array(COLOURS[name]) + rng.normal(0, 40, (8, 8, 3)), 0, 255)
-                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i:03d}.png")
-    return root
 
 
 def make_model_run(root: Path, *, data_source: str = "unused") -> Run:
@@ -110,16 +72,6 @@ def rss_bytes() -> int:
 
 
 # --- waiting for training processes ------------------------------------------------------------
-
-
-def wait_until(condition: Callable[[], bool], seconds: float, *, what: str = "") -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    if not condition():
-        raise AssertionError(f"timed out after {seconds} s waiting for {what or condition}")
 
 
 def wait_for_state(
@@ -182,21 +134,6 @@ def epochs_in(run: Run) -> list[int]:
 
 
 # --- driving the dashboard -----------------------------------------------------------------------
-
-
-def rerun(at: AppTest) -> AppTest:
-    """Run the script; a drill fails on any exception the page showed."""
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def open_page(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.switch_page(f"pages/{page}.py")
-    return rerun(at)
 
 
 def messages(at: AppTest) -> list[str]:

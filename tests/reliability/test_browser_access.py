@@ -8,16 +8,13 @@ a real local OpenID Connect provider (`oidc-provider-mock`), not a stand-in for 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from test_browser import CHROMIUM_ARGS, ROOT, TIMEOUT_MS, free_port, wait_for_health
+from support import QUIET, Dashboard, dashboard_env, free_port, launch_chromium
+from test_browser import TIMEOUT_MS
 
 from cnn_core import access
 from cnn_core.config import TrainConfig
@@ -31,45 +28,24 @@ SECRET_RUN = "secret-net"  # in a run's name, which a refused visitor must not s
 
 def serve(
     tmp_path: Path, env: dict[str, str], *extra: str, port: int | None = None
-) -> tuple[str, subprocess.Popen]:
+) -> tuple[str, Dashboard]:
     port = port or free_port()
-    runs = tmp_path / "runs"
-    if not runs.exists():
-        spec = dataclasses.replace(load_preset("tutorial_cnn").spec, name="Secret net")
-        create_run(spec, TrainConfig(), data_source="cifar10", root=runs)
     log = tmp_path / f"server-{port}.log"
-    full = {**os.environ, "CNN_CORE_RUNS": str(runs), "CNN_CORE_CACHE": str(tmp_path / "cache")}
-    full.update(env)
-    command = [
-        *(sys.executable, "-m", "streamlit", "run", "app.py"),
-        *("--server.port", str(port), "--server.address", "127.0.0.1"),
-        *("--server.headless", "true", "--browser.gatherUsageStats", "false"),
-        *extra,
-    ]
-    with open(log, "wb") as out:
-        server = subprocess.Popen(command, cwd=ROOT, env=full, stdout=out, stderr=out)
-    wait_for_health(f"http://127.0.0.1:{port}", server, log)
-    return f"http://localhost:{port}", server
-
-
-def stop(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    server = Dashboard(port, dashboard_env(tmp_path, **env), log, options=(*QUIET, *extra))
+    if not server.runs.exists():
+        spec = dataclasses.replace(load_preset("tutorial_cnn").spec, name="Secret net")
+        create_run(spec, TrainConfig(), data_source="cifar10", root=server.runs)
+    server.start()
+    return server.url, server
 
 
 @pytest.fixture
-def browser() -> Iterator[Browser]:
+def browser(chromium: str) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            # why: "evil.example" is made to resolve to this machine, as DNS rebinding does
-            args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"],
-        )
-        yield chromium
-        chromium.close()
+        # why: "evil.example" is made to resolve to this machine, as DNS rebinding does
+        browser = launch_chromium(playwright, "--host-resolver-rules=MAP evil.example 127.0.0.1")
+        yield browser
+        browser.close()
 
 
 def new_page(browser: Browser) -> Page:
@@ -94,14 +70,14 @@ def test_a_host_name_the_dashboard_does_not_answer_to_sees_nothing(
         expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Runs")
         expect(main).to_contain_text(SECRET_RUN)
     finally:
-        stop(server)
+        server.stop()
     url, server = serve(tmp_path, {"CNN_CORE_ALLOWED_HOSTS": "evil.example"})
     try:  # a name the operator allowed is served
         page = new_page(browser)
         page.goto(f"http://evil.example:{url.rsplit(':', 1)[1]}/runs")
         expect(page.get_by_test_id("stMain")).to_contain_text(SECRET_RUN)
     finally:
-        stop(server)
+        server.stop()
 
 
 def owned_run(root: Path, name: str, user: str) -> str:
@@ -174,7 +150,7 @@ def test_a_shared_dashboard_shows_nothing_before_sign_in_and_each_user_their_own
             expect(page.get_by_role("button", name="Sign in")).to_be_visible()
             assert alices not in page.content() and bobs not in page.content()
         finally:
-            stop(server)
+            server.stop()
 
 
 def test_shared_mode_without_a_provider_refuses_everyone(tmp_path: Path, browser: Browser) -> None:
@@ -185,4 +161,4 @@ def test_shared_mode_without_a_provider_refuses_everyone(tmp_path: Path, browser
         expect(page.get_by_test_id("stMain")).to_contain_text("no sign-in provider is configured")
         assert SECRET_RUN not in page.content()
     finally:
-        stop(server)
+        server.stop()

@@ -20,24 +20,28 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import random
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from support import (
+    TINY,
+    Dashboard,
+    dashboard_env,
+    encode,
+    free_port,
+    gradient,
+    launch_chromium,
+    png_declaring,
+    stop_runs,
+    wait_until,
+    write_colours,
+)
 from test_browser import (
-    CHROMIUM_ARGS,
     PAGES,
     button,
     layer_count,
@@ -46,9 +50,7 @@ from test_browser import (
     nav,
     settled,
     sidebar_pages,
-    stop_runs,
     table_rows,
-    wait_for_health,
     widget,
 )
 
@@ -57,10 +59,8 @@ from cnn_core.config import TrainConfig
 from cnn_core.drafts import load_draft, new_draft_id, save_draft
 from cnn_core.runs import Run, list_runs, open_run, process_alive
 from cnn_core.spec import LayerSpec, ModelSpec
-from reliability.kit import TINY, encode, epochs_in, make_model_run, worker_pids, write_colours
-from reliability.test_drill_uploads import gradient, png_declaring
+from reliability.kit import epochs_in, make_model_run, worker_pids
 
-ROOT = Path(__file__).resolve().parents[2]
 PORTS = range(8700, 8801)
 VIEWPORT = {"width": 1400, "height": 900}
 TIMEOUT_MS = 30_000
@@ -74,87 +74,10 @@ FIGURES: dict[str, object] = {}  # what the drills observed, printed at the end 
 # --- the dashboard, which drill 3 kills and restarts ---------------------------------------------
 
 
-@dataclass
-class Dashboard:
-    port: int
-    runs: Path
-    data: Path
-    log: Path
-    env: dict[str, str]
-    process: subprocess.Popen | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}"
-
-    def start(self) -> float:
-        """Start `streamlit run app.py`; return the seconds until it answered its health check."""
-        command = [
-            *(sys.executable, "-m", "streamlit", "run", "app.py"),
-            *("--server.port", str(self.port), "--server.address", "127.0.0.1"),
-            *("--server.headless", "true", "--server.fileWatcherType", "none"),
-            *("--browser.gatherUsageStats", "false"),
-        ]
-        began = time.monotonic()
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
-            )
-        wait_for_health(self.url, self.process, self.log)
-        return time.monotonic() - began
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handler runs, as when the machine's OOM killer strikes."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=5) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-
-def free_port() -> int:
-    ports = list(PORTS)
-    random.shuffle(ports)  # two sessions on one machine rarely pick the same one
-    for port in ports:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
-
-
-def chromium_or_skip() -> str:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        reason = "Debian's chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the browser drills")
-        pytest.skip(reason)
-    return chromium
-
-
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = chromium_or_skip()
+def browser(chromium: str) -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         expect.set_options(timeout=TIMEOUT_MS / 2)
         try:
             yield browser
@@ -164,18 +87,11 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[Dashboard]:
-    """The dashboard on a free port in 8700-8800, its runs, cache and data in a temp folder."""
+    """The dashboard on a free port in 8700-8800, its runs, cache and data in a temp folder; one
+    training run at a time (no CNN_CORE_MAX_PARALLEL)."""
     home = tmp_path_factory.mktemp("browser-drills")
     data = write_colours(home / "colours", train=300, test=5)  # 720 training images at 8x8
-    env = {k: v for k, v in os.environ.items() if k != "CNN_CORE_MAX_PARALLEL"}  # one at a time
-    env.update(
-        CNN_CORE_RUNS=str(home / "runs"),
-        CNN_CORE_CACHE=str(home / "cache"),
-        CNN_CORE_DATA=str(data),
-        TF_CPP_MIN_LOG_LEVEL="3",
-        PYTHONUNBUFFERED="1",
-    )
-    server = Dashboard(free_port(), home / "runs", data, home / "server.log", env)
+    server = Dashboard(free_port(PORTS), dashboard_env(home, data=data), home / "server.log")
     server.runs.mkdir()
     server.start()
     try:
@@ -187,7 +103,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Ite
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
         server.stop()
-        log = server.log.read_text(errors="replace")
+        log = server.output()
         assert "Traceback" not in log, log[-5000:]
         print_figures()
 
@@ -217,13 +133,6 @@ def print_figures() -> None:
 
 
 # --- small helpers ------------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.1)
 
 
 def save_tiny_draft(server: Dashboard, spec: ModelSpec = TINY) -> str:
@@ -259,10 +168,10 @@ def epochs_done(run: Run) -> int:
 
 
 def wait_for_epochs(run: Run, count: int, timeout: float = 90) -> None:
-    wait_for(
+    wait_until(
         lambda: run.status().state == "running" and epochs_done(run) >= count,
-        f"{run.name} to reach {count} epochs: {run.status()} {run.log_tail(10)}",
         timeout,
+        what=f"{run.name} to reach {count} epochs: {run.status()} {run.log_tail(10)}",
     )
 
 
@@ -452,7 +361,9 @@ def test_two_sessions_drafts_runs_queue_refresh_and_closed_tab(
         try:
             wait_for_epochs(run_a, 1)
             expect(metric(b, "State")).to_have_text("queued")  # while its worker starts up
-            wait_for(lambda: run_b.progress().get("phase") == "queued", "B's worker to wait")
+            wait_until(
+                lambda: run_b.progress().get("phase") == "queued", 60, what="B's worker to wait"
+            )
             waiting = []
             for _ in range(3):  # over a few seconds, and several of the page's refreshes
                 expect(metric(a, "State")).to_have_text("running")
@@ -469,7 +380,9 @@ def test_two_sessions_drafts_runs_queue_refresh_and_closed_tab(
             for context in (context_a, context_b):
                 page = open_page(context, f"{dashboard.url}/runs")
                 expect(page.get_by_test_id("stDataFrame")).to_be_visible()
-                wait_for(lambda p=page: table_rows(p) == len(list_runs(dashboard.runs)), "runs")
+                wait_until(
+                    lambda p=page: table_rows(p) == len(list_runs(dashboard.runs)), 60, what="runs"
+                )
                 runs_seen.append(runs_listed(page))
                 page.close()
             assert runs_seen[0] == runs_seen[1]
@@ -489,7 +402,9 @@ def test_two_sessions_drafts_runs_queue_refresh_and_closed_tab(
             b.reload()
             expect(b.get_by_role("heading", name=run_b.name)).to_be_visible()
             expect(metric(b, "State")).to_have_text("running")
-            wait_for(lambda: lists_epochs(b, run_b, at_least=seen), "the refreshed table", 30)
+            wait_until(
+                lambda: lists_epochs(b, run_b, at_least=seen), 30, what="the refreshed table"
+            )
             settled(b)
 
             # The tab closed, and the run opened again from its address in a new one.
@@ -499,7 +414,9 @@ def test_two_sessions_drafts_runs_queue_refresh_and_closed_tab(
             done = len(run_b.history())
             b = open_page(context_b, f"{dashboard.url}/train?run={run_b.name}")
             expect(metric(b, "State")).to_have_text("running")
-            wait_for(lambda: lists_epochs(b, run_b, at_least=done), "the new tab's table", 30)
+            wait_until(
+                lambda: lists_epochs(b, run_b, at_least=done), 30, what="the new tab's table"
+            )
             FIGURES["refresh and closed tab"] = (
                 f"run {run_b.name}: {seen} epochs when the tab closed, {done} when the new one "
                 f"opened, which listed {table_rows(b)} (history.csv: {len(run_b.history())})"
@@ -551,14 +468,16 @@ def test_server_killed_mid_run_then_server_and_worker_killed_together(
             fresh = open_page(context, f"{dashboard.url}/train?run={run.name}")
             expect(metric(fresh, "State")).to_have_text("running")
             assert sidebar_pages(fresh) == PAGES  # a restarted server's first request: a link
-            wait_for(lambda: lists_epochs(fresh, run, at_least=done), "every epoch listed", 30)
+            wait_until(
+                lambda: lists_epochs(fresh, run, at_least=done), 30, what="every epoch listed"
+            )
             assert run.status().pid == worker  # the same process, never restarted
             listed = table_rows(fresh)
             page.bring_to_front()  # Chromium throttles the timers of a tab in the background
             began, old_tab = time.monotonic(), "did not come back within 20 s"
             with contextlib.suppress(AssertionError):  # only observed: Streamlit's own client
                 expect(dialog).to_have_count(0, timeout=20_000)
-                wait_for(lambda: lists_epochs(page, run, at_least=done), "the old tab", 20)
+                wait_until(lambda: lists_epochs(page, run, at_least=done), 20, what="the old tab")
                 seconds = time.monotonic() - began
                 old_tab = f"reconnected by itself and listed every epoch within {seconds:.1f} s"
             FIGURES["server killed"] = (
@@ -574,7 +493,9 @@ def test_server_killed_mid_run_then_server_and_worker_killed_together(
             dashboard.process.send_signal(signal.SIGKILL)
             os.kill(status.pid, signal.SIGKILL)
             dashboard.process.wait()
-            wait_for(lambda: not process_alive(status.pid, status.pid_started), "the worker")
+            wait_until(
+                lambda: not process_alive(status.pid, status.pid_started), 60, what="the worker"
+            )
             lost_in = epochs_done(run)
             full_history(run)
             restart = dashboard.start()
@@ -657,7 +578,7 @@ def test_build_redraws_under_load(dashboard: Dashboard, browser: Browser):
         run = api.start_run(
             TINY,
             TrainConfig(epochs=EPOCHS, batch_size=BATCH, seed=1),
-            data_source=str(dashboard.data),
+            data_source=dashboard.env["CNN_CORE_DATA"],
             root=dashboard.runs,
         )
         try:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support import encode
 
 from cnn_core.data import limits
 from cnn_core.data.cache import source_fingerprint
 from cnn_core.datasets import inspect_source, load_dataset
 from cnn_core.errors import DataError
-from reliability.kit import encode
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = encode(Image.new("RGB", (8, 8), (200, 30, 30)), "PNG")

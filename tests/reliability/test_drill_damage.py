@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable
 
 import pytest
+from support import encode, open_page, rerun
 
 from cnn_core.runs import (
     CONFIG,
@@ -24,7 +25,7 @@ from cnn_core.runs import (
     format_history,
     runs_root,
 )
-from reliability.kit import copy_run, encode, make_model_run, messages, open_page, rerun
+from reliability.kit import copy_run, make_model_run, messages
 
 PAGES = ("train", "runs", "evaluate", "predict")  # Build reads no run
 

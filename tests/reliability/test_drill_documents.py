@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import TINY, open_page, rerun
 
 from cnn_core.config import load_config, parse_config
 from cnn_core.errors import ConfigError, SpecError
 from cnn_core.shapes import analyze
 from cnn_core.spec import load_spec, parse_spec
-from reliability.kit import TINY, open_page, rerun
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {

@@ -16,19 +16,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from support import CLASSES, COLOURS, TINY, encode, open_page, rerun
 from test_browser import app, page, settled  # noqa: F401 - the dashboard and Chromium
 
 from cnn_core.runs import DATASET, MODEL, Run, atomic_write_json, runs_root
-from reliability.kit import (
-    CLASSES,
-    COLOURS,
-    TINY,
-    encode,
-    make_model_run,
-    messages,
-    open_page,
-    rerun,
-)
+from reliability.kit import make_model_run, messages
 
 ROOT = Path(__file__).resolve().parents[2]
 LINKS = (
@@ -146,7 +138,7 @@ def test_terminal_escapes_in_class_and_file_names_are_neutralised(tmp_path: Path
 
 
 def test_foreground_train_prints_no_traceback_without_cnn_core_debug(tmp_path: Path):
-    from reliability.kit import write_colours
+    from support import write_colours
 
     data = write_colours(tmp_path / "data", train=2, test=1)
     spec = tmp_path / "tiny.json"
@@ -213,7 +205,7 @@ def test_the_servers_memory_returns_after_upload_sessions_end(tmp_path: Path, pa
     import random
 
     from PIL import Image
-    from test_browser import free_port, wait_for_health
+    from support import Dashboard, free_port
 
     run = make_model_run(tmp_path / "runs")
     rng = random.Random(0)
@@ -226,33 +218,28 @@ def test_the_servers_memory_returns_after_upload_sessions_end(tmp_path: Path, pa
         }
         for i in range(PHOTOS)
     ]
-    port, log = free_port(), tmp_path / "server.log"
     env = {**os.environ, "CNN_CORE_RUNS": str(tmp_path / "runs"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
-    with open(log, "wb") as out:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    url = f"http://localhost:{port}"
+    server = Dashboard(free_port(), env, tmp_path / "server.log", options=())  # as users run it
     after: list[int] = []
     try:
-        wait_for_health(url, server, log)
+        server.start()
         for _ in range(SESSIONS):
             context = page.context.browser.new_context()
             tab = context.new_page()
             tab.set_default_timeout(120_000)
-            tab.goto(f"{url}/predict?run={run.name}")
+            tab.goto(f"{server.url}/predict?run={run.name}")
             tab.locator(".st-key-photos input[type='file']").set_input_files(photos)
             tab.locator(f".st-key-top_{PHOTOS}").wait_for()
             settled(tab)
             context.close()
             time.sleep(20)  # the reconnect window (10 s) and one sweep (5 s), with room
-            after.append(server_rss(server.pid))
+            after.append(server_rss(server.process.pid))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
     print(
         f"\nserver RSS after each of {SESSIONS} sessions of {PHOTOS * PADDED >> 20} MB: {after} MB"
     )
-    assert "Traceback" not in log.read_text()
+    assert "Traceback" not in server.output()
     assert after[-1] - after[0] < 60, after  # before: +30 MB a session, each upload kept
 
 

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support import TINY
 
 from cnn_core.config import TrainConfig
 from cnn_core.runs import (
@@ -36,7 +37,6 @@ from cnn_core.runs import (
     runs_root,
     zip_run,
 )
-from reliability.kit import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,7 +163,7 @@ def test_a_damaged_status_can_be_written_over(tmp_path: Path):
 
 @pytest.fixture
 def colours(tmp_path: Path) -> Path:
-    from reliability.kit import write_colours
+    from support import write_colours
 
     return write_colours(tmp_path / "colours", train=4, test=1)
 
@@ -377,8 +377,10 @@ def refuse(monkeypatch: pytest.MonkeyPatch, target: object, name: str, inside: P
 def test_an_unreadable_runs_folder_is_said_clearly(monkeypatch: pytest.MonkeyPatch, capsys):
     import errno
 
+    from support import open_page
+
     from cnn_core.cli import main
-    from reliability.kit import messages, open_page
+    from reliability.kit import messages
 
     new_run()
     refuse(monkeypatch, Path, "iterdir", runs_root(), errno.EACCES)
@@ -467,7 +469,7 @@ def test_a_fifo_model_or_predictions_file_hangs_nothing(name: str):
 
 
 def test_the_pages_list_a_damaged_run_beside_the_others():
-    from reliability.kit import open_page
+    from support import open_page
 
     good = new_run(state="completed", epochs_completed=3)
     bad = new_run(state="running", pid="1")

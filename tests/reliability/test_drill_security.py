@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
+from support import CLASSES, TINY, open_page
 
 from cnn_core.predict import load_run_model
 from cnn_core.runs import MODEL, RunError, list_runs, open_run, runs_root
 from cnn_core.settings import DEFAULT_MAX_DATASET_UPLOAD_MB, PHOTO_UPLOAD_MB
-from reliability.kit import CLASSES, TINY, make_model_run, messages, open_page
+from reliability.kit import make_model_run, messages
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE_NAMES = ("../../etc", "/etc", "..", ".", "a/../../etc", "run\x00name", "x" * 5000)

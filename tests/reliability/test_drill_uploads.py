@@ -11,53 +11,21 @@ from __future__ import annotations
 
 import io
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from support import CLASSES, encode, gradient, open_page, png_declaring, rerun
 
 from cnn_core.images import DEFAULT_MAX_BYTES
 from cnn_core.predict import predict_images
 from cnn_core.runs import Run, runs_root
-from reliability.kit import (
-    CLASSES,
-    copy_run,
-    encode,
-    make_model_run,
-    open_page,
-    rerun,
-    rss_bytes,
-    shown,
-    tree_snapshot,
-)
+from reliability.kit import copy_run, make_model_run, rss_bytes, shown, tree_snapshot
 
 PAGE_LIMIT = 10 * 2**20  # cnn_core.settings.PHOTO_UPLOAD_MB: the Predict page's limit for a photo
 REPEATS = 20  # batches predicted while memory is watched
 MEMORY_BOUND = 200 * 2**20
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A 70-byte PNG whose header claims width x height pixels: a decompression bomb."""
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-        + png_chunk(b"IEND", b"")
-    )
-
-
-def gradient(width: int = 40, height: int = 30) -> Image.Image:
-    y, x = np.mgrid[0:height, 0:width]
-    pixels = np.stack([x * 6 % 256, y * 8 % 256, np.full_like(x, 90)], axis=-1)
-    return Image.fromarray(pixels.astype(np.uint8))
 
 
 def left_red_right_blue() -> Image.Image:
