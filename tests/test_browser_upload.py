@@ -8,14 +8,12 @@ Start is disabled. Fixtures and helpers come from `test_browser.py`.
 
 from __future__ import annotations
 
-import io
-import tarfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import test_browser
 from playwright.sync_api import Page, expect
+from support import folder_files, tar_gz_files, zip_files
 from test_browser import SCREENSHOTS, App, button, png_file, settled, widget
 
 app = test_browser.app
@@ -24,21 +22,14 @@ page = test_browser.page
 
 def zipped(root: Path, *, padding: int = 0) -> dict:
     """The dataset folder as a .zip upload; `padding` random bytes stored beside it."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for path in sorted(root.rglob("*.png")):
-            zf.write(path, Path(root.name, path.relative_to(root)).as_posix())
-        if padding:
-            noise = np.random.default_rng(0).bytes(padding)  # incompressible
-            zf.writestr(f"{root.name}/notes.bin", noise, compress_type=zipfile.ZIP_STORED)
-    return {"name": f"{root.name}.zip", "mimeType": "application/zip", "buffer": out.getvalue()}
+    files = folder_files(root, pattern="*.png")
+    if padding:
+        files[f"{root.name}/notes.bin"] = np.random.default_rng(0).bytes(padding)  # incompressible
+    return {"name": f"{root.name}.zip", "mimeType": "application/zip", "buffer": zip_files(files)}
 
 
 def cut_tar_gz(root: Path) -> dict:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        tar.add(root, arcname=root.name)
-    data = out.getvalue()
+    data = tar_gz_files(folder_files(root))
     return {"name": "cut.tar.gz", "mimeType": "application/gzip", "buffer": data[: len(data) // 2]}
 
 

@@ -10,7 +10,6 @@ import os
 import pickle
 import stat
 import struct
-import subprocess
 import sys
 import tarfile
 import types
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support import imported_frameworks
 
 from cnn_core import images, settings
 from cnn_core.data import archives, decode
@@ -31,12 +31,7 @@ CLASSES = ("cat", "dog", "frog")
 N_TRAIN, N_TEST = 4, 2
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("CNN_CORE_CACHE", str(cache))
-    monkeypatch.delenv("CNN_CORE_DATA", raising=False)
-    return cache
+pytestmark = pytest.mark.usefixtures("cache_in_tmp")  # some tests look into tmp_path/cache
 
 
 def colour(label: int) -> tuple[int, int, int]:
@@ -265,14 +260,7 @@ def test_parallel_decoding_matches_serial(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_importing_does_not_import_keras() -> None:
-    code = (
-        "import sys, cnn_core.datasets; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
-    )
-    repo = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
-    )
-    assert result.stdout.split() == ["False", "False"]
+    assert imported_frameworks("cnn_core.datasets", frameworks=("keras", "tensorflow")) == []
 
 
 # ------------------------------------------------------------------------ official CIFAR batches

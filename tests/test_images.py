@@ -5,9 +5,7 @@ not an image is refused with an `ImageError` naming the file, and resizing gives
 from __future__ import annotations
 
 import io
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
+from support import encode, png_declaring
 
 from cnn_core.errors import ImageError
 from cnn_core.images import IMAGE_SUFFIXES, has_image_suffix, open_image, to_array
@@ -22,32 +21,11 @@ from cnn_core.images import IMAGE_SUFFIXES, has_image_suffix, open_image, to_arr
 WHITE = (255, 255, 255)
 
 
-def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
 def gradient(width: int = 12, height: int = 10) -> Image.Image:
     """An RGB picture whose pixels differ, so orientation and resizing are visible."""
     y, x = np.mgrid[0:height, 0:width]
     pixels = np.stack([x * 20, y * 20, np.full_like(x, 128)], axis=-1).astype(np.uint8)
     return Image.fromarray(pixels)
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims a huge picture (the pixel data is a few bytes)."""
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 # ------------------------------------------------------------------------------ accepted formats

@@ -7,16 +7,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import struct
-import subprocess
-import sys
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from support import TINY, encode, gradient, imported_frameworks, png_declaring
 
 from cnn_core.builder import build_model
 from cnn_core.config import TrainConfig
@@ -29,19 +26,8 @@ from cnn_core.predict import (
     predict_images,
 )
 from cnn_core.runs import DATASET, MODEL, Run, atomic_write_json, create_run
-from cnn_core.spec import LayerSpec, ModelSpec
 
-ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["cat", "dog", "bird"]
-TINY = ModelSpec(
-    name="Tiny net",
-    input_shape=(8, 8, 3),
-    num_classes=3,
-    layers=(
-        LayerSpec("Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same"}),
-        LayerSpec("GlobalAveragePooling2D"),
-    ),
-)
 
 
 def make_run(tmp_path: Path, *, names: list[str] | None = NAMES, seed: int = 0) -> Run:
@@ -61,33 +47,6 @@ def run(tmp_path: Path) -> Run:
 
 
 # ----------------------------------------------------------------------------- awkward pictures
-
-
-def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
-
-
-def gradient(width: int = 40, height: int = 30) -> Image.Image:
-    y, x = np.mgrid[0:height, 0:width]
-    pixels = np.stack([x * 6 % 256, y * 8 % 256, np.full_like(x, 90)], axis=-1)
-    return Image.fromarray(pixels.astype(np.uint8))
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims a huge picture."""
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 def awkward_pictures(folder: Path) -> tuple[list[tuple[str, object]], set[str]]:
@@ -308,12 +267,5 @@ def test_cache_is_bounded(tmp_path: Path):
 
 
 def test_importing_predict_and_evaluate_does_not_import_keras():
-    code = (
-        "import sys, json; import cnn_core.predict, cnn_core.evaluate; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('keras', 'tensorflow', 'jax', 'torch'))))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
-    )
-    assert json.loads(done.stdout) == []
+    frameworks = ("keras", "tensorflow", "jax", "torch")
+    assert imported_frameworks("cnn_core.predict", "cnn_core.evaluate", frameworks=frameworks) == []

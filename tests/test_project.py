@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from support import imported_frameworks
 
 from cnn_core.config import config_from_dict
 from cnn_core.presets import list_presets
@@ -30,16 +29,10 @@ def test_readme_test_command_is_what_ci_runs():
 
 def test_light_modules_do_not_import_keras_or_tensorflow():
     """The Build page and `validate` must stay instant: no Keras behind spec and shapes."""
-    code = (
-        "import sys, json; import cnn_core.shapes, cnn_core.spec, cnn_core.presets, "
-        "cnn_core.export, cnn_core.cli, cnn_core.datasets, cnn_core.images; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('keras', 'tensorflow', 'jax', 'torch', 'streamlit'))))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
-    )
-    assert json.loads(done.stdout) == []
+    light = ("shapes", "spec", "presets", "export", "cli", "datasets", "images")
+    frameworks = ("keras", "tensorflow", "jax", "torch", "streamlit")
+    modules = [f"cnn_core.{name}" for name in light]
+    assert imported_frameworks(*modules, frameworks=frameworks) == []
 
 
 def test_presets_are_valid_and_carry_known_config_keys():

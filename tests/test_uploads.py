@@ -9,30 +9,17 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from support import folder_files, png_bytes, tar_gz_files, write_colours, zip_files
 
 from cnn_core import settings
 from cnn_core.datasets import check_source, inspect_source
 from cnn_core.errors import DataError, UserError
 from cnn_core.uploads import HASH_DIGITS, save_upload
 
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("CNN_CORE_CACHE", str(cache))
-    monkeypatch.delenv("CNN_CORE_MAX_DATASET_UPLOAD_MB", raising=False)
-    return cache
-
-
-def png(colour: tuple[int, int, int]) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (8, 8), colour).save(out, "PNG")
-    return out.getvalue()
+pytestmark = pytest.mark.usefixtures("cache_in_tmp")
 
 
 def tree_files() -> dict[str, bytes]:
@@ -41,26 +28,10 @@ def tree_files() -> dict[str, bytes]:
     for split, count in (("train", 3), ("test", 2)):
         for label, name in enumerate(("red", "blue")):
             for i in range(count):
-                files[f"digits/{split}/{name}/{i}.png"] = png((200 * (1 - label), 0, 200 * label))
+                files[f"digits/{split}/{name}/{i}.png"] = png_bytes(
+                    (200 * (1 - label), 0, 200 * label)
+                )
     return files
-
-
-def zip_bytes(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return out.getvalue()
-
-
-def tar_gz_bytes(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def stored(folder: Path) -> list[Path]:
@@ -69,7 +40,7 @@ def stored(folder: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize(
-    ("name", "make"), [("digits.zip", zip_bytes), ("digits.tar.gz", tar_gz_bytes)]
+    ("name", "make"), [("digits.zip", zip_files), ("digits.tar.gz", tar_gz_files)]
 )
 def test_an_archive_is_saved_by_content_hash_and_is_a_dataset_source(name, make):
     data = make(tree_files())
@@ -85,7 +56,7 @@ def test_an_archive_is_saved_by_content_hash_and_is_a_dataset_source(name, make)
 
 
 def test_the_same_upload_twice_is_one_file():
-    data = zip_bytes(tree_files())
+    data = zip_files(tree_files())
     first = save_upload(io.BytesIO(data), name="digits.zip")
     stream = io.BytesIO(data)
     stream.read()  # a rerun hands the same, already read object over again
@@ -94,13 +65,15 @@ def test_the_same_upload_twice_is_one_file():
     assert again.path == renamed.path == first.path
     assert renamed.name == "copy of digits.zip"  # shown as uploaded this time
     assert stored(settings.uploads_dir()) == [first.path]
-    other = save_upload(io.BytesIO(zip_bytes({"x/train/a/0.png": png((1, 2, 3))})), name="o.zip")
+    other = save_upload(
+        io.BytesIO(zip_files({"x/train/a/0.png": png_bytes((1, 2, 3))})), name="o.zip"
+    )
     assert other.path.parent != first.path.parent
     assert len(stored(settings.uploads_dir())) == 2
 
 
 def test_over_the_limit_is_refused_with_a_message_and_nothing_is_left():
-    data = zip_bytes(tree_files())
+    data = zip_files(tree_files())
     with pytest.raises(DataError) as caught:
         save_upload(io.BytesIO(data), name="digits.zip", max_bytes=len(data) - 1)
     message = str(caught.value)
@@ -112,7 +85,7 @@ def test_over_the_limit_is_refused_with_a_message_and_nothing_is_left():
 def test_the_limit_is_the_setting(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CNN_CORE_MAX_DATASET_UPLOAD_MB", "1")
     assert settings.max_dataset_upload_mb() == 1
-    big = zip_bytes({"a/train/x/0.bin": bytes(range(256)) * 5000})  # stored, not compressed
+    big = zip_files({"a/train/x/0.bin": bytes(range(256)) * 5000})  # stored, not compressed
     with pytest.raises(DataError, match="over the 1 MB limit"):
         save_upload(io.BytesIO(big), name="big.zip")
     assert stored(settings.uploads_dir()) == []
@@ -138,9 +111,9 @@ def test_a_known_size_over_the_limit_is_refused_before_reading():
 @pytest.mark.parametrize(
     ("name", "data"),
     [
-        ("photos.zip", png((1, 2, 3))),  # a picture named as an archive
+        ("photos.zip", png_bytes((1, 2, 3))),  # a picture named as an archive
         ("notes.tar.gz", b"just some text\n" * 10),
-        ("cut.zip", zip_bytes(tree_files())[:300]),  # cut short: no central directory
+        ("cut.zip", zip_files(tree_files())[:300]),  # cut short: no central directory
     ],
 )
 def test_not_an_archive_is_refused_by_content_and_nothing_is_left(name, data):
@@ -171,7 +144,7 @@ def test_an_empty_upload_is_refused():
 
 
 def test_a_hostile_name_stays_inside_the_uploads_folder():
-    data = zip_bytes(tree_files())
+    data = zip_files(tree_files())
     saved = save_upload(io.BytesIO(data), name="../../..\\evil/..\\<x>.zip")
     assert saved.path.parent.parent == settings.uploads_dir().resolve()
     assert saved.path.name == "_x_.zip"
@@ -181,7 +154,7 @@ def test_an_uploads_folder_that_cannot_be_made_is_a_message(tmp_path: Path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(DataError, match=r"could not be saved in .*file"):
-        save_upload(io.BytesIO(zip_bytes(tree_files())), name="d.zip", folder=blocker)
+        save_upload(io.BytesIO(zip_files(tree_files())), name="d.zip", folder=blocker)
 
 
 def test_a_wrong_limit_setting_is_a_message(monkeypatch: pytest.MonkeyPatch):
@@ -193,27 +166,19 @@ def test_a_wrong_limit_setting_is_a_message(monkeypatch: pytest.MonkeyPatch):
 # --- through the pages (AppTest hands the bytes straight to the script) -----------------------
 
 
-def colours(tmp_path: Path) -> Path:
-    from support import write_colours
-
-    return write_colours(tmp_path / "colours", train=4, test=2)  # noisy: compresses poorly
+def colours(tmp_path: Path) -> dict[str, bytes]:
+    """A noisy image-folder dataset (it compresses poorly), as archive members under colours/."""
+    return folder_files(write_colours(tmp_path / "colours", train=4, test=2))
 
 
 def dataset_zip(tmp_path: Path) -> bytes:
-    root = colours(tmp_path)
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
-        for path in sorted(root.rglob("*.png")):
-            zf.write(path, Path("colours", path.relative_to(root)).as_posix())
-    return out.getvalue()
+    return zip_files(colours(tmp_path))
 
 
 def cut_tar_gz(tmp_path: Path) -> bytes:
     """A .tar.gz whose first members read well and whose second half is missing."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        tar.add(colours(tmp_path), arcname="colours")
-    return out.getvalue()[: len(out.getvalue()) // 2]
+    whole = tar_gz_files(colours(tmp_path))
+    return whole[: len(whole) // 2]
 
 
 def train_page_with_upload(name: str, data: bytes):
@@ -268,7 +233,7 @@ def test_the_train_page_uses_an_uploaded_archive_and_the_run_records_it(
 @pytest.mark.parametrize(
     ("name", "make", "words"),
     [
-        ("photos.zip", lambda tmp: png((9, 9, 9)), "not a .zip, .tar or .tar.gz archive"),
+        ("photos.zip", lambda tmp: png_bytes((9, 9, 9)), "not a .zip, .tar or .tar.gz archive"),
         ("cut.tar.gz", cut_tar_gz, "The archive cut.tar.gz is corrupt or unreadable"),
     ],
 )
@@ -282,7 +247,7 @@ def test_a_bad_upload_shows_the_reason_and_start_stays_disabled(tmp_path, name, 
 
 def test_an_upload_over_the_setting_is_refused_on_the_train_page(tmp_path, monkeypatch):
     monkeypatch.setenv("CNN_CORE_MAX_DATASET_UPLOAD_MB", "1")
-    big = zip_bytes({"a/train/x/0.bin": bytes(range(256)) * 5000})  # 1.2 MB, stored
+    big = zip_files({"a/train/x/0.bin": bytes(range(256)) * 5000})  # 1.2 MB, stored
     at = train_page_with_upload("big.zip", big)
     assert "over the 1 MB limit" in texts(at.error)
     assert at.button(key="start").disabled
@@ -296,7 +261,7 @@ def test_a_photo_over_10_mb_is_refused_on_predict_while_the_rest_are_predicted(t
     from cnn_core.runs import runs_root
 
     run = make_model_run(runs_root())
-    good = png((200, 10, 10))
+    good = png_bytes((200, 10, 10))
     big = good + b"\0" * (settings.PHOTO_UPLOAD_MB * 2**20 + 1 - len(good))  # valid, padded
     at = open_page("predict", run=run.name)
     photos = at.file_uploader(key="photos")
