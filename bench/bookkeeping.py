@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from bench.common import cifar_source, write_result
+from bench.timers import EpochTimer
 from cnn_core._keras import keras
 from cnn_core.builder import build_model
 from cnn_core.config import TrainConfig
@@ -23,18 +24,6 @@ from cnn_core.datasets import load_dataset
 from cnn_core.presets import load_preset
 from cnn_core.runs import create_run
 from cnn_core.train import RunRecorder
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.start)
 
 
 def timed(recorder: RunRecorder) -> list[float]:

@@ -27,14 +27,7 @@ from pathlib import Path
 from bench.common import write_result
 from cnn_core.config import TrainConfig
 from cnn_core.runs import HISTORY, LOG, STATUS, atomic_write_text, create_run
-from cnn_core.spec import LayerSpec, ModelSpec
-
-TINY = ModelSpec(
-    name="Bench net",
-    input_shape=(8, 8, 3),
-    num_classes=3,
-    layers=(LayerSpec("Conv2D", {"filters": 4, "kernel_size": 3}), LayerSpec("Flatten")),
-)
+from tests.support import TINY
 
 
 def history_text(megabytes: int) -> tuple[str, int]:

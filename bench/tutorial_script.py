@@ -22,19 +22,8 @@ import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
 
 from bench.common import cifar_source  # noqa: E402
+from bench.timers import EpochTimer  # noqa: E402
 from cnn_core.datasets import load_dataset  # noqa: E402
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begin = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.begin)
 
 
 def main() -> None:

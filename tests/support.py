@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
     from streamlit.testing.v1 import AppTest
 
+    from cnn_core.runs import Run, RunStatus
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
 
@@ -156,14 +158,40 @@ def folder_files(folder: Path, *, pattern: str = "*") -> dict[str, bytes]:
 
 
 def wait_until(
-    condition: Callable[[], bool], seconds: float, *, what: str = "", every: float = 0.05
+    condition: Callable[[], bool],
+    seconds: float,
+    *,
+    what: str | Callable[[], str] = "",
+    every: float = 0.05,
 ) -> None:
-    """Return once `condition()` holds; fail (AssertionError, naming `what`) after `seconds`."""
+    """Return once `condition()` holds; after `seconds`, fail with an AssertionError naming
+    `what` (a callable is called then, to describe the state it timed out in)."""
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what or condition}")
+            described = what() if callable(what) else what
+            raise AssertionError(
+                f"timed out after {seconds} s waiting for {described or condition}"
+            )
         time.sleep(every)
+
+
+def wait_for_state(
+    run: Run, predicate: Callable[[RunStatus], bool], seconds: float = 90
+) -> RunStatus:
+    """The run's status once `predicate` holds for it; fail with its log after `seconds`."""
+    wait_until(
+        lambda: predicate(run.status()),
+        seconds,
+        what=lambda: f"{run.name}; last status {run.status()}\n{run.log_tail(20)}",
+        every=0.1,
+    )
+    return run.status()
+
+
+def epochs_in(run: Run) -> list[int]:
+    """The epochs history.csv holds, in its order."""
+    return [int(row["epoch"]) for row in run.history()]
 
 
 def imported_frameworks(*modules: str, frameworks: tuple[str, ...]) -> list[str]:

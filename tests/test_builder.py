@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from support import tiny_net
 
 import cnn_core
 from cnn_core.augment import Augmentation
@@ -18,18 +19,7 @@ from cnn_core.shapes import analyze
 from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
 
 TUTORIAL = load_preset("tutorial_cnn").spec
-TINY = ModelSpec(
-    name="Tiny net",
-    input_shape=(8, 8, 3),
-    num_classes=3,
-    layers=(
-        LayerSpec(
-            "Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"}
-        ),
-        LayerSpec("ResidualBlock", {"filters": 6, "strides": 2}),
-        LayerSpec("GlobalAveragePooling2D"),
-    ),
-)
+TINY = tiny_net(LayerSpec("ResidualBlock", {"filters": 6, "strides": 2}))
 
 
 def test_tutorial_has_the_tutorials_parameters_and_readable_names():

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support import tiny_net
 
 import cnn_core.evaluate as evaluate
 from cnn_core.builder import build_model
@@ -28,19 +29,10 @@ from cnn_core.evaluate import (
     read_predictions,
 )
 from cnn_core.runs import DATASET, MODEL, PREDICTIONS, Run, atomic_write_json, create_run
-from cnn_core.spec import LayerSpec, ModelSpec
 
 CLASSES = ["blue", "green", "red"]  # folder order, sorted: the model's output order
 CHANNEL_CLASS = {0: 2, 1: 1, 2: 0}  # R -> red, G -> green, B -> blue
-TINY = ModelSpec(
-    name="Colour net",
-    input_shape=(8, 8, 3),
-    num_classes=3,
-    layers=(
-        LayerSpec("Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same"}),
-        LayerSpec("GlobalAveragePooling2D"),
-    ),
-)
+TINY = tiny_net(name="Colour net")
 # (true class folder, colour) of each test image, in the loader's order (class, then file name)
 TEST_IMAGES = [
     ("blue", (0, 0, 250)),

@@ -277,27 +277,27 @@ def test_resuming_a_run_whose_worker_died_starts_it_again(tmp_path):
 # --- time spent --------------------------------------------------------------------------
 
 
-def test_duration_sums_every_part_of_a_resumed_run(tmp_path):
+@pytest.mark.parametrize(
+    ("state", "before", "started", "ended", "epochs", "total"),
+    [  # the first part, stopped after 100 s; then the part that resumed it and ran for 50 s
+        ("stopped", 0.0, "2026-01-01T10:00:00", "2026-01-01T10:01:40", 1, 100),
+        ("completed", 100.0, "2026-01-02T10:00:00", "2026-01-02T10:00:50", 3, 150),
+    ],
+)
+def test_duration_sums_every_part_of_a_resumed_run(
+    tmp_path, state, before, started, ended, epochs, total
+):
     run = create_run(TINY, TrainConfig(epochs=3), data_source="unused", root=tmp_path)
-    first = RunStatus(
-        state="stopped",
-        started_at="2026-01-01T10:00:00+00:00",
-        ended_at="2026-01-01T10:01:40+00:00",
-        epochs_completed=1,
+    status = RunStatus(
+        state=state,
+        seconds_before=before,
+        started_at=f"{started}+00:00",
+        ended_at=f"{ended}+00:00",
+        epochs_completed=epochs,
         epochs_target=3,
     )
-    atomic_write_json(run.file("status.json"), first.to_dict())
-    assert run.duration() == pytest.approx(100)
-    later = RunStatus(
-        state="completed",
-        seconds_before=100.0,
-        started_at="2026-01-02T10:00:00+00:00",
-        ended_at="2026-01-02T10:00:50+00:00",
-        epochs_completed=3,
-        epochs_target=3,
-    )
-    atomic_write_json(run.file("status.json"), later.to_dict())
-    assert run.duration() == pytest.approx(150)
+    atomic_write_json(run.file("status.json"), status.to_dict())
+    assert run.duration() == pytest.approx(total)
 
 
 def test_a_killed_writers_temporary_files_are_removed_and_live_ones_kept(tmp_path):

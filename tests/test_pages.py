@@ -9,22 +9,21 @@ run directory holds. The data are a few 8x8 PNGs written in `tmp_path`.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from reliability.kit import worker_pids
 from streamlit.testing.v1 import AppTest
+from support import CLASSES, COLOURS, TINY, open_page, png_bytes, rerun, wait_until, write_colours
 
 from cnn_core.builder import build_model
 from cnn_core.config import TrainConfig
@@ -51,20 +50,7 @@ from cnn_core.runs import (
 from cnn_core.shapes import analyze
 from cnn_core.spec import LayerSpec, ModelSpec
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
 PAGES = ("build", "train", "runs", "evaluate", "predict")
-TIMEOUT = 60  # seconds per script run: Evaluate and Predict import TensorFlow on first use
-CLASSES = ("blue", "green", "red")  # folder order, sorted: the model's output order
-COLOURS = {"blue": (0, 0, 220), "green": (0, 200, 0), "red": (230, 0, 0)}
-TINY = ModelSpec(
-    name="Tiny net",
-    input_shape=(8, 8, 3),
-    num_classes=len(CLASSES),
-    layers=(
-        LayerSpec("Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same"}),
-        LayerSpec("GlobalAveragePooling2D"),
-    ),
-)
 TUTORIAL = load_preset("tutorial_cnn").spec
 TUTORIAL_MODIFIED = replace(TUTORIAL, name=TUTORIAL.name + MODIFIED)  # edited, then put back
 
@@ -72,25 +58,10 @@ TUTORIAL_MODIFIED = replace(TUTORIAL, name=TUTORIAL.name + MODIFIED)  # edited, 
 # --- data and runs, written in the real formats -------------------------------------------------
 
 
-def png_bytes(colour: tuple[int, int, int], rng: np.random.Generator) -> bytes:
-    noise = rng.integers(-30, 31, size=(8, 8, 3))
-    pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An image-folder dataset: 3 classes of 8x8 PNGs, 30 training and 10 test images each."""
-    folder = tmp_path_factory.mktemp("colours")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 30), ("test", 10)):
-        for cls in CLASSES:
-            (folder / split / cls).mkdir(parents=True)
-            for i in range(count):
-                (folder / split / cls / f"{i:02d}.png").write_bytes(png_bytes(COLOURS[cls], rng))
-    return folder
+    return write_colours(tmp_path_factory.mktemp("data") / "colours", train=30, test=10)
 
 
 def colour_model():
@@ -161,21 +132,6 @@ def damaged_run(data: Path) -> Run:
 # --- driving the app ----------------------------------------------------------------------------
 
 
-def rerun(at: AppTest) -> AppTest:
-    """Run the script and fail on any exception it showed."""
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def open_page(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.switch_page(f"pages/{page}.py")
-    return rerun(at)
-
-
 def click(at: AppTest, key: str) -> AppTest:
     at.button(key=key).click()
     return rerun(at)
@@ -204,15 +160,6 @@ def drag_list(at: AppTest):
 
 def kinds(spec: ModelSpec) -> list[str]:
     return [layer.type for layer in spec.layers]
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
 
 
 # --- every page, every situation ----------------------------------------------------------------
@@ -385,17 +332,6 @@ def test_build_loads_a_spec_file_and_explains_a_bad_one():
 # --- Train --------------------------------------------------------------------------------------
 
 
-def worker_pids(run: Run) -> list[int]:
-    """Processes whose command line names this run's folder: its training worker."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if str(run.path).encode() in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-    return pids
-
-
 @contextlib.contextmanager
 def no_worker_left(run_of: Callable[[], Run | None]) -> Iterator[None]:
     """Stop, and if need be kill, the worker of the run that `run_of()` returns at the end."""
@@ -406,7 +342,8 @@ def no_worker_left(run_of: Callable[[], Run | None]) -> Iterator[None]:
         if run is not None:
             with contextlib.suppress(OSError):
                 run.file("stop.request").write_text("test teardown\n")
-            wait_for(lambda: not worker_pids(run), 20)
+            with contextlib.suppress(AssertionError):  # then killed
+                wait_until(lambda: not worker_pids(run), 20)
             for pid in worker_pids(run):
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
@@ -435,11 +372,11 @@ def test_train_starts_a_run_shows_it_live_and_stops_it(data: Path):
         assert live.metric[0].value in ("queued", "running")
         # A stop requested before the worker is running is lost (it clears old stop requests
         # when it starts), so wait until it trains.
-        assert wait_for(lambda: run.status().state == "running", 60), run.log_tail()
+        wait_until(lambda: run.status().state == "running", 60, what=run.log_tail)
         rerun(live)
         assert live.metric[0].value == "running"
         click(live, "stop_run")
-        assert wait_for(lambda: run.status().finished, 60), run.log_tail()
+        wait_until(lambda: run.status().finished, 60, what=run.log_tail)
         assert run.status().state == "stopped", run.status()
         rerun(live)
         assert live.metric[0].value == "stopped"
@@ -486,7 +423,7 @@ def test_predict_names_the_classes_and_classifies_uploads(completed_template: Ru
     at = open_page("predict")
     assert "Classes: blue, green, red." in at.caption[0].value
 
-    photo = png_bytes(COLOURS["red"], np.random.default_rng(1))
+    photo = png_bytes(COLOURS["red"])
     at.file_uploader(key="photos").set_value(
         [("red.png", photo, "image/png"), ("broken.png", b"not an image", "image/png")]
     )

@@ -331,13 +331,15 @@ def test_to_dict_matches_the_cli_contract():
     assert doc["valid"] is True
     assert doc["errors"] == []
     assert doc["total_params"] == 319_178
-    assert doc["layers"][0] == {
-        "index": 0,
-        "type": "Conv2D",
-        "output_shape": [32, 32, 32],
-        "params": 896,
-        "macs": 884_736,
-    }
+    convolutions = {0: ([32, 32, 32], 896, 884_736), 2: ([16, 16, 64], 18496, 4_718_592)}
+    for index, (shape, params, macs) in convolutions.items():
+        assert doc["layers"][index] == {
+            "index": index,
+            "type": "Conv2D",
+            "output_shape": shape,
+            "params": params,
+            "macs": macs,
+        }
     assert doc["layers"][-1]["head"] is True
     assert doc["layers"][-1]["type"] == "Dense"
 

@@ -10,61 +10,33 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
+from support import COLOURS, TINY, epochs_in, wait_for_state, write_colours
 
 from cnn_core import api
 from cnn_core.augment import Augmentation
 from cnn_core.config import TrainConfig
-from cnn_core.runs import HISTORY_COLUMNS, Run, RunError, RunStatus, open_run
+from cnn_core.runs import HISTORY_COLUMNS, Run, RunError, open_run
 from cnn_core.spec import LayerSpec, ModelSpec
-
-COLOURS = {"blue": (30, 30, 200), "green": (30, 200, 30), "red": (200, 30, 30)}
-TINY = ModelSpec(
-    name="Tiny net",
-    input_shape=(8, 8, 3),
-    num_classes=3,
-    layers=(
-        LayerSpec(
-            "Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu"}
-        ),
-        LayerSpec("GlobalAveragePooling2D"),
-    ),
-)
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three classes of noisy solid colours: 80 training and 10 test images each."""
-    root = tmp_path_factory.mktemp("colours")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 80), ("test", 10)):
-        for name, colour in COLOURS.items():
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(np.array(colour) + rng.normal(0, 40, (8, 8, 3)), 0, 255)
-                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i}.png")
-    return root
+    return write_colours(tmp_path_factory.mktemp("colours"))
 
 
-def wait_for(run: Run, predicate: Callable[[RunStatus], bool], timeout: float = 90) -> RunStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run.status()
-        if predicate(status):
-            return status
-        time.sleep(0.1)
-    raise AssertionError(f"timed out; last status {run.status()}\n{run.log_tail()}")
-
-
-def epochs_in(run: Run) -> list[int]:
-    return [row["epoch"] for row in run.history()]
+def train_now(spec: ModelSpec, data: Path, root: Path, **config: Any) -> Run:
+    """A run of `spec` with TrainConfig(**config), trained in this process until it ends."""
+    return api.start_run(
+        spec, TrainConfig(**config), data_source=str(data), root=root, detach=False
+    )
 
 
 def test_a_run_completes_with_every_artefact(data_dir, tmp_path):
@@ -101,10 +73,10 @@ def test_a_run_completes_with_every_artefact(data_dir, tmp_path):
 def test_stop_ends_training_within_a_batch_and_keeps_the_model(data_dir, tmp_path):
     config = TrainConfig(epochs=500, batch_size=4, validation_split=0.1)
     run = api.start_run(TINY, config, data_source=str(data_dir), root=tmp_path)
-    wait_for(run, lambda s: s.state == "running" and s.epochs_completed >= 1)
+    wait_for_state(run, lambda s: s.state == "running" and s.epochs_completed >= 1)
     asked = time.monotonic()
     api.request_stop(run)
-    status = wait_for(run, lambda s: s.state == "stopped", timeout=30)
+    status = wait_for_state(run, lambda s: s.state == "stopped", seconds=30)
     assert time.monotonic() - asked < 5
     assert 1 <= status.epochs_completed < 500
     assert run.has_model()
@@ -115,9 +87,9 @@ def test_stop_ends_training_within_a_batch_and_keeps_the_model(data_dir, tmp_pat
 def test_sigkill_reads_as_interrupted_and_resume_finishes_without_gaps(data_dir, tmp_path):
     config = TrainConfig(epochs=12, batch_size=4, seed=3)
     run = api.start_run(TINY, config, data_source=str(data_dir), root=tmp_path)
-    status = wait_for(run, lambda s: s.state == "running" and s.epochs_completed >= 2)
+    status = wait_for_state(run, lambda s: s.state == "running" and s.epochs_completed >= 2)
     os.kill(status.pid, signal.SIGKILL)
-    status = wait_for(run, lambda s: s.state == "interrupted", timeout=10)
+    status = wait_for_state(run, lambda s: s.state == "interrupted", seconds=10)
     assert "resume" in status.error
     done_before = len(run.history())
     assert done_before >= 2
@@ -159,17 +131,17 @@ def test_a_second_start_waits_in_the_queue(data_dir, tmp_path):
     long_run = api.start_run(
         TINY, TrainConfig(epochs=500, batch_size=4), data_source=str(data_dir), root=tmp_path
     )
-    wait_for(long_run, lambda s: s.state == "running")
+    wait_for_state(long_run, lambda s: s.state == "running")
     second = api.start_run(
         TINY, TrainConfig(epochs=1, batch_size=32), data_source=str(data_dir), root=tmp_path
     )
-    wait_for(second, lambda s: s.pid is not None)
+    wait_for_state(second, lambda s: s.pid is not None)
     time.sleep(2)
     assert second.status().state == "queued"
     assert second.progress().get("phase") == "queued"
     api.request_stop(long_run)
-    wait_for(long_run, lambda s: s.state == "stopped")
-    status = wait_for(second, lambda s: s.state == "completed")
+    wait_for_state(long_run, lambda s: s.state == "stopped")
+    status = wait_for_state(second, lambda s: s.state == "completed")
     assert status.epochs_completed == 1
 
 
@@ -192,26 +164,14 @@ def test_a_source_that_fails_to_load_fails_the_run_with_a_message(tmp_path):
 
 def test_classifier_is_sized_to_the_data(data_dir, tmp_path):
     ten = ModelSpec(name="Ten", input_shape=(8, 8, 3), num_classes=10, layers=TINY.layers)
-    run = api.start_run(
-        ten,
-        TrainConfig(epochs=1, batch_size=64),
-        data_source=str(data_dir),
-        root=tmp_path,
-        detach=False,
-    )
+    run = train_now(ten, data_dir, tmp_path, epochs=1, batch_size=64)
     assert run.status().state == "completed"
     assert run.spec().num_classes == 3
     assert any("sized to the data" in note for note in run.status().notes)
 
 
 def test_damaged_run_directories_are_reported_not_crashed_on(data_dir, tmp_path):
-    run = api.start_run(
-        TINY,
-        TrainConfig(epochs=2, batch_size=64),
-        data_source=str(data_dir),
-        root=tmp_path,
-        detach=False,
-    )
+    run = train_now(TINY, data_dir, tmp_path, epochs=2, batch_size=64)
     history = run.file("history.csv").read_text()
     run.file("history.csv").write_text(history[: history.rindex("\n", 0, -1) + 8])  # cut a row
     assert epochs_in(run) == [0]
@@ -355,7 +315,7 @@ def test_a_stop_while_the_worker_starts_up_is_kept(data_dir, tmp_path):
         TINY, TrainConfig(epochs=500, batch_size=4), data_source=str(data_dir), root=tmp_path
     )
     api.request_stop(run)  # the worker is still importing TensorFlow
-    status = wait_for(run, lambda s: s.state == "stopped", timeout=60)
+    status = wait_for_state(run, lambda s: s.state == "stopped", seconds=60)
     assert status.epochs_completed == 0
 
 

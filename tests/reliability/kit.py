@@ -13,11 +13,11 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
-from support import CLASSES, TINY, wait_until
+from support import CLASSES, TINY, wait_for_state, wait_until
 
 from cnn_core.config import TrainConfig
 from cnn_core.runs import DATASET, MODEL, Run, RunStatus, atomic_write_json, create_run
@@ -74,13 +74,6 @@ def rss_bytes() -> int:
 # --- waiting for training processes ------------------------------------------------------------
 
 
-def wait_for_state(
-    run: Run, predicate: Callable[[RunStatus], bool], seconds: float = 90
-) -> RunStatus:
-    wait_until(lambda: predicate(run.status()), seconds, what=f"{run.name}: {run.log_tail(20)}")
-    return run.status()
-
-
 def kill_mid_epoch(run: Run, *, after_epochs: int) -> int:
     """SIGKILL the run's worker a little way into an epoch after the first `after_epochs`; return
     the number of completed epochs, which the epoch cut short must not have changed."""
@@ -127,10 +120,6 @@ def no_worker_left(run: Run) -> Iterator[None]:
         for pid in worker_pids(run):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def epochs_in(run: Run) -> list[int]:
-    return [int(row["epoch"]) for row in run.history()]
 
 
 # --- driving the dashboard -----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from support import (
     Dashboard,
     dashboard_env,
     encode,
+    epochs_in,
     free_port,
     gradient,
     launch_chromium,
@@ -59,7 +60,7 @@ from cnn_core.config import TrainConfig
 from cnn_core.drafts import load_draft, new_draft_id, save_draft
 from cnn_core.runs import Run, list_runs, open_run, process_alive
 from cnn_core.spec import LayerSpec, ModelSpec
-from reliability.kit import epochs_in, make_model_run, worker_pids
+from reliability.kit import make_model_run, worker_pids
 
 PORTS = range(8700, 8801)
 VIEWPORT = {"width": 1400, "height": 900}

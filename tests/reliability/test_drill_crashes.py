@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import TINY, open_page, rerun, write_colours
+from support import TINY, epochs_in, open_page, rerun, wait_for_state, write_colours
 
 from cnn_core import api
 from cnn_core.config import TrainConfig
 from cnn_core.runs import runs_root
-from reliability.kit import epochs_in, kill_mid_epoch, no_worker_left, wait_for_state
+from reliability.kit import kill_mid_epoch, no_worker_left
 
 EPOCHS = 10
 

@@ -13,14 +13,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from support import TINY, write_colours
+from support import TINY, epochs_in, write_colours
 
 from cnn_core import api
 from cnn_core.config import TrainConfig
 from cnn_core.datasets import load_dataset
 from cnn_core.errors import DataError
 from cnn_core.runs import list_runs
-from reliability.kit import epochs_in
 
 EPOCHS = 5
 
