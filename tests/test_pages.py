@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reliability.kit import worker_pids
+from reliability.kit import mark_completed, worker_pids
 from streamlit.testing.v1 import AppTest
 from support import CLASSES, COLOURS, TINY, open_page, png_bytes, rerun, wait_until, write_colours
 
@@ -38,13 +38,11 @@ from cnn_core.runs import (
     PREDICTIONS,
     STATUS,
     Run,
-    RunStatus,
     atomic_write_json,
     atomic_write_text,
     create_run,
     format_history,
     list_runs,
-    now_iso,
     runs_root,
 )
 from cnn_core.shapes import analyze
@@ -86,17 +84,7 @@ def completed_template(tmp_path_factory: pytest.TempPathFactory, data: Path) -> 
         env.setenv("CNN_CORE_CACHE", str(base / "cache"))  # evaluate_run caches the decoded data
         run = create_run(TINY, TrainConfig(epochs=2), data_source=str(data), root=base / "runs")
         colour_model().save(run.file(MODEL))
-        status = RunStatus(
-            state="completed",
-            created_at=now_iso(),
-            started_at=now_iso(),
-            ended_at=now_iso(),
-            epochs_completed=2,
-            epochs_target=2,
-            best_val_accuracy=0.5,
-            best_epoch=1,
-        )
-        atomic_write_json(run.file(STATUS), status.to_dict())
+        mark_completed(run, epochs=2, best_val_accuracy=0.5, best_epoch=1)
         history = [
             {
                 "epoch": e,

@@ -15,12 +15,22 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from streamlit.testing.v1 import AppTest
 from support import CLASSES, TINY, wait_for_state, wait_until
 
 from cnn_core.config import TrainConfig
-from cnn_core.runs import DATASET, MODEL, Run, RunStatus, atomic_write_json, create_run
+from cnn_core.runs import (
+    DATASET,
+    MODEL,
+    STATUS,
+    Run,
+    RunStatus,
+    atomic_write_json,
+    create_run,
+    now_iso,
+)
 
 # --- data and runs -------------------------------------------------------------------------------
 
@@ -28,21 +38,21 @@ from cnn_core.runs import DATASET, MODEL, Run, RunStatus, atomic_write_json, cre
 def make_model_run(root: Path, *, data_source: str = "unused") -> Run:
     """A run holding an untrained model.keras of TINY and its class names, made without training."""
     from cnn_core.builder import build_model
-    from cnn_core.runs import STATUS, now_iso
 
     run = create_run(TINY, TrainConfig(epochs=1), data_source=data_source, root=root)
     build_model(TINY).save(run.file(MODEL))
     atomic_write_json(run.file(DATASET), {"source": data_source, "class_names": list(CLASSES)})
+    mark_completed(run, epochs=1)
+    return run
+
+
+def mark_completed(run: Run, *, epochs: int, **more: Any) -> None:
+    """Write `run`'s status as completed: `epochs` of `epochs` done, every timestamp now."""
+    times = dict.fromkeys(("created_at", "started_at", "ended_at"), now_iso())
     done = RunStatus(
-        state="completed",
-        created_at=now_iso(),
-        started_at=now_iso(),
-        ended_at=now_iso(),
-        epochs_completed=1,
-        epochs_target=1,
+        state="completed", epochs_completed=epochs, epochs_target=epochs, **times, **more
     )
     atomic_write_json(run.file(STATUS), done.to_dict())
-    return run
 
 
 def copy_run(template: Run, root: Path) -> Run:
