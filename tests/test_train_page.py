@@ -7,13 +7,14 @@ made; a run whose worker died before training reads failed, offers Resume and no
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from support import TINY, open_page, rerun, write_colours
+from support import TINY, open_page, rerun, wait_for_state, write_colours
 
 from cnn_core.config import TrainConfig
 from cnn_core.drafts import new_draft_id, save_draft
@@ -144,11 +145,8 @@ def test_the_balance_checkbox_sets_class_weight(tmp_path):
     (run,) = list_runs()
     assert run.config().class_weight == "balanced"
     run.file("stop.request").write_text("test\n")  # and wait for its worker to end
-    import time
-
-    deadline = time.monotonic() + 60
-    while not run.status().finished and time.monotonic() < deadline:
-        time.sleep(0.1)
+    with contextlib.suppress(AssertionError):
+        wait_for_state(run, lambda status: status.finished, 60)
 
 
 def test_the_dataset_check_shows_counts_advice_and_samples_when_opened(tmp_path):
