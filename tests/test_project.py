@@ -85,3 +85,33 @@ def test_every_cnn_core_setting_is_read_in_settings():
             if re.search(r"(environ(\.get)?\(|environ\[|getenv\()\s*[\"']CNN_CORE_", text):
                 readers.append(str(path.relative_to(ROOT)))
     assert readers == []
+
+
+# Each shared helper has one home, tests/support.py: a copy elsewhere in tests/ or bench/ is a
+# second place to change (issue 14, point 7). The patterns catch the copies as they were written.
+KIT_COPIES = {
+    "a free-port search": r"\bsocket\.socket\(",
+    "a Streamlit server launch": r'"streamlit",\s*"run"',
+    "a Chromium launch": r"\.chromium\.launch\(",
+    "a wait helper": r"^def (wait_until|wait_for|wait_for_health|free_port)\(",
+    "the tiny network": r'LayerSpec\(\s*"Conv2D", \{"filters": 4, "kernel_size": 3',
+    "a PNG chunk writer": r"^def png_chunk\(",
+}
+
+
+def test_the_helpers_tests_and_benchmarks_share_live_only_in_support():
+    support = ROOT / "tests" / "support.py"
+    for what, pattern in KIT_COPIES.items():
+        assert re.search(pattern, support.read_text(encoding="utf-8"), re.M), what
+        copies = [
+            str(path.relative_to(ROOT))
+            for folder in ("tests", "bench")
+            for path in sorted((ROOT / folder).rglob("*.py"))
+            if path != support and re.search(pattern, path.read_text(encoding="utf-8"), re.M)
+        ]
+        assert not copies, f"{what} outside tests/support.py: {copies}"
+
+
+def test_the_test_kit_is_light_and_importable_as_the_benchmarks_import_it():
+    heavy = ("keras", "tensorflow", "jax", "torch", "streamlit", "playwright")
+    assert imported_frameworks("tests.support", frameworks=heavy) == []
