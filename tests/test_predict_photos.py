@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from reliability.kit import encode, make_model_run, open_page, rerun
+from reliability.kit import make_model_run
+from support import encode, open_page, rerun
 
 from cnn_core import images
 from cnn_core.predict import predict_images

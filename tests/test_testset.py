@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from reliability.kit import CLASSES, TINY, open_page
+from support import CLASSES, TINY, open_page
 
 from cnn_core.config import TrainConfig
 from cnn_core.evaluate import evaluate_run
