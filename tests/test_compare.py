@@ -13,7 +13,7 @@ ONE_LAYER = ModelSpec(
     name="Small",
     input_shape=(8, 8, 3),
     num_classes=3,
-    layers=(LayerSpec("Conv2D", {"filters": 4, "kernel_size": 3}),),
+    layers=(LayerSpec("Conv2D", {"filters": 6, "kernel_size": 3}),),  # never trained
 )
 TWO_LAYERS = ModelSpec(
     name="Small",
@@ -37,7 +37,7 @@ def test_two_runs_compare_row_by_row_and_only_what_differs_is_kept(tmp_path: Pat
     assert comparison.runs == (first.name, second.name)
     assert comparison.rows[:2] == ("architecture", "layer 1") and "layer 2" in comparison.rows
     cells = dict(zip(comparison.rows, comparison.cells, strict=True))
-    assert cells["layer 1"] == ("Conv2D filters=4 kernel_size=3",) * 2
+    assert cells["layer 1"] == ("Conv2D filters=6 kernel_size=3",) * 2
     assert cells["layer 2"] == (None, "GlobalAveragePooling2D")  # the first run has no layer 2
     assert cells["learning_rate"] == ("0.01", "0.001")
     assert cells["epochs"] == ("3", "3")
