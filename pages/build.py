@@ -204,7 +204,7 @@ for info in analysis.layers[:-1]:
     }
     for name, (icon, tooltip, callback, arg, disabled) in buttons.items():
         # Tooltips on the first row only: the icons repeat, and each tooltip doubles its button's
-        # drawing (a hidden copy), which cost a first visit about 0.15 s with seven layers.
+        # drawing (a hidden copy), a cost that would grow with every row of the table.
         tools.button(
             icon,
             key=f"{name}_{i}",
