@@ -176,9 +176,9 @@ def run_model(model: keras.Model, x: np.ndarray, *, batch_size: int = CHUNK) -> 
     """Class probabilities (N, classes) as float32 for uint8 images `x`, in inference mode.
 
     `predict_on_batch` runs Keras' compiled predict step (always in inference mode) without the
-    per-call set-up of `model.predict`, which costs tens of milliseconds; measured on a 2-core CPU
-    with the tutorial model it is also faster than calling the model eagerly, for one picture
-    (0.8 ms against 3.7 ms) and for 10,000 (0.9 s against 1.35 s).
+    per-call set-up of `model.predict`, which costs tens of milliseconds, and without the eager
+    dispatch of calling the model; `bench.inference` times what users see (BENCHMARKS.md: one
+    32x32 photo 1.42 ms with decoding, the 10,000 test images 0.98 s).
     """
     if len(x) == 0:
         return np.zeros((0, output_size(model)), dtype=np.float32)
