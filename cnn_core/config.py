@@ -25,6 +25,7 @@ from typing import Any
 from cnn_core import augment
 from cnn_core.augment import Augmentation
 from cnn_core.errors import ConfigError
+from cnn_core.files import FileTooLargeError, NotRegularFileError, read_bounded
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "one_cycle")
@@ -475,15 +476,13 @@ def parse_config(text: str | bytes, *, source: str = "the configuration") -> Tra
 def load_config(path: str | os.PathLike[str]) -> TrainConfig:
     path = Path(path)
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # why: /dev/zero never ends, a named pipe may block
-            raise ConfigError(f"{path} is not a regular file; give the path of a .json file.")
-        if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path} is too large for a training configuration.")
-        with path.open("rb") as handle:
-            text = handle.read(MAX_CONFIG_BYTES + 1)  # +1: a file that grew is still too large
+        text = read_bounded(path, MAX_CONFIG_BYTES, follow_links=True)
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist; check the path.") from None
+    except NotRegularFileError:  # why: /dev/zero never ends, a named pipe may block
+        raise ConfigError(f"{path} is not a regular file; give the path of a .json file.") from None
+    except FileTooLargeError:
+        raise ConfigError(f"{path} is too large for a training configuration.") from None
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {path} ({exc.strerror}).") from None
     return parse_config(text, source=str(path))

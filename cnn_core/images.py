@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import stat
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from cnn_core.errors import ImageError
+from cnn_core.files import FileTooLargeError, NotRegularFileError, read_bounded
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")  # compare lower-cased
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")  # Pillow format names, checked by content
@@ -130,13 +130,11 @@ def open_image(
 def _read_limited(path: Path, *, label: str, max_bytes: int) -> bytes:
     """The bytes of a file, refusing one bigger than `max_bytes` before reading it all."""
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # a folder, fifo or device: reading could block
-            raise ImageError(f"{label} is not a regular file.")
-        if info.st_size > max_bytes:
-            raise _too_big(label, info.st_size, max_bytes)
-        with path.open("rb") as f:
-            return f.read(max_bytes + 1)  # +1: a file that grew since stat() still fails the limit
+        return read_bounded(path, max_bytes, follow_links=True)
+    except NotRegularFileError:  # a folder, fifo or device: reading could block
+        raise ImageError(f"{label} is not a regular file.") from None
+    except FileTooLargeError as exc:
+        raise _too_big(label, exc.size, max_bytes) from None
     except OSError as exc:
         raise ImageError(f"{label} cannot be read ({exc.strerror or exc}).") from None
 

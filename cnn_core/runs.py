@@ -22,7 +22,6 @@ left in train.log, or else as `interrupted`). This module imports no Keras.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
 import fcntl
@@ -32,7 +31,6 @@ import math
 import os
 import re
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
@@ -40,9 +38,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cnn_core import settings
+from cnn_core import files, settings
 from cnn_core.config import TrainConfig, config_from_dict
 from cnn_core.errors import UserError
+from cnn_core.files import (  # noqa: F401 - re-exported: run files are written through these
+    UnsafeFileError,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    is_regular,
+    open_regular,
+    read_bounded,
+)
 from cnn_core.spec import ModelSpec, spec_from_dict
 
 SPEC = "spec.json"
@@ -81,88 +88,29 @@ class RunBusyError(RunError):
     """Another live process holds the run: its worker, or a resume under way."""
 
 
-# --- atomic files ---------------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    # The writer's pid in the name: what a killed writer leaves is known as litter (see below).
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def remove_dead_writers_files(folder: Path) -> None:
-    """Delete temporary files whose writer (the pid in their name) is gone: a killed process
-    leaves its half-written file behind, never in place of the real one."""
-    for path in Path(folder).glob(".*.tmp*"):
-        match = re.search(r"\.(\d+)\.", path.name)
-        if match and not process_alive(int(match.group(1)), None):
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
-
+# --- files ------------------------------------------------------------------------------------
 
 # The most any reader takes from one run file: a file bigger than this is damaged, not read.
 # A run's JSON files are a few kB; evaluation.json grows with the classes' confusion matrix.
 DEFAULT_CAP = 16 << 20
 CAPS = {EVALUATION: 256 << 20, SPLIT: 256 << 20, HISTORY: 512 << 20, PREDICTIONS: 4 << 30}
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
-class UnsafeFileError(OSError):
-    """A run file that is not a regular file of its own (a FIFO, a device, a link) or too big."""
-
-
-def open_regular(path: Path) -> int:
-    """A read-only descriptor of `path` if it is a regular file itself, never a link, a FIFO or a
-    device: opening one of those could block forever or read without end."""
-    fd = os.open(path, _OPEN_FLAGS)  # O_NOFOLLOW: a link fails (ELOOP); O_NONBLOCK: a FIFO opens
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnsafeFileError(f"{Path(path).name} is not a regular file")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+def remove_dead_writers_files(folder: Path) -> None:
+    """Delete temporary files whose writer (the pid in their name) is gone: a killed process
+    leaves its half-written file behind, never in place of the real one."""
+    files.remove_dead_writers_files(folder, alive=lambda pid: process_alive(pid, None))
 
 
 def read_bytes(
     path: Path, *, cap: int | None = None, start: int = 0, partial: bool = False
 ) -> bytes:
-    """The file's bytes from `start`, if it is a regular file of at most `cap` bytes from there
-    (by default its kind's cap), or with `partial` its first `cap` bytes from there; raises
-    OSError (`UnsafeFileError` for the refused kinds)."""
+    """The run file's bytes from `start`, if it is a regular file of its own of at most `cap`
+    bytes from there (by default its kind's cap), or with `partial` its first `cap` bytes from
+    there; raises OSError (`UnsafeFileError` for the refused kinds)."""
     path = Path(path)
     cap = cap if cap is not None else CAPS.get(path.name, DEFAULT_CAP)
-    fd = open_regular(path)
-    with os.fdopen(fd, "rb") as handle:
-        if start:
-            handle.seek(start)
-        data = handle.read(cap + 1)
-    if partial:
-        return data[:cap]
-    if len(data) > cap:
-        raise UnsafeFileError(f"{path.name} is over {cap >> 20} MB")
-    return data
+    return read_bounded(path, cap, start=start, partial=partial)
 
 
 def open_for_append(path: Path) -> int:
@@ -178,14 +126,6 @@ def open_for_append(path: Path) -> int:
         os.close(fd)
         raise RunError(f"cannot write {path}: it is not a regular file; delete it.")
     return fd
-
-
-def is_regular(path: Path) -> bool:
-    """Whether `path` itself (not what a link points to) is a regular file."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 def read_json(path: Path) -> Any:
@@ -506,7 +446,9 @@ class Run:
     def claimed(self) -> bool:
         """Whether a live process holds the run's claim (its worker, or a resume under way)."""
         try:
-            fd = os.open(self.file(CLAIM), _OPEN_FLAGS)
+            fd = os.open(
+                self.file(CLAIM), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            )
         except OSError:
             return False
         try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cnn_core.errors import SpecError
+from cnn_core.files import FileTooLargeError, NotRegularFileError, read_bounded
 
 FORMAT_VERSION = 1
 MAX_SPEC_BYTES = 1_000_000  # a spec is a few kB; anything larger is not a spec
@@ -146,17 +146,14 @@ def load_spec(path: str | os.PathLike[str]) -> ModelSpec:
     path = Path(path)
     name = str(path)
     try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise SpecError(f"{name} is a folder; give the path of a .json spec file.")
-        if not stat.S_ISREG(info.st_mode):  # why: /dev/zero never ends, a named pipe may block
-            raise SpecError(f"{name} is not a regular file; give the path of a .json spec file.")
-        if info.st_size > MAX_SPEC_BYTES:
-            raise _too_large(name, info.st_size)
-        with path.open("rb") as handle:
-            data = handle.read(MAX_SPEC_BYTES + 1)  # +1: a file that grew is still too large
+        data = read_bounded(path, MAX_SPEC_BYTES, follow_links=True)
     except FileNotFoundError:
         raise SpecError(f"spec file {name} does not exist; check the path.") from None
+    except NotRegularFileError as exc:  # why: /dev/zero never ends, a named pipe may block
+        what = "is a folder" if exc.folder else "is not a regular file"
+        raise SpecError(f"{name} {what}; give the path of a .json spec file.") from None
+    except FileTooLargeError as exc:
+        raise _too_large(name, exc.size) from None
     except OSError as exc:
         raise SpecError(f"cannot read spec file {name} ({exc.strerror}).") from None
     return parse_spec(data, source=name)

@@ -42,6 +42,7 @@ from cnn_core.config import WARMUP_FRACTION, TrainConfig, effective_batch_size
 from cnn_core.datasets import Dataset, load_dataset
 from cnn_core.errors import UserError
 from cnn_core.feed import Feed
+from cnn_core.files import atomic_path
 from cnn_core.runs import Run, RunStatus, atomic_write_json, atomic_write_text, now_iso
 from cnn_core.spec import ModelSpec
 from cnn_core.terminal import terminal_safe
@@ -253,14 +254,10 @@ def checkpoints(run: Run) -> list[tuple[int, Path]]:
 def save_checkpoint(run: Run, model: keras.Model, epochs_done: int) -> None:
     """Weights and optimizer state after `epochs_done` epochs; the name carries the epoch, and the
     file appears only once complete (temp, then rename), so a crash leaves the previous one."""
-    final = run.file(f"checkpoint-{epochs_done:05d}.weights.h5")
-    tmp = run.file(f".checkpoint-{epochs_done:05d}.{os.getpid()}.tmp.weights.h5")
-    try:
+    with atomic_path(
+        run.file(f"checkpoint-{epochs_done:05d}.weights.h5"), suffix=".weights.h5"
+    ) as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, final)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
     for done, path in checkpoints(run):
         if done < epochs_done:
             with contextlib.suppress(OSError):
@@ -268,13 +265,8 @@ def save_checkpoint(run: Run, model: keras.Model, epochs_done: int) -> None:
 
 
 def save_model(run: Run, model: keras.Model) -> None:
-    tmp = run.file(f".model.{os.getpid()}.tmp.keras")
-    try:
+    with atomic_path(run.file(runs.MODEL), suffix=".keras") as tmp:
         float32_model(model).save(tmp)
-        os.replace(tmp, run.file(runs.MODEL))
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def float32_model(model: keras.Model) -> keras.Model:

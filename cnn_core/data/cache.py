@@ -12,10 +12,7 @@ import json
 import logging
 import os
 import re
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -24,6 +21,7 @@ from cnn_core.data.dataset import Dataset
 from cnn_core.data.layout import walk_folder
 from cnn_core.data.pixels import pixels_file
 from cnn_core.errors import DataError
+from cnn_core.files import atomic_write_with
 
 log = logging.getLogger("cnn_core.datasets")
 
@@ -153,8 +151,10 @@ def write_cache(path: Path, dataset: Dataset) -> None:
             target = pixels_file(path, name)
             if _is_mapped_from(array, target):
                 continue  # decoded straight into it (`Pixels`)
-            _atomic(target, lambda f, a=array: np.save(f, a, allow_pickle=False))
-        _atomic(
+            atomic_write_with(
+                target, lambda f, a=array: np.save(f, a, allow_pickle=False), sync=False
+            )
+        atomic_write_with(
             path,
             lambda f: np.savez(
                 f,
@@ -165,6 +165,7 @@ def write_cache(path: Path, dataset: Dataset) -> None:
                 warnings=np.array(dataset.warnings, dtype=str),
                 **_extras(dataset),
             ),
+            sync=False,
         )
         stem = path.name.rsplit("-", 1)[0]  # same source and size, older contents
         for stale in path.parent.glob(f"{glob.escape(stem)}-*"):
@@ -184,15 +185,3 @@ def _is_mapped_from(array: np.ndarray, path: Path) -> bool:
         return os.path.samefile(filename, path) and whole.shape == array.shape
     except (OSError, ValueError):
         return False
-
-
-def _atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """`write` into a temp file beside `path`, then rename it to `path`."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
