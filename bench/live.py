@@ -48,7 +48,7 @@ def main() -> None:
             if time.monotonic() > deadline:
                 api.request_stop(run)
                 raise SystemExit(f"the run did not finish in {TIMEOUT} s: {run.status()}")
-            progress = run.progress()
+            progress = run.progress().to_dict()
             if progress.get("phase") in ("training", "validating"):
                 reading = {**progress, "t": time.time()}
                 if not readings or (reading["epoch"], reading["batch"], reading["phase"]) != (

@@ -27,9 +27,8 @@ from typing import Any
 
 from cnn_core import settings
 from cnn_core.errors import UserError
-from cnn_core.runs import Run, atomic_write_json, now_iso, read_json, runs_root
+from cnn_core.runs import Run, State, now_iso, runs_root
 
-OWNER = "owner.json"
 AUDIT = "audit.jsonl"
 ACTIONS = ("start", "stop", "resume", "delete", "download")
 
@@ -63,16 +62,13 @@ def principal(user: str | None) -> Principal:
 def record_owner(run: Run, who: Principal) -> None:
     """Write the run's owner (nothing on a dashboard that is not shared)."""
     if who.user is not None:
-        atomic_write_json(run.file(OWNER), {"user": who.user, "since": now_iso()})
+        run.write_owner(who.user)
 
 
 def owner_of(run: Run) -> str | None:
     """The user who started the run; None for a run made outside shared mode (an admin's)."""
-    try:
-        data = read_json(run.file(OWNER))
-    except (OSError, ValueError, UserError):
-        return None
-    user = data.get("user") if isinstance(data, dict) else None
+    data = run.owner() or {}
+    user = data.get("user")
     return user if isinstance(user, str) and user else None
 
 
@@ -106,7 +102,7 @@ def check_quota(who: Principal, *, root: str | os.PathLike[str] | None = None) -
     from cnn_core.runs import list_runs
 
     mine = [run for run in list_runs(root) if owner_of(run) == who.user]
-    waiting = sum(1 for run in mine if run.status().state == "queued")
+    waiting = sum(1 for run in mine if run.status().state == State.QUEUED)
     limit = settings.user_max_queued()
     if waiting >= limit:
         raise AccessError(
@@ -136,7 +132,7 @@ def may_train_now(run: Run) -> bool:
         if other.path == run.path or owner_of(other) != owner:
             continue
         status = other.raw_status()
-        if status is not None and status.state == "running" and other.claimed():
+        if status is not None and status.state == State.RUNNING and other.claimed():
             training += 1
     return training < settings.user_max_running()
 

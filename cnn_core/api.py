@@ -13,32 +13,32 @@ import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cnn_core import settings
+from cnn_core import runs, settings
 from cnn_core.backends import check_backend
 from cnn_core.config import TrainConfig, check_backend_support
 from cnn_core.datasets import check_source
 from cnn_core.errors import UserError
 from cnn_core.runs import (
-    LOG,
-    STOP,
     Claim,
     Run,
     RunError,
     RunStatus,
-    atomic_write_json,
-    atomic_write_text,
+    State,
     claim_run,
     create_run,
     fail_run,
     list_runs,
     now_iso,
-    open_for_append,
     open_run,
     record_launch,
 )
 from cnn_core.shapes import check_spec
 from cnn_core.spec import ModelSpec
+
+if TYPE_CHECKING:  # the trainer imports Keras: only for the type
+    from cnn_core.train import Outcome
 
 __all__ = [
     "launch_run",
@@ -49,6 +49,7 @@ __all__ = [
     "resume_run",
     "spawn_worker",
     "start_run",
+    "zip_run",
 ]
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]
@@ -90,7 +91,7 @@ def start_run(
     return run
 
 
-def resume_run(run: Run, *, more_epochs: int | None = None, detach: bool = True) -> Run:
+def resume_run(run: Run, *, more_epochs: int | None = None, detach: bool = True) -> Outcome | None:
     """Continue an interrupted, stopped, failed or diverged run from its last completed epoch,
     or train a finished run for `more_epochs` more.
 
@@ -112,7 +113,7 @@ def resume_run(run: Run, *, more_epochs: int | None = None, detach: bool = True)
         check_source(run.dataset().get("source") or "")  # moved or deleted since: say so now
         queued = replace(
             status,
-            state="queued",
+            state=State.QUEUED,
             pid=None,
             pid_started=None,
             queued_at=now_iso(),
@@ -121,12 +122,11 @@ def resume_run(run: Run, *, more_epochs: int | None = None, detach: bool = True)
             started_at=None,
             ended_at=None,
         )
-        atomic_write_json(run.file("status.json"), queued.to_dict())
+        run.write_status(queued)
     except BaseException:
         claim.close()
         raise
-    launch_run(run, more_epochs=more_epochs, detach=detach, claim=claim)
-    return run
+    return launch_run(run, more_epochs=more_epochs, detach=detach, claim=claim)
 
 
 def request_stop(run: Run) -> RunStatus:
@@ -135,14 +135,14 @@ def request_stop(run: Run) -> RunStatus:
     status = run.status()
     if status.active or run.claimed():
         try:
-            atomic_write_text(run.file(STOP), now_iso() + "\n")
+            run.request_stop()
         except OSError as exc:
             raise RunError(
-                f"cannot ask run {run.name} to stop: writing {STOP} in {run.path} failed "
+                f"cannot ask run {run.name} to stop: writing its stop request in {run.path} failed "
                 f"({exc.strerror}); make the run folder writable."
             ) from None
         if not status.active:
-            status = replace(status, state="queued")  # a resume is under way: it will stop
+            status = replace(status, state=State.QUEUED)  # a resume is under way: it will stop
     return status
 
 
@@ -152,33 +152,27 @@ def launch_run(
     more_epochs: int | None = None,
     detach: bool = True,
     claim: Claim | None = None,
-) -> None:
-    """Train a queued run: in a detached worker process, or here when `detach` is False. The
-    process that trains it holds its claim (`claim`, else taken here) for as long as it lives;
-    a stop request older than the claim is an earlier part's and is ignored."""
+) -> Outcome | None:
+    """Train a queued run: in a detached worker process, or here when `detach` is False (then
+    return how it ended). The process that trains it holds its claim (`claim`, else taken here)
+    for as long as it lives; a stop request older than the claim is an earlier part's and is
+    ignored."""
     claim = claim or claim_run(run)
     if detach:
         try:
             spawn_worker(run, more_epochs=more_epochs, claim=claim)
         finally:
             claim.close()  # the worker holds it now (or nobody, if it could not start)
-        return
+        return None
     with claim:
         # This process trains it: errors an earlier worker left in train.log are not about it.
-        record_launch(run, os.getpid(), log_offset=_size(run.file(LOG)))
+        record_launch(run, os.getpid(), log_offset=run.log_size())
         try:
             from cnn_core.train import train_run  # imports Keras: only for foreground training
         except Exception as exc:  # why: a run must not stay "queued" after its trainer is gone
             fail_run(run, library_error(exc))
             raise
-        train_run(run, more_epochs=more_epochs, echo=True)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+        return train_run(run, more_epochs=more_epochs, echo=True)
 
 
 def library_error(exc: Exception) -> str:
@@ -204,7 +198,7 @@ def spawn_worker(run: Run, *, more_epochs: int | None = None, claim: Claim | Non
         p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
     )
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with os.fdopen(open_for_append(run.file(LOG)), "ab") as log:
+    with os.fdopen(run.open_log_for_append(), "ab") as log:
         log_offset = log.seek(0, os.SEEK_END)  # the new process's part of the log starts here
         process = subprocess.Popen(
             command,
@@ -221,3 +215,15 @@ def spawn_worker(run: Run, *, more_epochs: int | None = None, claim: Claim | Non
     # Reap it when it ends, so that a finished worker does not linger as a zombie.
     threading.Thread(target=process.wait, daemon=True).start()
     return process.pid
+
+
+def zip_run(run: Run) -> bytes:
+    """The run as a zip (`runs.zip_run`), with its architecture exported as Keras code
+    (model.py) when the spec can still be read."""
+    from cnn_core.export import export_code  # the builder's: not needed to list or read runs
+
+    try:
+        code = export_code(run.spec(), augmentation=run.config().augmentation)
+    except UserError:
+        code = None
+    return runs.zip_run(run, extra={"model.py": code} if code else None)

@@ -16,16 +16,19 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnn_core import settings
 from cnn_core.config import cli_help
-from cnn_core.errors import SpecError, UserError
+from cnn_core.errors import SpecError, UserError, exit_code_of
 from cnn_core.layers import format_shape
-from cnn_core.runs import Run, RunStatus, list_runs, open_run, runs_root
+from cnn_core.runs import Run, RunStatus, State, list_runs, open_run, runs_root
 from cnn_core.shapes import Analysis, analyze
 from cnn_core.spec import ModelSpec, load_spec
 from cnn_core.terminal import terminal_safe
+
+if TYPE_CHECKING:  # the trainer imports Keras: only for the type
+    from cnn_core.train import Outcome
 
 WORKER_NICENESS = 10  # a detached training process yields the CPU to the dashboard
 PROG = "cnn-workbench"  # the console script; `python -m cnn_core` is the same program
@@ -36,23 +39,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except UserError as exc:
-        say(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        say("interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # e.g. `... | head`
         return 0
-    except OSError as exc:  # a read-only or unreadable folder, a full disk: not a bug
+    except (Exception, KeyboardInterrupt) as exc:
+        _say_error(exc)
+        return exit_code_of(exc)  # by its type, never its words
+
+
+def _say_error(exc: BaseException) -> None:
+    """The one line a command that `exc` ended prints on stderr."""
+    if isinstance(exc, UserError):
+        say(f"error: {exc}", file=sys.stderr)
+    elif isinstance(exc, KeyboardInterrupt):
+        say("interrupted", file=sys.stderr)
+    elif isinstance(exc, OSError):  # a read-only or unreadable folder, a full disk: not a bug
         where = f" {exc.filename}" if exc.filename else ""
         print(
             f"error: cannot read or write{where} ({exc.strerror or exc}); check its permissions "
             "and the free disk space, then try again.",
             file=sys.stderr,
         )
-        return 2
-    except Exception as exc:  # a bug: say so in one line, keep the traceback for who asks
+    else:  # a bug: say so in one line, keep the traceback for who asks
         if settings.debug():
             traceback.print_exc()
         say(
@@ -60,7 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "to see where it happened)",
             file=sys.stderr,
         )
-        return 1
 
 
 def say(text: str = "", *, file: Any = None, end: str = "\n", flush: bool = False) -> None:
@@ -345,13 +351,16 @@ def _run_summary(run: Run, status: RunStatus) -> dict:
     }
 
 
-def _exit_code(status: RunStatus) -> int:
-    if status.state in ("failed", "diverged"):
-        return 1 if (status.error or "").startswith("unexpected error") else 2
-    return 0
+def _exit_code(status: RunStatus, outcome: Outcome | None) -> int:
+    """The training process's own verdict when it trained here (by the type of what ended it),
+    else what the recorded state says: a run that failed or diverged before this command
+    looked is the user's to fix (its error is printed)."""
+    if outcome is not None:
+        return outcome.exit_code
+    return UserError.exit_code if status.state in (State.FAILED, State.DIVERGED) else 0
 
 
-def _report(run: Run, status: RunStatus, *, as_json: bool) -> int:
+def _report(run: Run, status: RunStatus, *, as_json: bool, outcome: Outcome | None = None) -> int:
     if as_json:
         say(json.dumps(_run_summary(run, status)))
     else:
@@ -366,7 +375,7 @@ def _report(run: Run, status: RunStatus, *, as_json: bool) -> int:
         say(f"error: {status.error}", file=sys.stderr)
     for note in status.notes:
         say(f"note: {note}", file=sys.stderr)
-    return _exit_code(status)
+    return _exit_code(status, outcome)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -397,16 +406,16 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    launch_run(run, detach=args.detach)
-    return _report(run, run.status(), as_json=args.json)
+    outcome = launch_run(run, detach=args.detach)
+    return _report(run, run.status(), as_json=args.json, outcome=outcome)
 
 
 def _resume(args: argparse.Namespace) -> int:
     from cnn_core.api import resume_run
 
     run = open_run(args.run_dir, root=_root_of(args))
-    resume_run(run, more_epochs=args.epochs, detach=args.detach)
-    return _report(run, run.status(), as_json=args.json)
+    outcome = resume_run(run, more_epochs=args.epochs, detach=args.detach)
+    return _report(run, run.status(), as_json=args.json, outcome=outcome)
 
 
 def _stop(args: argparse.Namespace) -> int:
@@ -506,8 +515,8 @@ def _worker(args: argparse.Namespace) -> int:
         except Exception as exc:  # e.g. the Keras backend is not installed: the run says so
             fail_run(run, library_error(exc))
             raise
-        status = train_run(run, more_epochs=args.more_epochs)
-    return _exit_code(status)
+        outcome = train_run(run, more_epochs=args.more_epochs)
+    return outcome.exit_code
 
 
 def _root_of(args: argparse.Namespace) -> Path | None:

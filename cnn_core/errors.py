@@ -7,6 +7,9 @@ it as a message. Anything else that escapes is a bug (exit status 1).
 
 from __future__ import annotations
 
+BUG = 1  # the exit status of anything unexpected
+INTERRUPTED = 130  # Ctrl-C, as shells report it
+
 
 class UserError(Exception):
     """A problem with the user's input, explained in one sentence."""
@@ -28,3 +31,17 @@ class DataError(UserError):
 
 class ImageError(UserError):
     """An image file that cannot be read safely (wrong format, truncated, too large)."""
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit status a command ends with when `exc` ends it, chosen by its type only: its own
+    `exit_code` (a `UserError`'s 2), 130 for Ctrl-C, 2 for a file the system refused (a full
+    disk, a read-only folder: not a bug) and 1 for anything else (a bug)."""
+    code = getattr(type(exc), "exit_code", None)
+    if isinstance(code, int):
+        return code
+    if isinstance(exc, KeyboardInterrupt):
+        return INTERRUPTED
+    if isinstance(exc, OSError):
+        return UserError.exit_code
+    return BUG

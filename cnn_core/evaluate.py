@@ -27,15 +27,9 @@ from cnn_core.datasets import load_dataset
 from cnn_core.errors import DataError, UserError
 from cnn_core.predict import class_names, load_run_model, output_size, run_model
 from cnn_core.runs import (
-    EVALUATION,
-    MODEL,
-    PREDICTIONS,
     Run,
     RunError,
-    atomic_write_bytes,
-    atomic_write_json,
     now_iso,
-    read_bytes,
 )
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] as Keras' loss does
@@ -72,7 +66,7 @@ def evaluate_run(
 
     started = time.perf_counter()
     model = load_run_model(run)
-    model_mtime = run.file(MODEL).stat().st_mtime_ns  # after loading: the file that was loaded
+    model_mtime = run.model_mtime()  # after loading: the file that was loaded
     height, width, channels = run.spec().input_shape
     config = run.config()
     own = source == run.dataset().get("source")  # a run's limit picks its own test images only
@@ -104,8 +98,7 @@ def evaluate_run(
     )
     # predictions first: whoever sees the new evaluation.json finds its predictions beside it
     try:
-        atomic_write_bytes(run.file(PREDICTIONS), _npz_bytes(y_true, probabilities))
-        atomic_write_json(run.file(EVALUATION), report)
+        run.write_evaluation(report, _npz_bytes(y_true, probabilities))
     except OSError as exc:  # a read-only run folder: the figures computed are still returned
         report["not_saved"] = (
             f"the evaluation could not be saved in {run.path} ({exc.strerror}), so it will be "
@@ -155,10 +148,10 @@ def _is_current(run: Run, stored: dict[str, Any] | None, source: object) -> bool
     if source_problem(run, source):
         return False
     try:
-        mtime = run.file(MODEL).stat().st_mtime_ns
+        mtime = run.model_mtime()
     except OSError:
         return False  # no model now: recomputing says so in the user's words
-    if stored.get("model_mtime") != mtime or not run.file(PREDICTIONS).is_file():
+    if stored.get("model_mtime") != mtime or not run.has_predictions():
         return False
     return not data_changed(stored)
 
@@ -271,7 +264,7 @@ def read_predictions(run: Run) -> dict[str, np.ndarray] | None:
     None when the run has not been evaluated or the file is damaged or inconsistent.
     """
     try:  # read through Run's reader: a FIFO or a link in its place would hang np.load
-        stored = np.load(io.BytesIO(read_bytes(run.file(PREDICTIONS))), allow_pickle=False)
+        stored = np.load(io.BytesIO(run.predictions()), allow_pickle=False)
         if not isinstance(stored, np.lib.npyio.NpzFile):  # a lone .npy array is not ours
             return None
         with stored:

@@ -28,7 +28,7 @@ from cnn_core.data.pixels import RowReader
 from cnn_core.errors import ImageError
 from cnn_core.images import DEFAULT_MAX_BYTES, open_image, to_array
 from cnn_core.layers import format_shape
-from cnn_core.runs import MODEL, Run, RunError
+from cnn_core.runs import Run, RunError
 
 if TYPE_CHECKING:
     import keras
@@ -56,7 +56,7 @@ def load_run_model(run: Run) -> keras.Model:
     """
     if not isinstance(run, Run):  # why: never load a model file from a path the user typed
         raise TypeError(f"load_run_model takes a runs.Run, not {type(run).__name__}")
-    path = run.file(MODEL)
+    path = run.model_path
     if path.exists() and not path.is_file():  # a FIFO would hang the loader (links: below)
         raise RunError(
             f"run {run.name}: model.keras is not a regular file (a FIFO or a device); "
@@ -108,7 +108,7 @@ def check_model_archive(run: Run, *, size: int) -> None:
     Declared sizes are enough: Python's zipfile never returns more bytes than a member declares.
     """
     try:
-        with zipfile.ZipFile(run.file(MODEL)) as archive:
+        with zipfile.ZipFile(run.model_path) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise RunError(
@@ -145,7 +145,7 @@ def clear_model_cache() -> None:
 
 def _model_key(run: Run, *, missing_ok: bool = False) -> tuple[str, int, int]:
     """(resolved path, mtime_ns, size) of the run's model file: a new file gets a new key."""
-    path = run.file(MODEL)
+    path = run.model_path
     try:
         info = path.stat()
         resolved = str(path.resolve())

@@ -6,23 +6,30 @@ says what it is (`20261125-101500-tutorial-cnn`). It holds:
     spec.json        the architecture             config.json     the training configuration
     dataset.json     the data source and classes  status.json     state, pid, times, best accuracy
     history.csv      one row per completed epoch  progress.json   the epoch in progress
-    model.keras      the model, once one exists   checkpoint.*    weights + optimizer, for resuming
+    model.keras      the model, once one exists   checkpoint-NNNNN.weights.h5  weights + optimizer
+                                                  after NNNNN epochs, for resuming
     train.log        the training process's log   evaluation.json the test-set evaluation, once run
     launch.json      the process last started for the run, and where its part of train.log begins
     split.json       which files trained, validated and tested it
+    owner.json       who started it, on a shared server   stop.request    a Stop asked for
     worker.lock      flock()ed by the run's process for as long as it lives (see `claim_run`)
 
-The training process writes every file atomically (temp file, then rename), so readers never see
-half a file. Readers never write, and read a file only if it is a regular file of the run's own
-(not a link, a FIFO or a device) within a size cap, so no file can hang or flood them. Whether a
-run's process is alive is the kernel's word, not status.json's: someone holds worker.lock (a
-`queued` or `running` run that nobody holds reads as `failed`, with the first error its process
-left in train.log, or else as `interrupted`). This module imports no Keras.
+This module is the only one that knows these names: everyone else reads and writes them through
+`Run` (`run.status()`, `run.write_progress(...)`), and their contents cross as typed values
+(`RunStatus`, `Progress`, the `State` and `Phase` string enums, whose values are the strings the
+files hold). The training process writes every file atomically (temp file, then rename:
+`cnn_core.files`), so readers never see half a file. Readers never write, and read a file only
+if it is a regular file of the run's own (not a link, a FIFO or a device) within a size cap, so
+no file can hang or flood them. Whether a run's process is alive is the kernel's word, not
+status.json's: someone holds worker.lock (a `queued` or `running` run that nobody holds reads as
+`failed`, with the first error its process left in train.log, or else as `interrupted`). This
+module imports no Keras (nor the builder).
 """
 
 from __future__ import annotations
 
 import csv
+import enum
 import errno
 import fcntl
 import io
@@ -41,7 +48,7 @@ from typing import Any
 from cnn_core import files, settings
 from cnn_core.config import TrainConfig, config_from_dict
 from cnn_core.errors import UserError
-from cnn_core.files import (  # noqa: F401 - re-exported: run files are written through these
+from cnn_core.files import (
     UnsafeFileError,
     atomic_write_bytes,
     atomic_write_json,
@@ -59,8 +66,6 @@ STATUS = "status.json"
 HISTORY = "history.csv"
 PROGRESS = "progress.json"
 MODEL = "model.keras"
-CHECKPOINT = "checkpoint.weights.h5"
-CHECKPOINT_META = "checkpoint.json"
 LOG = "train.log"
 LAUNCH = "launch.json"
 SPLIT = "split.json"
@@ -69,8 +74,49 @@ CLAIM = "worker.lock"  # flock()ed by the run's process for as long as it lives
 EVALUATION = "evaluation.json"
 PREDICTIONS = "predictions.npz"
 
-STATES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
-ACTIVE = ("queued", "running")
+OWNER = "owner.json"  # who started the run, on a shared server (see `cnn_core.access`)
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{5})\.weights\.h5$")  # the epochs it holds
+
+
+class State(enum.StrEnum):
+    """What a run is doing; status.json holds the value (a StrEnum: the same JSON strings)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def active(self) -> bool:
+        """A process will train it, or trains it now."""
+        return self in (State.QUEUED, State.RUNNING)
+
+    @property
+    def troubled(self) -> bool:
+        """It ended for a reason the user should read (its status's `error`)."""
+        return self in (State.FAILED, State.DIVERGED, State.INTERRUPTED)
+
+
+class Phase(enum.StrEnum):
+    """What the training process is doing within its state; progress.json holds the value.
+    It ends with the state the run ended in."""
+
+    QUEUED = "queued"  # waiting for a training slot
+    LOADING = "loading data"
+    TRAINING = "training"
+    VALIDATING = "validating"
+    EPOCH_DONE = "epoch done"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+
+STATES = tuple(State)
+ACTIVE = tuple(state for state in State if state.active)
 STARTUP_GRACE_SECONDS = 120  # a queued run with no process or launch record is still starting
 # Lines a dying training process leaves in train.log: the CLI's one-line errors, Python's
 # tracebacks (whose last line names the exception) and interpreter crashes.
@@ -144,7 +190,7 @@ def read_json(path: Path) -> Any:
 class RunStatus:
     """What state a run is in; the training process rewrites it at every change."""
 
-    state: str = "queued"
+    state: State = State.QUEUED
     pid: int | None = None  # the training process
     pid_started: str | None = None  # that process's start time, so a reused pid is not mistaken
     created_at: str | None = None
@@ -162,6 +208,7 @@ class RunStatus:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["state"] = str(self.state)
         data["notes"] = list(self.notes)
         return data
 
@@ -190,11 +237,15 @@ class RunStatus:
                 raise ValueError(f"{name} is {_shown(value)}, not {allowed}")
             values[name] = value
         values["notes"] = tuple(values.get("notes") or ())
+        values["state"] = State(values["state"])
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", State(self.state))  # `replace(state="failed")` too
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE
+        return self.state.active
 
     @property
     def finished(self) -> bool:
@@ -251,6 +302,58 @@ _STATUS_FIELDS: dict[str, tuple[Any, str]] = {
     "seed": (_int_in(-(2**63), 2**64, optional=True), "a whole number"),
     "seconds_before": (_number_in(0.0, 1e12), "a number of seconds"),
 }
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the training process is within its state; it rewrites progress.json a few times a
+    second. Fields it has no value for (no epoch while queued) are left out of the file."""
+
+    phase: Phase | None = None  # None: no progress yet, or a phase this version does not know
+    epoch: int | None = None  # 1-based, the epoch in progress
+    epochs: int | None = None  # the epochs this part trains to
+    batch: int | None = None  # batches of this epoch done
+    batches: int | None = None
+    images_per_second: float | None = None  # None until measured
+    eta_seconds: float | None = None  # None while estimating
+    runs_ahead: int | None = None  # queued runs that start first (while queued)
+    updated: float | None = None  # when it was written (epoch seconds)
+
+    _EPOCH_FIELDS = ("epoch", "epochs", "batch", "batches", "images_per_second", "eta_seconds")
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.phase is not None:
+            data["phase"] = str(self.phase)
+        if self.epoch is not None:  # the epoch's fields go together, null or not
+            data.update({name: getattr(self, name) for name in self._EPOCH_FIELDS})
+        for name in ("runs_ahead", "updated"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Progress:
+        """The progress decoded progress.json holds; a field of the wrong type (a hand-edited or
+        older file) reads as unknown instead of failing."""
+        if not isinstance(data, dict):
+            return cls()
+        values: dict[str, Any] = {}
+        phase = data.get("phase")
+        if isinstance(phase, str) and phase in Phase._value2member_map_:
+            values["phase"] = Phase(phase)
+        for name in ("epoch", "epochs", "batch", "batches", "runs_ahead"):
+            value = data.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                values[name] = value
+        for name in ("images_per_second", "eta_seconds", "updated"):
+            value = data.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                values[name] = float(value) if math.isfinite(value) else None
+        return cls(**values)
 
 
 def now_iso() -> str:
@@ -373,6 +476,9 @@ class Run:
             "restarted); resume the run to continue from the last completed epoch.",
         )
 
+    def write_status(self, status: RunStatus) -> None:
+        atomic_write_json(self.file(STATUS), status.to_dict())
+
     def launch(self) -> dict[str, Any] | None:
         """What `record_launch` wrote when the run's process was last started, if anything."""
         data = read_json(self.file(LAUNCH))
@@ -380,8 +486,7 @@ class Run:
 
     def last_activity(self) -> float | None:
         """When the training process last reported progress (epoch seconds), if ever."""
-        updated = self.progress().get("updated")
-        return float(updated) if isinstance(updated, int | float) else None
+        return self.progress().updated
 
     def duration(self, status: RunStatus | None = None) -> float | None:
         """Seconds spent training over every part of the run (each resume adds one), or None
@@ -395,6 +500,12 @@ class Run:
         start = _timestamp(status.started_at)
         part = max(0.0, end - start) if end is not None and start is not None else 0.0
         return status.seconds_before + part
+
+    def write_spec(self, spec: ModelSpec) -> None:
+        atomic_write_text(self.file(SPEC), spec.to_json())
+
+    def write_config(self, config: TrainConfig) -> None:
+        atomic_write_text(self.file(CONFIG), config.to_json())
 
     def spec(self) -> ModelSpec:
         data = read_json(self.file(SPEC))
@@ -413,22 +524,87 @@ class Run:
         data = read_json(self.file(DATASET))
         return data if isinstance(data, dict) else {}
 
-    def progress(self) -> dict[str, Any]:
-        data = read_json(self.file(PROGRESS))
-        return data if isinstance(data, dict) else {}
+    def write_dataset(self, info: dict[str, Any]) -> None:
+        atomic_write_json(self.file(DATASET), info)
+
+    def write_split(self, split: dict[str, Any]) -> None:
+        """Which files trained, validated and tested the run (see `cnn_core.train`)."""
+        atomic_write_json(self.file(SPLIT), split)
+
+    def progress(self) -> Progress:
+        return Progress.from_dict(read_json(self.file(PROGRESS)))
+
+    def write_progress(self, progress: Progress) -> None:
+        """Write `progress`, stamped with the time now (readers tell a stalled process by it)."""
+        atomic_write_json(self.file(PROGRESS), replace(progress, updated=time.time()).to_dict())
 
     def history(self) -> list[dict[str, float | None]]:
         """Completed epochs, one dict per row; a damaged row ends the list instead of failing.
         Read incrementally: only what was appended since this process last read it."""
         return _HISTORIES.read(self.file(HISTORY))
 
+    def write_history(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Rewrite history.csv whole (readers notice a rewrite: `HistoryReader`)."""
+        atomic_write_text(self.file(HISTORY), format_history(rows))
+
     def evaluation(self) -> dict[str, Any] | None:
         """The stored evaluation, or None if there is none or it lacks what a report holds."""
         data = read_json(self.file(EVALUATION))
         return data if _complete_report(data) else None
 
+    def write_evaluation(self, report: dict[str, Any], predictions: bytes) -> None:
+        """The evaluation report and the predictions behind it (an .npz), predictions first:
+        a report is never newer than what it was computed from."""
+        atomic_write_bytes(self.file(PREDICTIONS), predictions)
+        atomic_write_json(self.file(EVALUATION), report)
+
+    def predictions(self) -> bytes:
+        """predictions.npz's bytes; raises OSError if it is missing, not a regular file of the
+        run's own, or too big."""
+        return read_bytes(self.file(PREDICTIONS))
+
+    def has_predictions(self) -> bool:
+        return is_regular(self.file(PREDICTIONS))
+
+    @property
+    def model_path(self) -> Path:
+        """Where the trained model is (or will be): write it through `files.atomic_path`."""
+        return self.file(MODEL)
+
+    def model_mtime(self) -> int:
+        """model.keras's modification time (ns); raises OSError if there is none."""
+        return self.file(MODEL).stat().st_mtime_ns
+
     def has_model(self) -> bool:
         return is_regular(self.file(MODEL))
+
+    def checkpoint_path(self, epochs_done: int) -> Path:
+        """The checkpoint file after `epochs_done` epochs (the name carries the epoch)."""
+        return self.file(f"checkpoint-{epochs_done:05d}.weights.h5")
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """(epochs completed, file) for every complete checkpoint, oldest first."""
+        found = []
+        for path in self.path.iterdir():
+            match = CHECKPOINT_RE.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def owner(self) -> dict[str, Any] | None:
+        """owner.json as written (`{"user": ..., "since": ...}`), if any."""
+        data = read_json(self.file(OWNER))
+        return data if isinstance(data, dict) else None
+
+    def write_owner(self, user: str) -> None:
+        atomic_write_json(self.file(OWNER), {"user": user, "since": now_iso()})
+
+    def request_stop(self) -> None:
+        """Ask the run's process to stop (it looks at every batch: `stop_requested`)."""
+        atomic_write_text(self.file(STOP), now_iso() + "\n")
+
+    def clear_stop_request(self) -> None:
+        self.file(STOP).unlink(missing_ok=True)
 
     def stop_requested(self) -> bool:
         """Whether a stop was requested since the run was last claimed: an older request was
@@ -460,6 +636,21 @@ class Run:
         finally:
             os.close(fd)
         return False
+
+    @property
+    def log_path(self) -> Path:
+        """train.log, where the training process logs (appended to by every part)."""
+        return self.file(LOG)
+
+    def log_size(self) -> int:
+        try:
+            return self.file(LOG).stat().st_size
+        except OSError:
+            return 0
+
+    def open_log_for_append(self) -> int:
+        """A descriptor appending to train.log (see `open_for_append`); raises `RunError`."""
+        return open_for_append(self.file(LOG))
 
     def log_tail(self, lines: int = 40) -> str:
         """The last `lines` lines of train.log (read from its last 256 kB: a log may be huge)."""
@@ -592,7 +783,7 @@ def record_launch(run: Run, pid: int, *, log_offset: int) -> None:
     """Note the process just started for `run` (before it can write its own status), and where
     its part of train.log begins, so a process that dies while starting is seen as gone."""
     atomic_write_json(
-        run.file(LAUNCH),
+        run.file(LAUNCH),  # the one writer of launch.json; `Run.launch` reads it
         {
             "pid": pid,
             "pid_started": process_start_time(pid),
@@ -606,7 +797,7 @@ def fail_run(run: Run, error: str) -> RunStatus:
     """Record that the run's process cannot train at all (e.g. Keras' backend is missing)."""
     status = replace(run.raw_status() or RunStatus(), state="failed", ended_at=now_iso())
     status = replace(status, error=error)
-    atomic_write_json(run.file(STATUS), status.to_dict())
+    run.write_status(status)
     return status
 
 
@@ -820,12 +1011,12 @@ def create_run(
     else:  # pragma: no cover - a thousand runs in one second
         raise RunError(f"cannot create a run folder in {base}: too many runs this second.")
     run = Run(path)
-    atomic_write_text(run.file(SPEC), spec.to_json())
-    atomic_write_text(run.file(CONFIG), config.to_json())
-    atomic_write_json(run.file(DATASET), {"source": data_source})
+    run.write_spec(spec)
+    run.write_config(config)
+    run.write_dataset({"source": data_source})
     now = now_iso()
     status = RunStatus(state="queued", created_at=now, queued_at=now, epochs_target=config.epochs)
-    atomic_write_json(run.file(STATUS), status.to_dict())
+    run.write_status(status)
     return run
 
 
@@ -897,7 +1088,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "test accuracy": None,
         "duration (s)": run.duration(status),
         "started": status.started_at or status.created_at,
-        "problem": status.error if status.state in ("failed", "diverged", "interrupted") else None,
+        "problem": status.error if status.state.troubled else None,
     }
     try:
         from cnn_core.shapes import analyze
@@ -928,11 +1119,11 @@ def delete_run(run: Run) -> None:
         shutil.rmtree(run.path)
 
 
-def zip_run(run: Run) -> bytes:
-    """The run as a zip: model, spec, configuration, history, evaluation, log and exported code."""
+def zip_run(run: Run, *, extra: dict[str, str] | None = None) -> bytes:
+    """The run as a zip: model, spec, configuration, history, evaluation and log, plus `extra`
+    files (name: text; the exported code, which `cnn_core.api.zip_run` adds: this module knows
+    no Keras and no builder)."""
     import zipfile
-
-    from cnn_core.export import export_code
 
     buffer = io.BytesIO()
     names = (SPEC, CONFIG, DATASET, STATUS, HISTORY, MODEL, EVALUATION, PREDICTIONS, LOG, SPLIT)
@@ -946,10 +1137,6 @@ def zip_run(run: Run) -> bytes:
             with os.fdopen(fd, "rb") as handle, archive.open(f"{run.name}/{name}", "w") as out:
                 while chunk := handle.read(1 << 20):
                     out.write(chunk)
-        try:
-            code = export_code(run.spec(), augmentation=run.config().augmentation)
-        except UserError:
-            code = None
-        if code:
-            archive.writestr(f"{run.name}/model.py", code)
+        for name, text in (extra or {}).items():
+            archive.writestr(f"{run.name}/{name}", text)
     return buffer.getvalue()

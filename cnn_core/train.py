@@ -19,11 +19,10 @@ import logging
 import math
 import os
 import random
-import re
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,10 @@ from cnn_core.balance import (
 from cnn_core.builder import bfloat16_is_faster, build_model
 from cnn_core.config import WARMUP_FRACTION, TrainConfig, effective_batch_size
 from cnn_core.datasets import Dataset, load_dataset
-from cnn_core.errors import UserError
+from cnn_core.errors import UserError, exit_code_of
 from cnn_core.feed import Feed
 from cnn_core.files import atomic_path
-from cnn_core.runs import Run, RunStatus, atomic_write_json, atomic_write_text, now_iso
+from cnn_core.runs import Phase, Progress, Run, RunStatus, State, now_iso
 from cnn_core.spec import ModelSpec
 from cnn_core.terminal import terminal_safe
 
@@ -51,7 +50,6 @@ log = logging.getLogger("cnn_core.train")
 
 PROGRESS_INTERVAL = 0.5  # seconds between progress.json writes within an epoch
 QUEUE_POLL = 0.5  # seconds between looks at the queue
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{5})\.weights\.h5$")
 
 
 class StopRequested(Exception):  # noqa: N818 - a signal, not an error
@@ -102,7 +100,7 @@ def training_slot(run: Run, status: RunStatus) -> Iterator[bool]:
                     held = handle
                     break
             if held is None:
-                _write_progress(run, {"phase": "queued", "runs_ahead": ahead})
+                run.write_progress(Progress(phase=Phase.QUEUED, runs_ahead=ahead))
                 time.sleep(QUEUE_POLL)
         yield True
     finally:
@@ -140,7 +138,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.epoch = epoch
         self.epoch_start = self.last_write = time.perf_counter()
         self.first_batch: tuple[int, float] | None = None  # where this epoch's timing starts
-        self._progress(0, phase="training")
+        self._progress(0, phase=Phase.TRAINING)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
@@ -155,11 +153,11 @@ class RunRecorder(keras.callbacks.Callback):
             self.first_batch = (batch + 1, now)
         if now - self.last_write >= PROGRESS_INTERVAL:
             self.last_write = now
-            self._progress(batch + 1, phase="training")
+            self._progress(batch + 1, phase=Phase.TRAINING)
 
     def on_test_begin(self, logs: dict | None = None) -> None:
         self.test_start = time.perf_counter()
-        self._progress(self.batches, phase="validating")
+        self._progress(self.batches, phase=Phase.VALIDATING)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = time.perf_counter()
@@ -175,7 +173,7 @@ class RunRecorder(keras.callbacks.Callback):
         row["lr"] = current_learning_rate(self.model)
         save_checkpoint(self.run, self.model, epoch + 1)
         self.rows[:] = [r for r in self.rows if r["epoch"] < epoch] + [row]
-        atomic_write_text(self.run.file(runs.HISTORY), runs.format_history(self.rows))
+        self.run.write_history(self.rows)
         best, best_epoch = self.status.best_val_accuracy, self.status.best_epoch
         val = row.get("val_accuracy")
         if val is not None and (best is None or val > best):
@@ -183,13 +181,13 @@ class RunRecorder(keras.callbacks.Callback):
         self.status = replace(
             self.status, epochs_completed=epoch + 1, best_val_accuracy=best, best_epoch=best_epoch
         )
-        write_status(self.run, self.status)
-        self._progress(self.batches, phase="epoch done")
+        self.run.write_status(self.status)
+        self._progress(self.batches, phase=Phase.EPOCH_DONE)
         if self.echo:
             print(describe_epoch(row, self.epochs), flush=True)
         log.info(describe_epoch(row, self.epochs))
 
-    def _progress(self, batch: int, *, phase: str) -> None:
+    def _progress(self, batch: int, *, phase: Phase) -> None:
         now = time.perf_counter()
         if self.first_batch is not None and batch > self.first_batch[0]:
             done, since = self.first_batch
@@ -198,21 +196,20 @@ class RunRecorder(keras.callbacks.Callback):
         if self.seconds_per_batch is not None:
             epoch_seconds = self.seconds_per_batch * self.batches + self.validation_seconds
             left_in_epoch = self.seconds_per_batch * (self.batches - batch)
-            if phase == "training":
+            if phase == Phase.TRAINING:
                 left_in_epoch += self.validation_seconds
             eta = left_in_epoch + epoch_seconds * (self.epochs - self.epoch - 1)
         per_batch = self.seconds_per_batch
-        _write_progress(
-            self.run,
-            {
-                "phase": phase,
-                "epoch": self.epoch + 1,
-                "epochs": self.epochs,
-                "batch": batch,
-                "batches": self.batches,
-                "images_per_second": round(self.batch_size / per_batch, 1) if per_batch else None,
-                "eta_seconds": round(eta, 1) if eta is not None else None,
-            },
+        self.run.write_progress(
+            Progress(
+                phase=phase,
+                epoch=self.epoch + 1,
+                epochs=self.epochs,
+                batch=batch,
+                batches=self.batches,
+                images_per_second=round(self.batch_size / per_batch, 1) if per_batch else None,
+                eta_seconds=round(eta, 1) if eta is not None else None,
+            )
         )
 
 
@@ -225,12 +222,8 @@ def describe_epoch(row: dict[str, Any], epochs: int) -> str:
     return ", ".join(parts)
 
 
-def _write_progress(run: Run, data: dict[str, Any]) -> None:
-    atomic_write_json(run.file(runs.PROGRESS), {**data, "updated": time.time()})
-
-
 def write_status(run: Run, status: RunStatus) -> None:
-    atomic_write_json(run.file(runs.STATUS), status.to_dict())
+    run.write_status(status)
 
 
 def current_learning_rate(model: keras.Model) -> float:
@@ -243,20 +236,13 @@ def current_learning_rate(model: keras.Model) -> float:
 
 def checkpoints(run: Run) -> list[tuple[int, Path]]:
     """(epochs completed, file) for every complete checkpoint, oldest first."""
-    found = []
-    for path in run.path.iterdir():
-        match = CHECKPOINT_RE.match(path.name)
-        if match:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+    return run.checkpoints()
 
 
 def save_checkpoint(run: Run, model: keras.Model, epochs_done: int) -> None:
     """Weights and optimizer state after `epochs_done` epochs; the name carries the epoch, and the
     file appears only once complete (temp, then rename), so a crash leaves the previous one."""
-    with atomic_path(
-        run.file(f"checkpoint-{epochs_done:05d}.weights.h5"), suffix=".weights.h5"
-    ) as tmp:
+    with atomic_path(run.checkpoint_path(epochs_done), suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
     for done, path in checkpoints(run):
         if done < epochs_done:
@@ -265,7 +251,7 @@ def save_checkpoint(run: Run, model: keras.Model, epochs_done: int) -> None:
 
 
 def save_model(run: Run, model: keras.Model) -> None:
-    with atomic_path(run.file(runs.MODEL), suffix=".keras") as tmp:
+    with atomic_path(run.model_path, suffix=".keras") as tmp:
         float32_model(model).save(tmp)
 
 
@@ -397,7 +383,7 @@ def record_split(run: Run, data: Dataset, train: np.ndarray, val: np.ndarray | N
         "validation_from": "a validation folder" if val is None else "the training images",
         "test": list(data.test_files) if data.test_files else len(data.y_test),
     }
-    atomic_write_json(run.file(runs.SPLIT), split)
+    run.write_split(split)
 
 
 def class_weights(
@@ -420,16 +406,26 @@ def class_weights(
 # --- the run ------------------------------------------------------------------------------------
 
 
-def train_run(run: Run, *, more_epochs: int | None = None, echo: bool = False) -> RunStatus:
-    """Train (or resume) `run` in this process; return its final status. Never raises for
-    problems of the run itself: they end up in status.json, where the dashboard reads them."""
+@dataclass(frozen=True)
+class Outcome:
+    """How training a run ended: its final status, and the exit status for the process, chosen
+    by the type of what ended it (`errors.exit_code_of`): 0 completed or stopped, 2 diverged or
+    a problem the user can fix, 1 a bug."""
+
+    status: RunStatus
+    exit_code: int = 0
+
+
+def train_run(run: Run, *, more_epochs: int | None = None, echo: bool = False) -> Outcome:
+    """Train (or resume) `run` in this process; return how it ended. Never raises for problems
+    of the run itself: they end up in status.json, where the dashboard reads them."""
     status = run.raw_status() or RunStatus(created_at=now_iso(), queued_at=now_iso())
     pid = os.getpid()
     target = status.epochs_completed + more_epochs if more_epochs else None
     status = replace(
         status,
-        state="queued",
-        queued_at=status.queued_at if status.state == "queued" else now_iso(),
+        state=State.QUEUED,
+        queued_at=status.queued_at if status.state == State.QUEUED else now_iso(),
         pid=pid,
         pid_started=runs.process_start_time(pid),
         error=None,
@@ -442,33 +438,31 @@ def train_run(run: Run, *, more_epochs: int | None = None, echo: bool = False) -
     try:
         with training_slot(run, status) as go:
             if not go:
-                return _finish(run, status, "stopped", error=None)
-            status = replace(status, state="running", started_at=now_iso())
+                return Outcome(_finish(run, status, State.STOPPED, error=None))
+            status = replace(status, state=State.RUNNING, started_at=now_iso())
             write_status(run, status)
-            return _train(run, status, echo=echo)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            return _finish(
-                run,
-                _recorded(run, status),
-                "failed",
-                error="the disk is full, so the checkpoint could not be written; free some space "
-                "and resume the run (the last complete checkpoint is kept).",
-            )
-        log.exception("training failed")
-        return _finish(
-            run, _recorded(run, status), "failed", error=f"cannot write the run's files: {exc}."
-        )
-    except UserError as exc:
-        return _finish(run, _recorded(run, status), "failed", error=str(exc))
+            status = _train(run, status, echo=echo)
+            diverged = status.state == State.DIVERGED
+            return Outcome(status, UserError.exit_code if diverged else 0)
     except Exception as exc:
-        log.exception("training failed")
-        return _finish(
-            run,
-            _recorded(run, status),
-            "failed",
-            error=f"unexpected error: {type(exc).__name__}: {str(exc)[:300]} (see train.log).",
+        failed = _finish(run, _recorded(run, status), State.FAILED, error=_failure(exc))
+        return Outcome(failed, exit_code_of(exc))
+
+
+def _failure(exc: Exception) -> str:
+    """What status.json says about the exception that ended training (logged with its
+    traceback in train.log unless it is the user's to fix)."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return (
+            "the disk is full, so the checkpoint could not be written; free some space and "
+            "resume the run (the last complete checkpoint is kept)."
         )
+    log.exception("training failed")
+    if isinstance(exc, OSError):
+        return f"cannot write the run's files: {exc}."
+    return f"unexpected error: {type(exc).__name__}: {str(exc)[:300]} (see train.log)."
 
 
 def _recorded(run: Run, status: RunStatus) -> RunStatus:
@@ -484,7 +478,7 @@ def _load_data(
     """The run's dataset, loaded as its configuration says (test split, limit); the spec sized
     to the data's classes (and rewritten in the run when it changes); dataset.json completed;
     and the notes that tell the user what was found."""
-    _write_progress(run, {"phase": "loading data"})
+    run.write_progress(Progress(phase=Phase.LOADING))
     source = run.dataset().get("source")
     h, w, c = spec.input_shape
     data = load_dataset(
@@ -502,11 +496,11 @@ def _load_data(
             "the classifier was sized to the data."
         )
         spec = replace(spec, num_classes=len(data.class_names))
-        atomic_write_text(run.file(runs.SPEC), spec.to_json())
+        run.write_spec(spec)
     dataset_info = {**run.dataset(), "class_names": list(data.class_names)}
     dataset_info.update(train_images=len(data.y_train), test_images=len(data.y_test))
     dataset_info.update(layout=data.layout, files_found=data.found, files_skipped=data.skipped)
-    atomic_write_json(run.file(runs.DATASET), dataset_info)
+    run.write_dataset(dataset_info)
     if data.layout:
         notes.append(f"dataset: {data.layout}.")
     if config.limit is not None:
@@ -576,11 +570,11 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
         model.load_weights(path)
         log.info("resuming from %s (%d epochs done)", path.name, initial_epoch)
     history = [row for row in history if row["epoch"] < initial_epoch]
-    atomic_write_text(run.file(runs.HISTORY), runs.format_history(history))
+    run.write_history(history)
     status = replace(status, epochs_completed=initial_epoch)
     write_status(run, status)
     if initial_epoch >= target:
-        return _finish(run, status, "completed", model=model)
+        return _finish(run, status, State.COMPLETED, model=model)
 
     recorder = RunRecorder(
         run, status, history, batches=steps, batch_size=batch_size, epochs=target, echo=echo
@@ -631,7 +625,7 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
             verbose=0,
         )
     except StopRequested:
-        return _finish(run, recorder.status, "stopped", model=model)
+        return _finish(run, recorder.status, State.STOPPED, model=model)
     except Diverged as exc:
         return _diverged(run, recorder.status, model, exc, config)
     status = recorder.status
@@ -644,7 +638,7 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
                 "validation loss stopped improving; the best weights were kept.",
             ),
         )
-    return _finish(run, status, "completed", model=model)
+    return _finish(run, status, State.COMPLETED, model=model)
 
 
 def _diverged(
@@ -663,13 +657,13 @@ def _diverged(
         f"{exc.batch + 1}. Lower the learning rate (now {lr:g}; try {lr / 10:g}), or add "
         f"BatchNormalization; {kept}."
     )
-    return _finish(run, status, "diverged", error=error)
+    return _finish(run, status, State.DIVERGED, error=error)
 
 
 def _finish(
     run: Run,
     status: RunStatus,
-    state: str,
+    state: State,
     *,
     error: str | None = None,
     model: keras.Model | None = None,
@@ -678,10 +672,9 @@ def _finish(
         save_model(run, model)
     status = replace(status, state=state, ended_at=now_iso(), error=error)
     write_status(run, status)
-    progress = {"phase": state}
     with contextlib.suppress(OSError):
-        _write_progress(run, progress)
-        run.file(runs.STOP).unlink(missing_ok=True)
+        run.write_progress(Progress(phase=Phase(state)))
+        run.clear_stop_request()
     log.info("run %s: %s%s", run.name, state, f" ({error})" if error else "")
     return status
 
@@ -692,7 +685,7 @@ class _TerminalFormatter(logging.Formatter):
 
 
 def _attach_log(run: Run, *, echo: bool) -> None:
-    handler = logging.FileHandler(run.file(runs.LOG), encoding="utf-8")
+    handler = logging.FileHandler(run.log_path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO)

@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from cnn_core import access, api
+from cnn_core.api import zip_run
 from cnn_core.compare import compare_runs
 from cnn_core.errors import UserError
-from cnn_core.runs import Run, delete_run, list_runs, run_row, zip_run
+from cnn_core.runs import Run, delete_run, list_runs, run_row
 from dashboard.access import who
 from dashboard.charts import curve_figure
 from dashboard.routing import ensure_routed

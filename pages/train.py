@@ -17,7 +17,8 @@ from cnn_core.data.report import DatasetReport, check_dataset
 from cnn_core.datasets import SourceInfo, inspect_source
 from cnn_core.errors import UserError
 from cnn_core.presets import list_presets, mark_modified
-from cnn_core.runs import Run, RunError, RunStatus, open_run
+from cnn_core.progress import progress_view
+from cnn_core.runs import Progress, Run, RunError, RunStatus, open_run
 from cnn_core.shapes import analyze
 from cnn_core.spec import parse_spec
 from cnn_core.uploads import save_upload
@@ -26,7 +27,7 @@ from dashboard.charts import curve_figure, dataset_report_ui, latest_rows
 from dashboard.routing import ensure_routed
 from dashboard.settings_form import settings_form_ui, widget_key
 from dashboard.state import draft_ui, fingerprint, set_draft
-from dashboard.text import STATE_ICONS, format_seconds, plain, show_error
+from dashboard.text import STATE_ICONS, plain, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
@@ -64,37 +65,18 @@ def live_run_ui(name: str) -> None:
     for note in status.notes:
         st.info(plain(note), icon=":material/info:")
 
-    _progress_ui(status.state, progress)
+    _progress_ui(status, progress)
     _controls_ui(run, status, user)
     _curves_ui(run, status, history)
 
 
-def _progress_ui(state: str, progress: dict) -> None:
+def _progress_ui(status: RunStatus, progress: Progress) -> None:
     """Where a queued or training run is: waiting, or epoch, batch, speed and time left."""
-    if state == "queued":
-        # The worker writes phase "queued" only while it waits for a slot: behind a run that
-        # trains (runs_ahead counts only queued runs, so it is 0 then) or behind queued ones.
-        waiting = progress.get("phase") == "queued"
-        st.info(
-            "Waiting for the run before it to finish." if waiting else "Starting…",
-            icon=":material/schedule:",
-        )
-    elif state == "running":
-        phase = progress.get("phase", "starting")
-        batch, batches = progress.get("batch") or 0, progress.get("batches") or 0
-        text = f"{phase.capitalize()}"
-        if batches and phase in ("training", "validating", "epoch done"):
-            text = (
-                f"Epoch {progress.get('epoch')}/{progress.get('epochs')}, batch {batch}/{batches}"
-                f" ({phase})"
-            )
-            if progress.get("images_per_second"):
-                text += f" · {progress['images_per_second']:,.0f} images/s"
-            if progress.get("eta_seconds") is not None:
-                text += f" · about {format_seconds(progress['eta_seconds'])} left"
-            elif phase == "training":
-                text += " · estimating the time left"
-        st.progress(min(batch / batches, 1.0) if batches else 0.0, text=text)
+    view = progress_view(status, progress)
+    if view.waiting:
+        st.info(view.waiting, icon=":material/schedule:")
+    elif view.fraction is not None:
+        st.progress(view.fraction, text=view.text)
 
 
 def _controls_ui(run: Run, status: RunStatus, user: access.Principal) -> None:

@@ -58,7 +58,7 @@ def test_admins_and_a_dashboard_that_is_not_shared_see_everything(
 def test_a_run_without_an_owner_file_belongs_to_the_admins(tmp_path: Path) -> None:
     run = new_run(tmp_path, Principal(None))  # made before the server was shared
     assert access.owner_of(run) is None and access.visible(ALICE, [run]) == []
-    run.file(access.OWNER).write_text("{not json")
+    run.file("owner.json").write_text("{not json")
     assert access.owner_of(run) is None
 
 

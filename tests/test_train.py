@@ -65,7 +65,7 @@ def test_a_run_completes_with_every_artefact(data_dir, tmp_path):
         row["epoch_seconds"] > 0 and row["lr"] == pytest.approx(0.01) for row in run.history()
     )
     assert run.dataset()["class_names"] == ["blue", "green", "red"]
-    assert run.progress()["phase"] == "completed"
+    assert run.progress().phase == "completed"
     assert run.name.endswith("-tiny-net") and run.name[:8].isdigit()
     assert [p.name for p in run.path.iterdir() if p.name.startswith(".")] == []  # no temp files
 
@@ -138,7 +138,7 @@ def test_a_second_start_waits_in_the_queue(data_dir, tmp_path):
     wait_for_state(second, lambda s: s.pid is not None)
     time.sleep(2)
     assert second.status().state == "queued"
-    assert second.progress().get("phase") == "queued"
+    assert second.progress().phase == "queued"
     api.request_stop(long_run)
     wait_for_state(long_run, lambda s: s.state == "stopped")
     status = wait_for_state(second, lambda s: s.state == "completed")
@@ -335,15 +335,15 @@ def test_time_left_comes_from_measured_batches_not_the_compiling_first_one(tmp_p
     recorder.on_epoch_begin(0)
     clock[0] += 30.0  # tracing and compiling
     recorder.on_train_batch_end(0)
-    assert run.progress()["batch"] == 1 and run.progress()["eta_seconds"] is None
+    assert run.progress().batch == 1 and run.progress().eta_seconds is None
     for batch in range(1, 11):
         clock[0] += 0.1
         recorder.on_train_batch_end(batch)
     progress = run.progress()
-    assert progress["batch"] == 11
+    assert progress.batch == 11
     # 89 batches left in this epoch and 2 x 100 in the next two, at 0.1 s each
-    assert progress["eta_seconds"] == pytest.approx(28.9, abs=0.2)
-    assert progress["images_per_second"] == pytest.approx(320, rel=0.01)
+    assert progress.eta_seconds == pytest.approx(28.9, abs=0.2)
+    assert progress.images_per_second == pytest.approx(320, rel=0.01)
 
 
 def test_balanced_class_weights_change_training_and_unbalance_is_named(tmp_path):

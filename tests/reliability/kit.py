@@ -93,8 +93,8 @@ def kill_mid_epoch(run: Run, *, after_epochs: int) -> int:
         return (
             status.state == "running"
             and status.epochs_completed >= after_epochs
-            and progress.get("phase") == "training"
-            and progress.get("epoch") == status.epochs_completed + 1
+            and progress.phase == "training"
+            and progress.epoch == status.epochs_completed + 1
         )
 
     while True:
@@ -102,7 +102,7 @@ def kill_mid_epoch(run: Run, *, after_epochs: int) -> int:
         done = run.status().epochs_completed
         time.sleep(0.2)  # into the epoch, which takes about 0.7 s
         status = run.status()
-        if status.epochs_completed == done and run.progress().get("phase") == "training":
+        if status.epochs_completed == done and run.progress().phase == "training":
             break
     os.kill(status.pid, signal.SIGKILL)
     killed = wait_for_state(run, lambda s: s.state == "interrupted", 15)

@@ -362,9 +362,7 @@ def test_two_sessions_drafts_runs_queue_refresh_and_closed_tab(
         try:
             wait_for_epochs(run_a, 1)
             expect(metric(b, "State")).to_have_text("queued")  # while its worker starts up
-            wait_until(
-                lambda: run_b.progress().get("phase") == "queued", 60, what="B's worker to wait"
-            )
+            wait_until(lambda: run_b.progress().phase == "queued", 60, what="B's worker to wait")
             waiting = []
             for _ in range(3):  # over a few seconds, and several of the page's refreshes
                 expect(metric(a, "State")).to_have_text("running")
