@@ -135,11 +135,12 @@ def cifar_ratio(rounds: int) -> dict:
     """The tutorial model on CIFAR-10, one process: an epoch fed from the memory-mapped cache
     by `Feed` vs `model.fit` on in-RAM arrays (what training did before), alternated."""
     from cnn_core._keras import keras
+    from cnn_core.builder import build_model
     from cnn_core.config import config_from_dict
     from cnn_core.datasets import load_dataset
     from cnn_core.feed import Feed
     from cnn_core.presets import load_preset
-    from cnn_core.train import build_model, dtype_policy, make_optimizer
+    from cnn_core.train import dtype_policy, make_optimizer
 
     source = cifar_source()
     preset = load_preset("tutorial_cnn")

@@ -138,6 +138,7 @@ def test_a_failed_run_exits_by_the_type_of_what_ended_it(tmp_path, monkeypatch):
     from cnn_core import train
     from cnn_core.config import TrainConfig
     from cnn_core.presets import load_preset
+    from cnn_core.training import worker
 
     spec = load_preset("tutorial_cnn").spec
     for exc, code in ((RuntimeError("error: a bug"), 1), (UserError("unexpected error: x"), 2)):
@@ -146,7 +147,7 @@ def test_a_failed_run_exits_by_the_type_of_what_ended_it(tmp_path, monkeypatch):
         def fail(*args, exc=exc, **kwargs):
             raise exc
 
-        monkeypatch.setattr(train, "_train", fail)
+        monkeypatch.setattr(worker, "_train", fail)
         outcome = train.train_run(run)
         assert outcome.status.state is State.FAILED and run.status().state == "failed"
         assert outcome.exit_code == code, exc

@@ -289,11 +289,12 @@ def test_mixed_precision_models_are_saved_in_float32_with_the_trained_weights():
 
 def test_auto_mixed_precision_follows_the_machine(monkeypatch):
     from cnn_core import train
+    from cnn_core.training import optim
 
-    monkeypatch.setattr(train, "bfloat16_is_faster", lambda: True)
+    monkeypatch.setattr(optim, "bfloat16_is_faster", lambda: True)
     assert train.dtype_policy(TrainConfig()) == "mixed_bfloat16"
     assert train.dtype_policy(TrainConfig(mixed_precision=False)) is None
-    monkeypatch.setattr(train, "bfloat16_is_faster", lambda: False)
+    monkeypatch.setattr(optim, "bfloat16_is_faster", lambda: False)
     assert train.dtype_policy(TrainConfig()) is None
     assert train.dtype_policy(TrainConfig(mixed_precision=True)) == "mixed_bfloat16"
 
@@ -324,11 +325,12 @@ def test_time_left_comes_from_measured_batches_not_the_compiling_first_one(tmp_p
     "estimating" until batches after the first are timed, then about 0.1 s a batch."""
     from cnn_core import train
     from cnn_core.runs import create_run
+    from cnn_core.training import recorder as recorder_module
 
     run = create_run(TINY, TrainConfig(epochs=3), data_source="unused", root=tmp_path)
     clock = [1000.0]
-    monkeypatch.setattr(train.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(train, "PROGRESS_INTERVAL", 0.0)  # every batch writes progress.json
+    monkeypatch.setattr(recorder_module.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(recorder_module, "PROGRESS_INTERVAL", 0.0)  # progress at every batch
     recorder = train.RunRecorder(
         run, run.status(), [], batches=100, batch_size=32, epochs=3, echo=False
     )
@@ -447,3 +449,22 @@ def test_a_spec_written_with_whole_floats_trains(data_dir, tmp_path):
     status = run.status()
     assert status.state == "completed", f"{status.error}\n{run.log_tail()}"
     assert json.loads(run.file("spec.json").read_text())["layers"][0]["kernel_size"] == 3.0
+
+
+def test_the_trainer_is_split_by_concern_behind_one_door():
+    """`cnn_core.train` re-exports its parts from `cnn_core.training` (queue, recorder,
+    checkpoints, optim, data, worker); the queue needs no Keras, and no part is long."""
+    import subprocess
+    import sys
+
+    from cnn_core import train
+
+    for name in train.__all__:
+        part = getattr(train, name)
+        assert not callable(part) or part.__module__.startswith("cnn_core.training."), name
+    code = "import sys, cnn_core.training.queue; print('keras' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+    folder = Path(train.__file__).parent / "training"
+    lengths = {path.name: len(path.read_text().splitlines()) for path in folder.glob("*.py")}
+    assert max(lengths.values()) < 300, lengths

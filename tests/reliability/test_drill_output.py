@@ -144,7 +144,7 @@ def test_foreground_train_prints_no_traceback_without_cnn_core_debug(tmp_path: P
     spec = tmp_path / "tiny.json"
     spec.write_text(json.dumps(TINY.to_dict()))
     crash = (  # a bug inside training: the first epoch raises
-        "import sys, cnn_core.train as t\n"
+        "import sys, cnn_core.training.worker as t\n"
         "def boom(*a, **k): raise RuntimeError('boom')\n"
         "t._train = boom\n"
         "from cnn_core.cli import main\n"
