@@ -61,7 +61,7 @@ def main() -> None:
             report = evaluate_run(run, force=True)
             times.append(time.perf_counter() - start)
         print(
-            f"evaluate {report['n']:,} test images: best {min(times):.2f} s, "
+            f"evaluate {report.n:,} test images: best {min(times):.2f} s, "
             f"worst {max(times):.2f} s of 3"
         )
         start = time.perf_counter()

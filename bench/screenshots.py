@@ -147,7 +147,7 @@ def main() -> None:
             settle(page)
             page.wait_for_timeout(1500)  # the test images of the chosen cell
             shot(page, "evaluate")
-            accuracy = run.evaluation()["accuracy"]
+            accuracy = run.evaluation().accuracy
 
             # Runs: the run selected in the table, its curves drawn.
             page.get_by_test_id("stSidebarNav").get_by_role("link", name="Runs").click()

@@ -459,19 +459,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     run = open_run(args.run_dir, root=_root_of(args))
     data = check_source(args.data) if args.data else None  # absolute: stored with the report
     report = evaluate_run(run, data_source=data, force=args.force)
-    if report.get("not_saved"):
-        print(f"warning: {report['not_saved']}", file=sys.stderr)
+    if report.not_saved:
+        print(f"warning: {report.not_saved}", file=sys.stderr)
     if args.json:
-        say(json.dumps(report))
+        say(json.dumps(report.to_dict()))
         return 0
     say(
-        f"{run.name}: test accuracy {report['accuracy']:.4f}, loss {report['loss']:.4f} "
-        f"on {report['n']:,} images"
+        f"{run.name}: test accuracy {report.accuracy:.4f}, loss {report.loss:.4f} "
+        f"on {report.n:,} images"
     )
-    for row in report["per_class"]:
+    for row in report.per_class:
         say(
-            f"  {row['class']:<16} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
-            f"F1 {row['f1']:.3f}  support {row['support']}"
+            f"  {row.name:<16} precision {row.precision:.3f}  recall {row.recall:.3f}  "
+            f"F1 {row.f1:.3f}  support {row.support}"
         )
     return 0
 

@@ -1,11 +1,12 @@
 """Test-set evaluation of a run: metrics computed once, stored in the run, read by the dashboard.
 
-`evaluate_run` runs the run's model over the test split of its dataset and writes two files into
-the run directory, atomically: `evaluation.json` (accuracy, loss, top-5 accuracy, per-class
-precision/recall/F1, the confusion matrix) and `predictions.npz` (every test image's true class,
-predicted class and probabilities), from which `confident_mistakes` and `cell_examples` pick the
-test images worth looking at, and `largest_confusion` the confusion-matrix cell to show first. The
-stored evaluation is reused until the model file changes.
+`evaluate_run` runs the run's model over the test split of its dataset and returns an
+`EvaluationReport` (`cnn_core.runs`: accuracy, loss, top-5 accuracy, per-class precision/recall/F1,
+the confusion matrix), which the run stores, atomically, as `evaluation.json`, beside
+`predictions.npz` (every test image's true class, predicted class and probabilities), from which
+`confident_mistakes` and `cell_examples` pick the test images worth looking at, and
+`largest_confusion` the confusion-matrix cell to show first. The stored evaluation is reused
+until the model file changes.
 
 Metrics are plain numpy, checked against their textbook definitions; no scikit-learn. This module
 does not draw anything, and Keras is imported only when a model is loaded.
@@ -17,6 +18,7 @@ import io
 import os
 import time
 import zipfile
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from cnn_core.datasets import load_dataset
 from cnn_core.errors import DataError, UserError
 from cnn_core.predict import class_names, load_run_model, output_size, run_model
 from cnn_core.runs import (
+    EvaluationReport,
     Run,
     RunError,
     now_iso,
@@ -47,7 +50,7 @@ def evaluate_run(
     data_source: str | None = None,
     force: bool = False,
     batch_size: int = 500,
-) -> dict[str, Any]:
+) -> EvaluationReport:
     """The run's test-set evaluation: the stored one if it is current, else computed and stored.
 
     The stored evaluation is current when the model file has not changed since, it was made on
@@ -58,7 +61,7 @@ def evaluate_run(
     if not force:
         stored = run.evaluation()
         if _is_current(run, stored, source):
-            return stored  # type: ignore[return-value]
+            return stored  # type: ignore[return-value] - current: not None
     if not isinstance(source, str) or not source.strip():
         raise RunError(
             f"run {run.name}: dataset.json records no data source; pass the test data's source."
@@ -88,32 +91,36 @@ def evaluate_run(
             "it again with a lower learning rate."
         )
     y_true = np.asarray(dataset.y_test, dtype=np.int64)
-    report = metrics(y_true, probabilities, names)
-    report.update(
-        seconds=round(time.perf_counter() - started, 3),
-        data_source=source,
-        data_fingerprint=source_fingerprint(source),
-        evaluated_at=now_iso(),
-        model_mtime=model_mtime,
+    report = EvaluationReport.from_dict(
+        {
+            **metrics(y_true, probabilities, names),
+            "seconds": round(time.perf_counter() - started, 3),
+            "data_source": source,
+            "data_fingerprint": source_fingerprint(source),
+            "evaluated_at": now_iso(),
+            "model_mtime": model_mtime,
+        }
     )
+    assert report is not None  # metrics() makes every part
     # predictions first: whoever sees the new evaluation.json finds its predictions beside it
     try:
         run.write_evaluation(report, _npz_bytes(y_true, probabilities))
     except OSError as exc:  # a read-only run folder: the figures computed are still returned
-        report["not_saved"] = (
-            f"the evaluation could not be saved in {run.path} ({exc.strerror}), so it will be "
-            "computed again next time; make the run folder writable to keep it."
+        report = replace(
+            report,
+            not_saved=f"the evaluation could not be saved in {run.path} ({exc.strerror}), so it "
+            "will be computed again next time; make the run folder writable to keep it.",
         )
     return report
 
 
-def stored_evaluation(run: Run) -> tuple[dict[str, Any] | None, str | None]:
+def stored_evaluation(run: Run) -> tuple[EvaluationReport | None, str | None]:
     """The stored evaluation if its `data_source` can be used (looked at, fingerprinted, its
     test images shown), else None and why not; (None, None) if there is no evaluation."""
     report = run.evaluation()
     if report is None:
         return None, None
-    problem = source_problem(run, report["data_source"])
+    problem = source_problem(run, report.data_source)
     if problem:
         return None, (
             f"run {run.name}: evaluation.json is not used because its data_source {problem}; "
@@ -142,8 +149,8 @@ def source_problem(run: Run, source: object) -> str | None:
     return None
 
 
-def _is_current(run: Run, stored: dict[str, Any] | None, source: object) -> bool:
-    if stored is None or stored.get("data_source") != source:
+def _is_current(run: Run, stored: EvaluationReport | None, source: object) -> bool:
+    if stored is None or stored.data_source != source:
         return False
     if source_problem(run, source):
         return False
@@ -151,20 +158,20 @@ def _is_current(run: Run, stored: dict[str, Any] | None, source: object) -> bool
         mtime = run.model_mtime()
     except OSError:
         return False  # no model now: recomputing says so in the user's words
-    if stored.get("model_mtime") != mtime or not run.has_predictions():
+    if stored.model_mtime != mtime or not run.has_predictions():
         return False
     return not data_changed(stored)
 
 
-def data_changed(report: dict[str, Any], *, current: str | None = None) -> bool:
+def data_changed(report: EvaluationReport, *, current: str | None = None) -> bool:
     """Whether the test data's files changed since `report` was made (a report from before
     fingerprints were stored counts as unchanged). `current`: the source's fingerprint now, if
     the caller has it."""
-    stored = report.get("data_fingerprint")
+    stored = report.data_fingerprint
     if stored is None:
         return False
     if current is None:
-        current = source_fingerprint(str(report.get("data_source", "")))
+        current = source_fingerprint(report.data_source)
     return current != stored
 
 
@@ -323,14 +330,14 @@ def cell_examples(run: Run, true_class: int, predicted_class: int, *, limit: int
     return [int(i) for i in cell[np.argsort(-confidence, kind="stable")[: max(0, limit)]]]
 
 
-def class_findings(report: dict[str, Any]) -> dict[str, Any]:
+def class_findings(report: EvaluationReport) -> dict[str, Any]:
     """What the Evaluate page says about the classes of a stored report: how unbalanced the test
     images are (largest class over smallest), whether that is above the hint, and the classes the
     model never recognises (recall 0 on images it was shown)."""
-    rows = report["per_class"]
-    supports = np.array([int(row["support"]) for row in rows])
+    rows = report.per_class
+    supports = np.array([int(row.support) for row in rows])
     ratio = imbalance_ratio(np.repeat(np.arange(len(rows)), supports), len(rows))
-    never = [row["class"] for row in rows if row["support"] and not row["recall"]]
+    never = [row.name for row in rows if row.support and not row.recall]
     return {"imbalance": ratio, "unbalanced": ratio > IMBALANCE_HINT, "never_recognised": never}
 
 
@@ -355,7 +362,7 @@ def largest_confusion(matrix: np.ndarray | list[list[int]]) -> tuple[int, int]:
 
 
 def _stored_names(run: Run, classes: int) -> list[str]:
-    names = (run.evaluation() or {}).get("class_names")
-    if isinstance(names, list) and len(names) == classes:
-        return [str(name) for name in names]
+    report = run.evaluation()
+    if report is not None and len(report.class_names) == classes:
+        return list(report.class_names)
     return [f"class {i}" for i in range(classes)]

@@ -547,16 +547,15 @@ class Run:
         """Rewrite history.csv whole (readers notice a rewrite: `HistoryReader`)."""
         atomic_write_text(self.file(HISTORY), format_history(rows))
 
-    def evaluation(self) -> dict[str, Any] | None:
+    def evaluation(self) -> EvaluationReport | None:
         """The stored evaluation, or None if there is none or it lacks what a report holds."""
-        data = read_json(self.file(EVALUATION))
-        return data if _complete_report(data) else None
+        return EvaluationReport.from_dict(read_json(self.file(EVALUATION)))
 
-    def write_evaluation(self, report: dict[str, Any], predictions: bytes) -> None:
+    def write_evaluation(self, report: EvaluationReport, predictions: bytes) -> None:
         """The evaluation report and the predictions behind it (an .npz), predictions first:
         a report is never newer than what it was computed from."""
         atomic_write_bytes(self.file(PREDICTIONS), predictions)
-        atomic_write_json(self.file(EVALUATION), report)
+        atomic_write_json(self.file(EVALUATION), replace(report, not_saved=None).to_dict())
 
     def predictions(self) -> bytes:
         """predictions.npz's bytes; raises OSError if it is missing, not a regular file of the
@@ -801,9 +800,89 @@ def fail_run(run: Run, error: str) -> RunStatus:
     return status
 
 
+@dataclass(frozen=True)
+class ClassFigures:
+    """One class's row of an evaluation: how often it was found, and how often rightly."""
+
+    name: str  # "class" in evaluation.json
+    precision: float
+    recall: float
+    f1: float
+    support: int  # test images of this class
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"class": self.name, "precision": self.precision, "recall": self.recall,
+                "f1": self.f1, "support": self.support}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """A run's test-set evaluation, as evaluation.json holds it (`cnn_core.evaluate` makes it)."""
+
+    accuracy: float
+    loss: float
+    n: int  # test images
+    class_names: tuple[str, ...]
+    per_class: tuple[ClassFigures, ...]
+    confusion_matrix: tuple[tuple[int, ...], ...]  # rows: true class, columns: predicted
+    data_source: str
+    top5_accuracy: float | None = None  # only with more than five classes
+    seconds: float | None = None
+    data_fingerprint: str | None = None  # the test data's, to tell when it changed
+    evaluated_at: str | None = None
+    model_mtime: int | None = None  # the model.keras it evaluated (ns)
+    not_saved: str | None = None  # why it could not be stored; never in the file
+
+    _KEYS = ("accuracy", "loss", "top5_accuracy", "n", "class_names", "per_class",
+             "confusion_matrix", "seconds", "data_source", "data_fingerprint", "evaluated_at",
+             "model_mtime")  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON evaluation.json holds, keys in the order it always had them."""
+        data: dict[str, Any] = {key: getattr(self, key) for key in self._KEYS}
+        data["class_names"] = list(self.class_names)
+        data["per_class"] = [row.to_dict() for row in self.per_class]
+        data["confusion_matrix"] = [list(row) for row in self.confusion_matrix]
+        if self.not_saved is not None:
+            data["not_saved"] = self.not_saved
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> EvaluationReport | None:
+        """The report decoded JSON holds, or None if it lacks a part the Evaluate page draws:
+        a hand-edited or foreign file is treated as no evaluation (it is computed again), not
+        shown half. Parts added later (the fingerprint, the model's time) may be missing."""
+        if not _complete_report(data):
+            return None
+        optional = {key: data.get(key) for key in cls._KEYS[7:] if key != "data_source"}
+        try:
+            return cls(
+                accuracy=float(data["accuracy"]),
+                loss=float(data["loss"]),
+                n=data["n"],
+                class_names=tuple(str(name) for name in data["class_names"]),
+                per_class=tuple(
+                    ClassFigures(
+                        str(row["class"]),
+                        row["precision"],
+                        row["recall"],
+                        row["f1"],
+                        row["support"],
+                    )
+                    for row in data["per_class"]
+                ),
+                confusion_matrix=tuple(tuple(row) for row in data["confusion_matrix"]),
+                data_source=data["data_source"],
+                top5_accuracy=data.get("top5_accuracy"),
+                not_saved=data.get("not_saved"),
+                **optional,
+            )
+        except (TypeError, ValueError):
+            return None
+
+
 def _complete_report(data: Any) -> bool:
-    """Whether decoded evaluation.json has every part the Evaluate page draws: a hand-edited or
-    foreign file is treated as no evaluation (it is computed again), not shown half."""
+    """Whether decoded evaluation.json has every part the Evaluate page draws."""
     if not isinstance(data, dict):
         return False
     kinds = {"accuracy": (int, float), "loss": (int, float), "n": int, "class_names": list}
@@ -811,7 +890,9 @@ def _complete_report(data: Any) -> bool:
     if not all(isinstance(data.get(key), kind) for key, kind in kinds.items()):
         return False
     row_keys = {"class", "precision", "recall", "f1", "support"}
-    return all(isinstance(row, dict) and row_keys <= row.keys() for row in data["per_class"])
+    if not all(isinstance(row, dict) and row_keys <= row.keys() for row in data["per_class"]):
+        return False
+    return all(isinstance(row, list) for row in data["confusion_matrix"])
 
 
 def parse_history(text: str) -> list[dict[str, float | None]]:
@@ -1099,8 +1180,8 @@ def run_row(run: Run) -> dict[str, Any]:
     except UserError as exc:
         row["problem"] = row["problem"] or str(exc)  # why the status is unusable comes first
     evaluation = run.evaluation()
-    if evaluation and isinstance(evaluation.get("accuracy"), int | float):
-        row["test accuracy"] = evaluation["accuracy"]
+    if evaluation is not None:
+        row["test accuracy"] = evaluation.accuracy
     return row
 
 

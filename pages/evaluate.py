@@ -44,34 +44,34 @@ if report is None:
             except UserError as exc:
                 show_error(exc)
             else:
-                if not report.get("not_saved"):
+                if not report.not_saved:
                     st.rerun()  # redraw without the "not evaluated yet" prompt
                 # Not saved (a read-only run folder): the figures are shown, not thrown away.
                 st.warning(
-                    f"Test accuracy {report['accuracy']:.2%}, loss {report['loss']:.4f} on "
-                    f"{report['n']:,} images; but {report['not_saved']}",
+                    f"Test accuracy {report.accuracy:.2%}, loss {report.loss:.4f} on "
+                    f"{report.n:,} images; but {report.not_saved}",
                     icon=":material/warning:",
                 )
                 report = None
     if report is None:
         st.stop()
 
-if data_changed(report, current=fingerprint(report["data_source"])):
+if data_changed(report, current=fingerprint(report.data_source)):
     st.warning(
-        f"The test images in {plain(report['data_source'])} changed since this evaluation; these "
+        f"The test images in {plain(report.data_source)} changed since this evaluation; these "
         "figures are about the old ones. Evaluate again (at the bottom of the page) for the new.",
         icon=":material/update:",
     )
-names = report["class_names"]
+names = report.class_names
 labels = [plotly_text(name) for name in names]  # the charts' class names, shown as text
 a, b, c, d = st.columns(4)
-a.metric("Test accuracy", f"{report['accuracy']:.2%}")
-b.metric("Test loss", f"{report['loss']:.4f}")
-top5 = report.get("top5_accuracy")
+a.metric("Test accuracy", f"{report.accuracy:.2%}")
+b.metric("Test loss", f"{report.loss:.4f}")
+top5 = report.top5_accuracy
 c.metric("Top-5 accuracy", f"{top5:.2%}" if top5 is not None else "-")
-d.metric("Test images", f"{report['n']:,}")
+d.metric("Test images", f"{report.n:,}")
 
-per_class = pd.DataFrame(report["per_class"])
+per_class = pd.DataFrame([row.to_dict() for row in report.per_class])
 findings = class_findings(report)
 if findings["unbalanced"]:  # accuracy hides the small classes: recall per class comes first
     per_class = per_class[["class", "recall", "precision", "f1", "support"]]
@@ -113,12 +113,12 @@ bars.update_layout(
 )
 right.plotly_chart(bars, key="per_class_chart")
 
-matrix = np.array(report["confusion_matrix"])
+matrix = np.array(report.confusion_matrix)
 # The cell shown below lives in the class selectboxes' state: a click on the matrix writes it
 # there (a callback, so it runs before the page is drawn again), and so does the user's own
 # choice in the selectboxes; whichever came last wins. A new run or evaluation starts again
 # from the most common mistake.
-cell_of = (run.name, report.get("evaluated_at"))
+cell_of = (run.name, report.evaluated_at)
 if st.session_state.get("cell_of") != cell_of or not all(
     st.session_state.get(key) in range(len(names)) for key in ("cell_true", "cell_pred")
 ):
@@ -208,11 +208,11 @@ def test_images(test_set: TestSet) -> np.ndarray:
 
 
 try:
-    x_test = test_images(choose_test_set(run, report["data_source"]))
+    x_test = test_images(choose_test_set(run, report.data_source))
 except UserError as exc:
     show_error(exc)
     st.stop()
-probs = matching_probabilities(run, x_test, count=report["n"])
+probs = matching_probabilities(run, x_test, count=report.n)
 if probs is None:
     st.warning("The stored predictions do not match the test set; evaluate again.")
     st.stop()
@@ -249,10 +249,10 @@ if st.button("Evaluate again", key="reevaluate"):
         except UserError as exc:
             show_error(exc)
         else:
-            if again.get("not_saved"):
+            if again.not_saved:
                 st.warning(
-                    f"Test accuracy {again['accuracy']:.2%} on {again['n']:,} images; but "
-                    f"{again['not_saved']}",
+                    f"Test accuracy {again.accuracy:.2%} on {again.n:,} images; but "
+                    f"{again.not_saved}",
                     icon=":material/warning:",
                 )
                 st.stop()

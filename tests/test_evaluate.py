@@ -96,7 +96,7 @@ def expected_labels() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_figures_equal_an_independent_computation(run: Run, data: Path):
-    report = evaluate_run(run)
+    report = evaluate_run(run).to_dict()  # as evaluation.json holds it
     y_true, y_pred = expected_labels()
     n = len(TEST_IMAGES)
 
@@ -169,8 +169,12 @@ def test_metrics_handle_zero_division_and_top5():
 
 
 def test_files_are_written_and_match_what_is_returned(run: Run):
-    report = evaluate_run(run)
-    assert run.evaluation() == report
+    import json
+
+    from cnn_core.runs import EVALUATION
+
+    report = evaluate_run(run).to_dict()
+    assert run.evaluation().to_dict() == report == json.loads(run.file(EVALUATION).read_text())
     assert report["model_mtime"] == run.file(MODEL).stat().st_mtime_ns
     assert report["seconds"] >= 0
     assert report["evaluated_at"]
@@ -216,8 +220,8 @@ def test_force_and_a_changed_model_recompute(run: Run, monkeypatch: pytest.Monke
     os.utime(run.file(MODEL), ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
     again = evaluate_run(run)
     assert counter.calls == 3
-    assert again["model_mtime"] != first["model_mtime"]
-    assert again["accuracy"] == first["accuracy"]
+    assert again.model_mtime != first.model_mtime
+    assert again.accuracy == first.accuracy
 
     run.file(PREDICTIONS).unlink()  # predictions gone: the dashboard needs them back
     evaluate_run(run)
@@ -232,7 +236,7 @@ def test_another_data_source_is_evaluated_not_served_from_store(
     for cls in CLASSES:
         write_png(other / "train" / cls / "a.png", (9, 9, 9))
         write_png(other / "test" / cls / "a.png", (0, 0, 255))  # all look blue
-    report = evaluate_run(run, data_source=str(other))
+    report = evaluate_run(run, data_source=str(other)).to_dict()
     assert report["data_source"] == str(other)
     assert report["n"] == 3
     assert report["accuracy"] == pytest.approx(1 / 3)
@@ -346,7 +350,7 @@ def test_largest_confusion_is_the_most_common_mistake(matrix: list, cell: tuple[
 
 def test_largest_confusion_of_the_stored_matrix(run: Run):
     report = evaluate_run(run)
-    assert largest_confusion(report["confusion_matrix"]) == (0, 2)  # a tie: blue->red comes first
+    assert largest_confusion(report.confusion_matrix) == (0, 2)  # a tie: blue->red comes first
 
 
 @pytest.mark.parametrize("matrix", [[1, 2, 3], [[1, 2], [3, 4], [5, 6]], []])

@@ -9,12 +9,15 @@ from reliability.kit import make_model_run
 from support import open_page, write_colours
 
 from cnn_core.evaluate import class_findings, evaluate_run
+from cnn_core.runs import ClassFigures, EvaluationReport
 from cnn_core.settings import runs_root
 from dashboard.state import fingerprint
 
 
-def report_of(rows: list[tuple[str, float, int]]) -> dict:
-    return {"per_class": [{"class": c, "recall": r, "support": n} for c, r, n in rows]}
+def report_of(rows: list[tuple[str, float, int]]) -> EvaluationReport:
+    figures = tuple(ClassFigures(c, 0.5, r, 0.5, n) for c, r, n in rows)
+    names = tuple(c for c, _, _ in rows)
+    return EvaluationReport(0.5, 1.0, 10, names, figures, (), data_source="unused")
 
 
 def test_class_findings_name_imbalance_and_never_recognised_classes():
@@ -36,7 +39,7 @@ def test_the_page_puts_recall_first_and_warns_of_a_class_never_recognised(tmp_pa
     assert list(table.columns)[:2] == ["class", "recall"]
     assert list(table["recall"]) == sorted(table["recall"])
     assert any("unbalanced (6.0:1)" in info.value for info in at.info)
-    never = [row["class"] for row in report["per_class"] if not row["recall"]]
+    never = [row.name for row in report.per_class if not row.recall]
     warnings = " ".join(w.value for w in at.warning)
     assert all(name in warnings for name in never)
     assert bool(never) == ("never recognises" in warnings)
@@ -57,4 +60,4 @@ def test_a_stored_evaluation_is_stale_once_the_test_images_change(tmp_path: Path
     at = open_page("evaluate", run=run.name)
     assert any("changed since this evaluation" in w.value for w in at.warning)
     again = evaluate_run(run)
-    assert again["n"] == first["n"] + 1 and again["data_fingerprint"] != first["data_fingerprint"]
+    assert again.n == first.n + 1 and again.data_fingerprint != first.data_fingerprint

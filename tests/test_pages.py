@@ -402,7 +402,7 @@ def test_runs_table_lists_every_run(completed_template: Run, data: Path):
     rows = {row["run"]: row for row in table.to_dict("records")}
     assert set(rows) == {done.name, broken.name}
     assert rows[done.name]["state"] == "completed"
-    assert rows[done.name]["test accuracy"] == pytest.approx(done.evaluation()["accuracy"])
+    assert rows[done.name]["test accuracy"] == pytest.approx(done.evaluation().accuracy)
     assert rows[broken.name]["state"] == "interrupted"
 
 

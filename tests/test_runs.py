@@ -266,3 +266,39 @@ def test_progress_view_says_where_a_live_run_is(state, progress, expected):
         assert view.fraction is None or view.waiting
     else:
         assert view.text == text and 0.0 <= view.fraction <= 1.0
+
+
+OLD_EVALUATION = {  # evaluation.json as the code before the report was a dataclass wrote it
+    "accuracy": 0.75,
+    "loss": 0.5,
+    "top5_accuracy": None,
+    "n": 4,
+    "class_names": ["red", "blue"],
+    "per_class": [
+        {"class": "red", "precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2},
+        {"class": "blue", "precision": 0.6667, "recall": 1.0, "f1": 0.8, "support": 2},
+    ],
+    "confusion_matrix": [[1, 1], [0, 2]],
+    "seconds": 0.25,
+    "data_source": "/data/colours",
+    "data_fingerprint": "abc",
+    "evaluated_at": "2026-11-25T10:20:00+00:00",
+    "model_mtime": 1764065800000000000,
+}
+
+
+def test_an_old_evaluation_reads_as_a_report_and_writes_back_the_same(tmp_path):
+    from cnn_core.runs import EvaluationReport
+
+    run = old_run(tmp_path)
+    run.file("evaluation.json").write_text(json.dumps(OLD_EVALUATION, indent=1))
+    report = run.evaluation()
+    assert isinstance(report, EvaluationReport)
+    assert report.accuracy == 0.75 and report.class_names == ("red", "blue")
+    assert report.per_class[1].name == "blue" and report.per_class[1].support == 2
+    assert report.confusion_matrix == ((1, 1), (0, 2)) and report.not_saved is None
+    assert json.dumps(report.to_dict()) == json.dumps(OLD_EVALUATION)  # same keys, same order
+    older = {k: v for k, v in OLD_EVALUATION.items() if k not in ("data_fingerprint", "seconds")}
+    assert EvaluationReport.from_dict(older).data_fingerprint is None  # before fingerprints
+    for damaged in ({**OLD_EVALUATION, "per_class": [{"class": "red"}]}, {"accuracy": 1}, [1]):
+        assert EvaluationReport.from_dict(damaged) is None

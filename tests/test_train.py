@@ -429,7 +429,7 @@ def test_a_quick_try_trains_and_is_evaluated_on_the_files_its_split_recorded(tmp
     assert not set(split["test"]) & set(split["train"] + split["validation"])
     assert any("limit 30" in note for note in run.status().notes)
     report = evaluate_run(run)
-    assert sum(row["support"] for row in report["per_class"]) == 10
+    assert sum(row.support for row in report.per_class) == 10
 
 
 def test_a_spec_written_with_whole_floats_trains(data_dir, tmp_path):
