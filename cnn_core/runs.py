@@ -28,6 +28,7 @@ module imports no Keras (nor the builder).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import enum
 import errno
@@ -271,7 +272,7 @@ def _number_in(low: float, high: float, *, optional: bool = False) -> Any:
         if value is None:
             return optional
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        return is_number and math.isfinite(value) and low <= value <= high
+        return is_number and low <= value <= high and math.isfinite(value)  # a huge int: False
 
     return check
 
@@ -352,7 +353,9 @@ class Progress:
         for name in ("images_per_second", "eta_seconds", "updated"):
             value = data.get(name)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                values[name] = float(value) if math.isfinite(value) else None
+                with contextlib.suppress(OverflowError):  # an int too big for a float
+                    number = float(value)
+                    values[name] = number if math.isfinite(number) else None
         return cls(**values)
 
 
@@ -877,7 +880,7 @@ class EvaluationReport:
                 not_saved=data.get("not_saved"),
                 **optional,
             )
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
 
 

@@ -90,9 +90,8 @@ def test_a_run_folder_in_the_old_format_still_reads(tmp_path):
 
 def test_progress_reads_a_damaged_or_foreign_file_as_unknown(tmp_path):
     run = old_run(tmp_path)
-    run.file("progress.json").write_text(
-        '{"phase": "frobbing", "batch": "3", "eta_seconds": 1e999}'
-    )
+    damaged = '{"phase": "frobbing", "batch": "3", "eta_seconds": 1e999, "updated": 1%s}'
+    run.file("progress.json").write_text(damaged % ("0" * 400))  # an int no float can hold
     assert run.progress() == Progress()
     run.file("progress.json").write_text("[1, 2")
     assert run.progress() == Progress()
@@ -112,6 +111,7 @@ def test_states_and_phases_are_the_strings_the_files_always_held():
     assert f"{State.RUNNING}" == "running"  # messages that name a state read as before
     assert RunStatus(state="failed").state is State.FAILED  # a plain string becomes the enum
     assert RunStatus.from_dict({"state": "asleep"}) is None  # an unknown state: damaged
+    assert RunStatus.from_dict({"state": "queued", "seconds_before": 10**400}) is None
     assert State.QUEUED.active and not State.STOPPED.active and State.FAILED.troubled
 
 
