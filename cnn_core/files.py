@@ -98,27 +98,14 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
-def remove_dead_writers_files(folder: Path, *, alive: Callable[[int], bool] | None = None) -> None:
-    """Delete temporary files whose writer (the pid in their name) is gone: a killed process
-    leaves its half-written file behind, never in place of the real one."""
-    alive = alive or _pid_exists
+def remove_dead_writers_files(folder: Path, *, alive: Callable[[int], bool]) -> None:
+    """Delete temporary files whose writer (the pid in their name) is not `alive`: a killed
+    process leaves its half-written file behind, never in place of the real one."""
     for path in Path(folder).glob(".*.tmp*"):
         match = re.search(r"\.(\d+)\.", path.name)
         if match and not alive(int(match.group(1))):
             with contextlib.suppress(OSError):
                 path.unlink()
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists but is someone else's
-    except OverflowError:
-        return False
-    return True
 
 
 # --- bounded reads ----------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from cnn_core.files import (
     atomic_path,
     atomic_write_json,
     read_bounded,
-    remove_dead_writers_files,
 )
+from cnn_core.runs import remove_dead_writers_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def test_a_killed_writers_temp_file_is_known_as_litter(tmp_path):
     dead.write_text("{")
     mine = tmp_path / f".a.json.{os.getpid()}.zz.tmp"
     mine.write_text("{")
-    remove_dead_writers_files(tmp_path)
+    remove_dead_writers_files(tmp_path)  # runs': alive is the kernel's word
     assert not dead.exists() and mine.exists()
 
 
