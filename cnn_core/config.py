@@ -16,7 +16,6 @@ import difflib
 import json
 import math
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
