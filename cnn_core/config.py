@@ -105,7 +105,10 @@ class Setting:
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(self.expected())
-        if not math.isfinite(value) or (self.kind == "integer" and not float(value).is_integer()):
+        whole = isinstance(value, int) or value.is_integer()  # why not float(): 10**1000 overflows
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(self.expected())
+        if self.kind == "integer" and not whole:
             raise ValueError(self.expected())
         too_low = value < self.low or (self.low_open and value == self.low)
         too_high = value > self.high or (self.high_open and value == self.high)
