@@ -109,7 +109,7 @@ def resume_run(run: Run, *, more_epochs: int | None = None, detach: bool = True)
                 f"run {run.name} has completed all {status.epochs_target} epochs; ask for more "
                 "epochs (e.g. --epochs 5) to train it further."
             )
-        check_backend()
+        check_backend_support(run.config(), check_backend())  # the backend may differ from before
         check_source(run.dataset().get("source") or "")  # moved or deleted since: say so now
         queued = replace(
             status,

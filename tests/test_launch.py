@@ -21,7 +21,7 @@ from cnn_core import api
 from cnn_core.backends import BackendError, check_backend, keras_backend
 from cnn_core.config import TrainConfig
 from cnn_core.datasets import check_source, inspect_source
-from cnn_core.errors import DataError
+from cnn_core.errors import ConfigError, DataError
 from cnn_core.runs import (
     LAUNCH,
     Run,
@@ -148,6 +148,19 @@ def test_a_missing_backend_is_refused_with_what_to_install(tmp_path, monkeypatch
     monkeypatch.setenv("KERAS_BACKEND", "pytorch")
     with pytest.raises(BackendError, match="not a backend"):
         check_backend()
+
+
+def test_a_run_resumed_where_the_backend_cannot_run_its_settings_is_refused(tmp_path, monkeypatch):
+    source = write_folders(tmp_path / "data")
+    config = TrainConfig(epochs=1, steps_per_execution=4)  # made under TensorFlow: allowed
+    run = api.prepare_run(TINY, config, data_source=str(source))
+    before = run.status()
+    monkeypatch.setenv("KERAS_BACKEND", "torch")  # PyTorch's trainer refuses steps_per_execution
+    monkeypatch.setattr("cnn_core.backends.importlib.util.find_spec", lambda name: 1)
+    with pytest.raises(ConfigError, match="steps_per_execution 4 needs TensorFlow or JAX"):
+        api.resume_run(run)
+    assert run.status() == before  # refused before anything was written or launched
+    assert not (run.path / LAUNCH).exists()
 
 
 def test_the_backend_comes_from_the_environment_then_keras_json(tmp_path, monkeypatch):
