@@ -25,7 +25,6 @@ import numpy as np
 
 from cnn_core.balance import IMBALANCE_HINT, imbalance_ratio
 from cnn_core.data.cache import source_fingerprint
-from cnn_core.datasets import load_dataset
 from cnn_core.errors import DataError, UserError
 from cnn_core.predict import class_names, load_run_model, output_size, run_model
 from cnn_core.runs import (
@@ -34,6 +33,7 @@ from cnn_core.runs import (
     RunError,
     now_iso,
 )
+from cnn_core.testset import choose_test_set, load_test_set
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] as Keras' loss does
 TOP_K = 5  # top-k accuracy is reported when there are more classes than this
@@ -70,16 +70,7 @@ def evaluate_run(
     started = time.perf_counter()
     model = load_run_model(run)
     model_mtime = run.model_mtime()  # after loading: the file that was loaded
-    height, width, channels = run.spec().input_shape
-    config = run.config()
-    own = source == run.dataset().get("source")  # a run's limit picks its own test images only
-    dataset = load_dataset(
-        source,
-        image_size=(height, width),
-        channels=channels,
-        test_split=config.test_split,  # the split it was trained with: no test image was seen
-        limit=config.limit if own else None,
-    )
+    dataset = load_test_set(choose_test_set(run, source))  # the run's own split: none seen
     names = _check_classes(run, tuple(dataset.class_names), output_size(model))
     if len(dataset.x_test) == 0:
         raise DataError(f"{source} has no test images; put some in its test/<class>/ folders.")
@@ -366,3 +357,12 @@ def _stored_names(run: Run, classes: int) -> list[str]:
     if report is not None and len(report.class_names) == classes:
         return list(report.class_names)
     return [f"class {i}" for i in range(classes)]
+
+
+def matching_probabilities(run: Run, images: np.ndarray, *, count: int) -> np.ndarray | None:
+    """The stored test-set probabilities (float32, one row per image), or None when there are
+    none or they do not fit: the evaluation covered `count` images, and so must `images`."""
+    predictions = read_predictions(run)
+    if predictions is None or len(images) != count or len(predictions["probabilities"]) != count:
+        return None
+    return predictions["probabilities"].astype(np.float32)

@@ -4,8 +4,7 @@
 data source, the model's input size, and the run's own `test_split` and `limit` (the split it
 was trained with, so no image shown was seen in training; the limit only for the run's own
 source), the same choice `evaluate.evaluate_run` makes. `load_test_images` loads them;
-`matching_probabilities` gives the stored predictions for them, or None when they no longer
-belong together.
+`load_test_set` the whole dataset that choice names (the evaluation itself uses it).
 
 This module draws nothing and knows nothing of Streamlit; Keras is never imported.
 """
@@ -16,8 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnn_core.datasets import load_dataset
-from cnn_core.evaluate import read_predictions
+from cnn_core.datasets import Dataset, load_dataset
 from cnn_core.runs import Run
 
 
@@ -53,19 +51,15 @@ def choose_test_set(run: Run, source: str) -> TestSet:
 
 def load_test_images(test_set: TestSet) -> np.ndarray:
     """The test images as uint8 (N, H, W, C). Raises `DataError` when the source cannot be used."""
+    return load_test_set(test_set).x_test
+
+
+def load_test_set(test_set: TestSet) -> Dataset:
+    """The dataset `test_set` names, split and limited as the run was. Raises `DataError`."""
     return load_dataset(
         test_set.source,
         image_size=test_set.image_size,
         channels=test_set.channels,
         test_split=test_set.test_split,
         limit=test_set.limit,
-    ).x_test
-
-
-def matching_probabilities(run: Run, images: np.ndarray, *, count: int) -> np.ndarray | None:
-    """The stored test-set probabilities (float32, one row per image), or None when there are
-    none or they do not fit: the evaluation covered `count` images, and so must `images`."""
-    predictions = read_predictions(run)
-    if predictions is None or len(images) != count or len(predictions["probabilities"]) != count:
-        return None
-    return predictions["probabilities"].astype(np.float32)
+    )

@@ -16,9 +16,10 @@ from cnn_core.evaluate import (
     data_changed,
     evaluate_run,
     largest_confusion,
+    matching_probabilities,
     stored_evaluation,
 )
-from cnn_core.testset import TestSet, choose_test_set, load_test_images, matching_probabilities
+from cnn_core.testset import TestSet, choose_test_set, load_test_images
 from dashboard.charts import enlarged
 from dashboard.routing import ensure_routed
 from dashboard.state import fingerprint, run_picker_ui

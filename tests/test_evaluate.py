@@ -203,7 +203,7 @@ def test_second_call_returns_the_stored_result(run: Run, monkeypatch: pytest.Mon
         raise AssertionError("the model should not be loaded again")
 
     monkeypatch.setattr(evaluate, "load_run_model", refuse)
-    monkeypatch.setattr(evaluate, "load_dataset", refuse)
+    monkeypatch.setattr(evaluate, "load_test_set", refuse)
     assert evaluate_run(run) == first
 
 

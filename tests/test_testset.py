@@ -11,10 +11,10 @@ from PIL import Image
 from support import CLASSES, TINY, open_page
 
 from cnn_core.config import TrainConfig
-from cnn_core.evaluate import evaluate_run
+from cnn_core.evaluate import evaluate_run, matching_probabilities
 from cnn_core.runs import DATASET, MODEL, Run, atomic_write_json, create_run
 from cnn_core.settings import runs_root
-from cnn_core.testset import choose_test_set, load_test_images, matching_probabilities
+from cnn_core.testset import choose_test_set, load_test_images
 
 
 def class_folders(root: Path, per_class: int = 10) -> Path:
@@ -59,12 +59,12 @@ def test_the_evaluate_page_shows_the_images_of_a_run_with_its_own_test_split(tmp
     data = class_folders(tmp_path / "data")
     run = model_run(runs_root(), data, TrainConfig(epochs=1, test_split=0.5))
     report = evaluate_run(run)
-    assert report["n"] == 15
+    assert report.n == 15
     images = load_test_images(choose_test_set(run, str(data)))
-    probabilities = matching_probabilities(run, images, count=report["n"])
+    probabilities = matching_probabilities(run, images, count=report.n)
     assert probabilities is not None and probabilities.shape == (15, 3)
     assert probabilities.dtype == np.float32
-    assert matching_probabilities(run, images[:-1], count=report["n"]) is None  # do not fit
+    assert matching_probabilities(run, images[:-1], count=report.n) is None  # do not fit
     at = open_page("evaluate", run=run.name)
     assert not any("do not match" in w.value for w in at.warning)
     assert len(at.get("image")) > 0  # the cell's or the mistakes' images are drawn
