@@ -912,9 +912,10 @@ def parse_history(text: str) -> list[dict[str, float | None]]:
 class HistoryReader:
     """Parsed history.csv files, remembered per path with where their parsing stopped, so a
     page that rereads a long history every 1.5 s parses only the rows appended since (a 67 MB
-    history took 34 s and 3.6 GB to parse in full). The trainer rewrites the file whole at every
-    epoch, so what was parsed is trusted only while the file's first line and the bytes just
-    before the stop are unchanged and it has not shrunk; otherwise it is read again."""
+    history took 12-14 s per refresh in full; RELIABILITY.md, section 9). The trainer rewrites
+    the file whole at every epoch, so what was parsed is trusted only while the file's first
+    line and the bytes just before the stop are unchanged and it has not shrunk; otherwise it is
+    read again."""
 
     CHECK = 4096  # bytes before the stop compared on each read: a rewritten history differs there
     KEEP = 16  # files remembered (least recently read dropped first)
