@@ -132,6 +132,7 @@ class Analysis:
                     "params": info.params,
                     "macs": info.macs,
                     **({"head": True} if info.head else {}),
+                    **({"resolved": _as_json(info.resolved)} if info.resolved is not None else {}),
                 }
                 for info in self.layers
             ],
@@ -139,6 +140,13 @@ class Analysis:
             "total_macs": self.total_macs,
             "activation_bytes": self.activation_bytes,
         }
+
+
+def _as_json(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """Resolved parameters as JSON holds them: (height, width) pairs become lists."""
+    return {
+        key: list(value) if isinstance(value, tuple) else value for key, value in resolved.items()
+    }
 
 
 def where(index: int, kind: str) -> str:

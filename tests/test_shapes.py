@@ -333,6 +333,8 @@ def test_to_dict_matches_the_cli_contract():
     assert doc["total_params"] == 319_178
     convolutions = {0: ([32, 32, 32], 896, 884_736), 2: ([16, 16, 64], 18496, 4_718_592)}
     for index, (shape, params, macs) in convolutions.items():
+        resolved = doc["layers"][index].pop("resolved")  # what the builder reads: defaults filled
+        assert resolved["kernel_size"] == [3, 3] and resolved["strides"] == [1, 1]
         assert doc["layers"][index] == {
             "index": index,
             "type": "Conv2D",
@@ -342,6 +344,16 @@ def test_to_dict_matches_the_cli_contract():
         }
     assert doc["layers"][-1]["head"] is True
     assert doc["layers"][-1]["type"] == "Dense"
+    assert "resolved" not in doc["layers"][-1]  # the head is not the spec's to change
+
+
+def test_validate_json_shows_each_layers_parameters_as_they_are_built():
+    # Issue 14, point 1: a whole float and a single kernel size are shown as the builder gets them.
+    spec = spec_of({"type": "Conv2D", "filters": 8.0, "kernel_size": 3.0}, {"type": "Flatten"})
+    resolved = analyze(spec).to_dict()["layers"][0]["resolved"]
+    assert resolved["filters"] == 8 and type(resolved["filters"]) is int
+    assert resolved["kernel_size"] == [3, 3] and resolved["padding"] == "valid"
+    assert json.loads(json.dumps(resolved)) == resolved
 
 
 def test_depthwise_and_separable_convolutions_figures():
