@@ -9,6 +9,7 @@ says what it is (`20261125-101500-tutorial-cnn`). It holds:
     model.keras      the model, once one exists   checkpoint-NNNNN.weights.h5  weights + optimizer
                                                   after NNNNN epochs, for resuming
     train.log        the training process's log   evaluation.json the test-set evaluation, once run
+    exports.json     the last export per format (SavedModel, ONNX, LiteRT) and its proof
     launch.json      the process last started for the run, and where its part of train.log begins
     split.json       which files trained, validated and tested it
     owner.json       who started it, on a shared server   stop.request    a Stop asked for
@@ -74,6 +75,7 @@ STOP = "stop.request"
 CLAIM = "worker.lock"  # flock()ed by the run's process for as long as it lives
 EVALUATION = "evaluation.json"
 PREDICTIONS = "predictions.npz"
+EXPORTS = "exports.json"  # the last export per format, with its proof (see `cnn_core.deploy`)
 
 OWNER = "owner.json"  # who started the run, on a shared server (see `cnn_core.access`)
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{5})\.weights\.h5$")  # the epochs it holds
@@ -567,6 +569,18 @@ class Run:
 
     def has_predictions(self) -> bool:
         return is_regular(self.file(PREDICTIONS))
+
+    def exports(self) -> dict[str, dict[str, Any]]:
+        """exports.json: the last export per key ("onnx", "litert-int8"...), each as written;
+        empty if there is none, and a damaged file or entry is left out, not an error."""
+        data = read_json(self.file(EXPORTS))
+        if not isinstance(data, dict):
+            return {}
+        return {key: value for key, value in data.items() if isinstance(value, dict)}
+
+    def write_export(self, key: str, record: dict[str, Any]) -> None:
+        """Record one export under `key`, keeping the others."""
+        atomic_write_json(self.file(EXPORTS), {**self.exports(), key: record})
 
     @property
     def model_path(self) -> Path:
@@ -1212,6 +1226,7 @@ def zip_run(run: Run, *, extra: dict[str, str] | None = None) -> bytes:
 
     buffer = io.BytesIO()
     names = (SPEC, CONFIG, DATASET, STATUS, HISTORY, MODEL, EVALUATION, PREDICTIONS, LOG, SPLIT)
+    names += (EXPORTS,)
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in names:
             # Regular files only: a link inside the run would put whatever it names in the zip.
