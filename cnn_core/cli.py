@@ -170,6 +170,18 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(p, json_help=True)
     p.set_defaults(run=_predict)
 
+    p = sub.add_parser(
+        "export", help="export a run's model as a SavedModel, ONNX or LiteRT file, with proof"
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--format", required=True, choices=("savedmodel", "onnx", "litert"))
+    p.add_argument(
+        "--quantize", choices=("int8",), help="int8 weights and activations (LiteRT only)"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write (replaced)")
+    _run_options(p, json_help=True)
+    p.set_defaults(run=_export)
+
     p = sub.add_parser("worker")  # started by `train --detach` and the dashboard; not for users
     p.add_argument("run_dir")
     p.add_argument("--more-epochs", type=int)
@@ -495,6 +507,26 @@ def _predict(args: argparse.Namespace) -> int:
             ranked = ", ".join(f"{name} {p:.1%}" for name, p in result.top)
             say(f"{result.image}: {ranked}")
     return 2 if refused else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from cnn_core.deploy import ExportMismatchError, export_run
+
+    run = open_run(args.run_dir, root=_root_of(args))
+    try:
+        report = export_run(run, format=args.format, out=args.out, quantize=args.quantize)
+    except ExportMismatchError as exc:  # the figures of the failed proof, then the error
+        if args.json:
+            say(json.dumps(exc.report.to_dict()))
+        raise
+    if report.not_saved:
+        say(f"warning: {report.not_saved}", file=sys.stderr)
+    if args.json:
+        say(json.dumps(report.to_dict()))
+        return 0
+    say(f"{run.name}: exported to {Path(report.out or args.out) / report.model_file}")
+    say(report.summary())
+    return 0
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -7,9 +7,9 @@ raw uint8 pixels (N, H, W, C), as the run's `.keras` model does, and outputs cla
 
 Keras 3's own `model.export(format=...)` does the conversion ("tf_saved_model", "onnx" through
 tf2onnx, "litert" through TensorFlow's TFLite converter). What is exported is the run's model
-as it predicts: the same weights in a twin built without the augmentation layers (they do nothing
-outside training, but their random ops do not convert) and computing in float32 (a model trained
-in mixed bfloat16 has float32 weights; ONNX and LiteRT have no bfloat16 kernels for it).
+as it predicts: the same weights in a twin built from the run's spec without the augmentation
+layers (they do nothing outside training, but their random ops do not convert to ONNX), in
+float32 as model.keras is saved.
 
 The proof, every time: the exported file is loaded with its own runtime (`tf.saved_model.load`,
 onnxruntime, the LiteRT interpreter) and run on test images (the run's own test split, or, when
@@ -100,7 +100,6 @@ class ExportReport:
     input_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
     passed: bool  # float: the proof holds; int8: always (its agreement is the figure)
-    trained_precision: str = "float32"  # the run's model's compute dtype policy
     exported_at: str = ""
     out: str | None = None  # the folder written; None for a download
     not_saved: str | None = None  # why the record could not be stored in the run
@@ -278,7 +277,6 @@ def build_export(
         model_file=MODEL_FILES[format],
         size_bytes=_size(model_path),
         export_seconds=round(seconds, 3),
-        trained_precision=_precision(trained),
     )
     if not report.passed:
         _write_report(folder, report)
@@ -293,8 +291,8 @@ def build_export(
 
 
 def inference_twin(run: Run, trained: keras.Model) -> keras.Model:
-    """The run's model as it predicts: built from its spec without augmentation, in float32,
-    holding the trained model's weights (layer by layer, by name)."""
+    """The run's model as it predicts: built from its spec without augmentation, holding the
+    trained model's weights (layer by layer, by name)."""
     from cnn_core.builder import build_model
 
     twin = build_model(run.spec())
@@ -313,12 +311,6 @@ def inference_twin(run: Run, trained: keras.Model) -> keras.Model:
     height, width, channels = run.spec().input_shape
     twin(np.zeros((1, height, width, channels), np.uint8), training=False)  # ONNX's exporter
     return twin  # asks for a model that has been called
-
-
-def _precision(model: keras.Model) -> str:
-    policies = {layer.dtype_policy.name for layer in model.layers if layer.weights}
-    mixed = sorted(p for p in policies if p != "float32")
-    return mixed[0] if mixed else "float32"
 
 
 def convert(model: keras.Model, format: str, path: Path, representative: np.ndarray | None) -> None:

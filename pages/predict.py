@@ -7,11 +7,13 @@ predicted.
 import pandas as pd
 import streamlit as st
 
-from cnn_core import settings
+from cnn_core import access, settings
 from cnn_core.errors import UserError
 from cnn_core.gradcam import grad_cam, overlay
 from cnn_core.predict import class_names, predict_images
+from dashboard.access import who
 from dashboard.charts import enlarged, top_k_figure
+from dashboard.exporting import export_ui
 from dashboard.routing import ensure_routed
 from dashboard.state import run_picker_ui
 from dashboard.text import plain, show_error
@@ -35,6 +37,16 @@ except UserError as exc:
     st.stop()
 h, w, _ = spec.input_shape
 st.caption(plain(f"Classes: {', '.join(names)}. Photos are resized to {h}x{w} for the model."))
+
+
+def may_export() -> None:
+    user = who()
+    access.require(user, run, "export")
+    access.audit(user, "export", run.name)
+
+
+with st.expander("Export this model (SavedModel, ONNX, LiteRT)"):
+    export_ui(run, key="predict_export", allowed=may_export)
 
 uploads = st.file_uploader(
     "Photos (JPEG, PNG, GIF, BMP, WEBP)",

@@ -1,5 +1,6 @@
 """Runs: every run in a sortable table; select several to overlay their curves and compare them;
-download one as a zip, delete it, or open it in Evaluate or Predict.
+download one as a zip or export its model for deployment, delete it, or open it in Evaluate or
+Predict.
 """
 
 import pandas as pd
@@ -12,6 +13,7 @@ from cnn_core.errors import UserError
 from cnn_core.runs import Run, delete_run, list_runs, run_row
 from dashboard.access import who
 from dashboard.charts import curve_figure
+from dashboard.exporting import export_ui
 from dashboard.routing import ensure_routed
 from dashboard.text import plain, show_error
 
@@ -29,6 +31,11 @@ try:
 except UserError as exc:  # an unreadable runs folder
     show_error(exc)
     st.stop()
+
+
+def may_export(run: Run) -> None:
+    access.require(user, run, "export")
+    access.audit(user, "export", run.name)
 
 
 def download(run: Run) -> bytes:
@@ -95,6 +102,9 @@ for run in chosen:
                 query_params={"run": run.name},
                 disabled=not run.has_model(),
             )
+        if run.has_model():
+            with st.expander("Export for deployment (SavedModel, ONNX, LiteRT)"):
+                export_ui(run, key="runs_export", allowed=lambda run=run: may_export(run))
         if status.active:  # deleting comes after stopping: offer what can be done now
             if d.button("Stop", key=f"stop_{run.name}", icon=":material/stop:"):
                 try:
