@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import CLASSES, TINY, open_page, rerun, write_colours
+from support import CLASSES, TINY, imported_frameworks, open_page, rerun, write_colours
 
 from cnn_core import api, cli, deploy
 from cnn_core.augment import Augmentation
@@ -229,3 +229,10 @@ def test_the_predict_page_has_a_button_per_format(run: Run):
         "Download as LiteRT",
         "Download as LiteRT int8",
     ]
+
+
+def test_the_deploy_module_and_the_buttons_load_no_framework_until_pressed():
+    """The pages import them: Keras, TensorFlow and the runtimes load only for an export."""
+    frameworks = ("keras", "tensorflow", "onnxruntime", "ai_edge_litert", "tf2onnx", "onnx")
+    loaded = imported_frameworks("cnn_core.deploy", "dashboard.exporting", frameworks=frameworks)
+    assert loaded == []
