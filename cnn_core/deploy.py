@@ -517,6 +517,11 @@ def prove(
     from cnn_core.predict import run_model
 
     expected = run_model(model, images.x)
+    if not np.all(np.isfinite(expected)):
+        raise RunError(
+            f"run {run.name}: the model's outputs are not numbers; its training diverged: train "
+            "it again with a lower learning rate before exporting it."
+        )
     got = np.concatenate(
         [runtime.predict(images.x[i : i + CHUNK]) for i in range(0, len(images.x), CHUNK)]
     )

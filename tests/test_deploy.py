@@ -20,7 +20,7 @@ from cnn_core import api, cli, deploy
 from cnn_core.augment import Augmentation
 from cnn_core.config import TrainConfig
 from cnn_core.deploy import ExportError, ExportMismatchError, export_run, export_zip
-from cnn_core.runs import Run, runs_root
+from cnn_core.runs import Run, RunError, runs_root
 
 FLOAT_FORMATS = ("savedmodel", "onnx", "litert")
 
@@ -136,6 +136,22 @@ def test_without_its_data_a_float_export_is_proved_on_synthetic_images_and_int8_
     assert report.accuracy is None
     with pytest.raises(ExportError, match="calibrates on the run's training images"):
         export_run(run, format="litert", quantize="int8", out=tmp_path / "int8")
+
+
+def test_a_diverged_model_is_refused_as_such_not_blamed_on_the_export(tmp_path: Path):
+    from reliability.kit import make_model_run
+
+    from cnn_core.builder import build_model
+    from cnn_core.runs import MODEL
+
+    run = make_model_run(runs_root(), data_source=str(tmp_path / "gone"))
+    model = build_model(TINY)
+    head = model.get_layer("classifier")
+    head.set_weights([np.full_like(w, np.nan) for w in head.get_weights()])
+    model.save(run.file(MODEL))
+    with pytest.raises(RunError, match="training diverged"):
+        export_run(run, format="onnx", out=tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
 
 
 def test_options_and_output_folders_are_checked(run: Run, tmp_path: Path):
