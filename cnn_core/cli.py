@@ -178,7 +178,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quantize", choices=("int8",), help="int8 weights and activations (LiteRT only)"
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write (replaced)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="the folder to write (an earlier export there is replaced)",
+    )
     _run_options(p, json_help=True)
     p.set_defaults(run=_export)
 

@@ -29,7 +29,7 @@ def export_ui(run: Run, *, key: str, allowed: Callable[[], None] | None = None) 
         "Keras model; a float export must give the same classes and probabilities within 0.001."
     )
     shown = f"{key}_result_{run.name}"
-    columns = st.columns(len(CHOICES))
+    columns = [column for _ in range(2) for column in st.columns(2)]  # two rows: whole labels
     for column, (format, quantize) in zip(columns, CHOICES, strict=True):
         name = label(format, quantize)
         pressed = column.button(
