@@ -12,6 +12,7 @@ JAX or PyTorch. Keras is imported when a model is built, not when this module is
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,11 @@ from cnn_core.spec import ModelSpec
 if TYPE_CHECKING:
     import keras
 
-CUSTOM_LAYERS = ("RandomShiftFlip",)  # defined in cnn_core.fast_augment, not in keras.layers
+# Our own layers, not in keras.layers: class name -> the module that defines it.
+CUSTOM_LAYERS = {
+    "RandomShiftFlip": "cnn_core.fast_augment",
+    "PretrainedBackbone": "cnn_core.pretrained",
+}
 INPUT_NAME = "image"
 
 
@@ -80,7 +85,7 @@ def build_model(
 def model_name(spec: ModelSpec) -> str:
     """A Keras-friendly model name from the spec's name ('Tutorial CNN' -> 'tutorial_cnn')."""
     slug = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in spec.name.lower())
-    return "_".join(part for part in slug.split("_") if part) or "model"
+    return "_".join(part for part in slug.split("_") if part) or "cnn_model"
 
 
 def apply_nodes(
@@ -106,9 +111,7 @@ def _layer_class(name: str) -> type:
     from cnn_core._keras import keras
 
     if name in CUSTOM_LAYERS:
-        from cnn_core import fast_augment
-
-        return getattr(fast_augment, name)
+        return getattr(importlib.import_module(CUSTOM_LAYERS[name]), name)
     return getattr(keras.layers, name)
 
 

@@ -12,8 +12,9 @@ from collections import Counter
 
 from cnn_core.augment import Augmentation
 from cnn_core.builder import INPUT_NAME, model_name, model_nodes
-from cnn_core.layers import HEAD_NAME, KerasNode, format_shape
-from cnn_core.shapes import analyze
+from cnn_core.errors import SpecError
+from cnn_core.layers import HEAD_NAME, KINDS, KerasNode, format_shape
+from cnn_core.shapes import analyze, where
 from cnn_core.spec import ModelSpec
 
 
@@ -21,6 +22,12 @@ def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) ->
     """The script's text; raises `SpecError` if the spec cannot be built."""
     steps = model_nodes(spec, augmentation=augmentation)
     analysis = analyze(spec)
+    for info in analysis.layers:
+        if not info.head and not KINDS[info.type].code_export:
+            raise SpecError(
+                f"{where(info.index, info.type)}: code export cannot write a pretrained backbone "
+                "as plain Keras yet; train the spec here and export the trained model instead."
+            )
     h, w, c = spec.input_shape
     lines = [
         f'"""{_doc_safe(spec.name)}: a Keras model exported from CNN Workbench.',

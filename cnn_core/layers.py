@@ -14,10 +14,13 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from cnn_core.backbones import BACKBONES, IMAGENET, WEIGHTS_SUFFIX
 
 Shape = tuple[int, ...]  # (height, width, channels) for a feature map, (values,) once flat
 
@@ -39,7 +42,9 @@ class Param:
     """One key a layer kind takes, with its type, default and bounds."""
 
     name: str
-    type: str  # "int", "pair" (of ints: height, width), "float", "bool" or "choice"
+    # "int", "pair" (of ints: height, width), "float", "bool", "choice", or "file": null, one of
+    # `choices`, or the path of an existing file whose name ends with `suffix`
+    type: str
     default: Any = REQUIRED
     low: float | None = None
     high: float | None = None
@@ -49,6 +54,7 @@ class Param:
     example: Any = None  # what to suggest when a required key is missing
     default_from: str | None = None  # left out: the value of this other key (as Keras' pooling)
     always_exported: bool = False  # code export writes it even at its default (pool_size=2)
+    suffix: str = ""  # the ending a "file" parameter's path must have
 
     @property
     def required(self) -> bool:
@@ -68,6 +74,9 @@ class Param:
             return f"a number in [{self.low:g}, {self.high:g}{close}"
         if self.type == "bool":
             return "true or false"
+        if self.type == "file":
+            named = "".join(f'"{c}", ' for c in self.choices)
+            return f"null, {named}or the path of an existing {self.suffix} file"
         return "one of " + ", ".join(f'"{c}"' for c in self.choices)
 
     def check(self, value: Any) -> tuple[Any, str | None]:
@@ -76,6 +85,8 @@ class Param:
             if isinstance(value, bool):
                 return value, None
             return None, f"must be true or false, got {_show(value)}"
+        if self.type == "file":
+            return self._check_file(value)
         if self.type == "choice":
             if isinstance(value, str) and value in self.choices:
                 return value, None
@@ -92,6 +103,15 @@ class Param:
         if number is None:
             return None, f"must be {self.describe_range()}, got {_show(value)}"
         return number, None
+
+    def _check_file(self, value: Any) -> tuple[Any, str | None]:
+        if value is None or value in self.choices:
+            return value, None
+        if not isinstance(value, str) or not value.endswith(self.suffix):
+            return None, f"must be {self.describe_range()}, got {_show(value)}"
+        if not os.path.isfile(os.path.expanduser(value)):
+            return None, f"names {_show(value)}, which does not exist (or is not a file)"
+        return os.path.expanduser(value), None
 
     def _number(self, value: Any, *, whole: bool) -> int | float | None:
         """`value` as an int (`whole`) or a float within the bounds, or None if it is not one."""
@@ -138,11 +158,14 @@ class KerasNode:
 
 
 class ShapeError(Exception):
-    """Raised by a kind's shape rule: the layer cannot take this input."""
+    """Raised by a kind's shape rule: the layer cannot take this input.
 
-    def __init__(self, message: str, *, rule: str) -> None:
+    `input_shape`, where given, is the network input that would let it (its one-click fix)."""
+
+    def __init__(self, message: str, *, rule: str, input_shape: Shape | None = None) -> None:
         super().__init__(message)
         self.rule = rule
+        self.input_shape = input_shape
 
 
 @dataclass(frozen=True)
@@ -195,6 +218,12 @@ class LayerKind:
     internal_values: Callable[[Shape, Shape, Mapping[str, Any]], int] = lambda i, o, p: 0
     key_params: tuple[str, ...] = ()  # shown in the stack's one-line description
     fixes: tuple[str, ...] = ()  # the rules whose one-click fix inserts this kind
+    # Parameters that training never changes (BatchNormalization's moving statistics, a frozen
+    # backbone), of `count_params`.
+    count_frozen: Callable[[Shape, Mapping[str, Any]], int] = lambda shape, p: 0
+    first_only: bool = False  # allowed only as the body's first layer (it takes the image)
+    code_export: bool = True  # False: code export cannot write it as plain Keras yet
+    describe_with: Callable[[Mapping[str, Any]], str] | None = None  # instead of `key_params`
 
     @functools.cached_property
     def param_names(self) -> tuple[str, ...]:
@@ -271,6 +300,8 @@ class LayerKind:
 
     def describe(self, params: Mapping[str, Any]) -> str:
         """A short description such as 'Conv2D 32, 3x3, same, relu', of resolved parameters."""
+        if self.describe_with is not None:
+            return f"{self.name} {self.describe_with(params)}"
         parts = []
         for key in self.key_params:
             value = params[key]
@@ -384,6 +415,11 @@ def _residual_params(shape: Shape, p: Mapping[str, Any]) -> int:
     return total
 
 
+def _residual_frozen(shape: Shape, p: Mapping[str, Any]) -> int:
+    norms = 3 if _residual_projects(shape, p) else 2  # each with a moving mean and variance
+    return norms * 2 * p["filters"]
+
+
 def _residual_macs(inp: Shape, out: Shape, p: Mapping[str, Any]) -> int:
     c, f = inp[-1], p["filters"]
     pixels = out[0] * out[1]
@@ -426,6 +462,52 @@ def _residual_nodes(p: Mapping[str, Any], name: str, in_shape: Shape) -> list[Ke
         KerasNode(name, "ReLU", {}, (f"{name}_add",)),
     ]
     return nodes
+
+
+# --- pretrained backbones (the facts about each one are in cnn_core.backbones) -------------------
+
+
+def _backbone_output(shape: Shape, p: Mapping[str, Any]) -> Shape:
+    backbone = BACKBONES[p["model"]]
+    h, w, c = shape
+    least = backbone.min_size
+    if c != 3:
+        raise ShapeError(
+            f"{backbone.title} takes colour images (3 channels), but the input has {c}; set the "
+            "input to 3 channels (grey images are repeated into three)",
+            rule="needs_colour",
+            input_shape=(h, w, 3),
+        )
+    if h < least or w < least:
+        raise ShapeError(
+            f"{backbone.title} needs an input of at least {least}x{least} pixels, but it gets "
+            f"{h}x{w}; raise the input size",
+            rule="input_too_small",
+            input_shape=(max(h, least), max(w, least), c),
+        )
+    return (*backbone.output_size(h, w), backbone.channels)
+
+
+def _backbone_frozen(shape: Shape, p: Mapping[str, Any]) -> int:
+    backbone = BACKBONES[p["model"]]
+    return backbone.frozen_params if p["trainable"] else backbone.params
+
+
+def _backbone_nodes(p: Mapping[str, Any], name: str, in_shape: Shape) -> list[KerasNode]:
+    """One `cnn_core.pretrained.PretrainedBackbone` layer, which holds the whole network."""
+    kwargs = {"backbone": p["model"], "weights_source": p["weights"], "trainable": p["trainable"]}
+    return [KerasNode(name, "PretrainedBackbone", kwargs)]
+
+
+def _describe_backbone(p: Mapping[str, Any]) -> str:
+    backbone = BACKBONES[p["model"]]
+    weights = p["weights"]
+    source = "random weights" if weights is None else os.path.basename(weights)
+    if weights == IMAGENET:
+        source = "ImageNet weights"
+    state = "trainable" if p["trainable"] else "frozen"
+    least = backbone.min_size
+    return f"{backbone.title}, {source}, {state}, input {least}x{least} or larger"
 
 
 def _same_shape(shape: Shape, p: Mapping[str, Any]) -> Shape:
@@ -620,6 +702,7 @@ _KINDS = (
         accepts="any",
         output=_same_shape,
         count_params=lambda shape, p: 4 * shape[-1],  # gamma, beta, moving mean and variance
+        count_frozen=lambda shape, p: 2 * shape[-1],  # the moving mean and variance
         count_macs=_zero,
     ),
     LayerKind(
@@ -713,10 +796,52 @@ _KINDS = (
         count_params=_residual_params,
         count_macs=_residual_macs,
         nodes=_residual_nodes,
+        count_frozen=_residual_frozen,
         internal_values=_residual_internal,
         key_params=("filters", "strides"),
     ),
 )
+
+_BACKBONE = LayerKind(
+    name="Backbone",
+    summary="A network pretrained on ImageNet (keras.applications), without its classifier: "
+    "transfer learning for your own photos.",
+    params=(
+        Param(
+            "model",
+            "choice",
+            default="mobilenet_v3_small",
+            choices=tuple(BACKBONES),
+            help="Which network: MobileNetV3-Small is the fastest, ResNet50 the largest.",
+        ),
+        Param(
+            "weights",
+            "file",
+            default=None,
+            choices=(IMAGENET,),
+            suffix=WEIGHTS_SUFFIX,
+            help='"imagenet" (downloaded once into ~/.keras/models), null (random initialisation) '
+            f"or the path of a {WEIGHTS_SUFFIX} file.",
+        ),
+        Param(
+            "trainable",
+            "bool",
+            default=False,
+            help="False freezes the backbone (its BatchNormalization stays in inference mode): "
+            "only the layers after it learn.",
+        ),
+    ),
+    accepts="spatial",
+    output=_backbone_output,
+    count_params=lambda shape, p: BACKBONES[p["model"]].params,
+    count_macs=lambda inp, out, p: BACKBONES[p["model"]].macs(inp[0], inp[1]),
+    count_frozen=_backbone_frozen,
+    nodes=_backbone_nodes,
+    first_only=True,
+    code_export=False,
+    describe_with=_describe_backbone,
+)
+_KINDS = (*_KINDS, _BACKBONE)
 
 KINDS: dict[str, LayerKind] = {kind.name: kind for kind in _KINDS}
 _CONV_DEFAULTS = KINDS["Conv2D"].keras_defaults({})  # for the Conv2D layers inside a block

@@ -79,7 +79,10 @@ def load_run_model(run: Run) -> keras.Model:
     from cnn_core._keras import keras
 
     try:
-        from cnn_core import fast_augment  # noqa: F401 - registers our layers for loading
+        from cnn_core import (
+            fast_augment,  # noqa: F401 - registers our layers for loading
+            pretrained,  # noqa: F401
+        )
 
         model = keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
     except Exception as exc:  # why: a damaged zip or foreign file can fail in any layer's code

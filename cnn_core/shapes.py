@@ -10,7 +10,7 @@ call it on every edit. The figures agree exactly with Keras (tests/test_shapes_k
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cnn_core.errors import SpecError
@@ -40,22 +40,32 @@ RULES = (
     "ends_spatial",
     "shrinks_to_zero",
     "too_many_params",
+    "not_first",
+    "needs_colour",
+    "input_too_small",
 )
 
 
 @dataclass(frozen=True)
 class Fix:
-    """A one-click repair: insert `layer` at `index`, or delete the layer at `index`."""
+    """A one-click repair: insert `layer` at `index`, delete the layer at `index`, move it to the
+    top of the body, or set the network's input to `input_shape`."""
 
     label: str
-    action: str  # "insert" or "delete"
+    action: str  # "insert", "delete", "first" or "input"
     index: int
     layer: Mapping[str, Any] | None = None
+    input_shape: Shape | None = None
 
     def apply(self, spec: ModelSpec) -> ModelSpec:
         if self.action == "insert" and self.layer is not None:
             params = {k: v for k, v in self.layer.items() if k != "type"}
             return spec.insert(self.index, LayerSpec(self.layer["type"], params))
+        if self.action == "first":
+            others = [i for i in range(len(spec.layers)) if i != self.index]
+            return spec.reorder([self.index, *others])
+        if self.action == "input" and self.input_shape is not None:
+            return replace(spec, input_shape=tuple(self.input_shape))
         return spec.delete(self.index)
 
 
@@ -81,6 +91,7 @@ class LayerInfo:
     macs: int
     values: int  # activations this layer keeps per image (for the memory estimate)
     head: bool = False
+    frozen: int = 0  # of `params`, those training never changes (Keras' non-trainable weights)
     # The layer's parameters as normalised once (`LayerKind.resolve`), defaults filled; the only
     # form the builder and code export read. None for the head and for a layer with a bad value.
     resolved: Mapping[str, Any] | None = None
@@ -96,6 +107,7 @@ class Analysis:
     total_params: int
     total_macs: int
     activation_bytes: int  # forward activations per image, input included, float32
+    total_frozen: int = 0  # of `total_params`, those training never changes
 
     @property
     def valid(self) -> bool:
@@ -187,7 +199,7 @@ def analyze(spec: ModelSpec) -> Analysis:
         kind, params, layer_problems = check_params(index, layer)
         problems += layer_problems
         out: Shape | None = None
-        n_params = macs = values = 0
+        n_params = macs = values = frozen = 0
         # An unknown key changes nothing Keras would build; a bad or missing value does.
         blocked = any(p.rule != "unknown_key" for p in layer_problems)
         if kind is not None and not blocked and shape is not None:
@@ -196,11 +208,12 @@ def analyze(spec: ModelSpec) -> Analysis:
                 try:
                     out = kind.output(shape, params)
                 except ShapeError as exc:
-                    problem = Problem(f"{where(index, kind.name)}: {exc}.", exc.rule, index)
+                    problem = _shape_problem(index, kind, exc)
             if problem is not None:
                 problems.append(problem)
             else:
                 n_params = kind.count_params(shape, params)
+                frozen = kind.count_frozen(shape, params)
                 macs = kind.count_macs(shape, out, params)
                 values = _prod(out) + kind.internal_values(shape, out, params)
                 if len(out) == 1 and len(shape) == 3:
@@ -218,6 +231,7 @@ def analyze(spec: ModelSpec) -> Analysis:
                 macs,
                 values,
                 resolved=params if usable else None,
+                frozen=frozen,
             )
         )
         shape = out
@@ -263,6 +277,7 @@ def analyze(spec: ModelSpec) -> Analysis:
         total_params=total,
         total_macs=sum(info.macs for info in infos),
         activation_bytes=values_total * BYTES_PER_VALUE,
+        total_frozen=sum(info.frozen for info in infos),
     )
 
 
@@ -288,7 +303,23 @@ def _ends_spatial(spec: ModelSpec, shape: Shape) -> Problem:
     )
 
 
+def _shape_problem(index: int, kind: LayerKind, exc: ShapeError) -> Problem:
+    fix = None
+    if exc.input_shape is not None:
+        shown = format_shape(exc.input_shape)
+        fix = Fix(f"Set the input to {shown}", "input", index, input_shape=exc.input_shape)
+    return Problem(f"{where(index, kind.name)}: {exc}.", exc.rule, index, fix)
+
+
 def _accepts(index: int, kind: LayerKind, shape: Shape, flattened_at: int | None) -> Problem | None:
+    if kind.first_only and index != 0:
+        return Problem(
+            f"{where(index, kind.name)}: must be the first layer, since it takes the image "
+            "itself; move it to the top.",
+            "not_first",
+            index,
+            Fix("Move it to the top", "first", index),
+        )
     if kind.accepts == "flat" and len(shape) == 3:
         flatten = fixing_kind("dense_on_spatial").name
         return Problem(

@@ -89,12 +89,17 @@ BREAKS = {
     "ends_spatial": [{"type": "Conv2D", "filters": 8, "kernel_size": 3}],
     "shrinks_to_zero": [*[{"type": "Conv2D", "filters": 8, "kernel_size": 11}] * 4, FLAT],
     "too_many_params": [FLAT, {"type": "Dense", "units": 8192}, {"type": "Dense", "units": 8192}],
+    "not_first": [{"type": "BatchNormalization"}, {"type": "Backbone"}, FLAT],
+    "needs_colour": [{"type": "Backbone"}, FLAT],
+    "input_too_small": [{"type": "Backbone", "model": "resnet50"}, FLAT],
 }
+INPUTS = {"needs_colour": (32, 32, 1), "input_too_small": (31, 64, 3)}  # else 32x32x3
 
 
 @pytest.mark.parametrize("rule", sorted(BREAKS))
 def test_each_stated_rule_is_what_its_breach_reports(rule: str) -> None:
-    assert [p.rule for p in analyze(spec_of(*BREAKS[rule])).problems] == [rule]
+    spec = spec_of(*BREAKS[rule], input_shape=INPUTS.get(rule, (32, 32, 3)))
+    assert [p.rule for p in analyze(spec).problems] == [rule]
 
 
 def test_every_stated_rule_can_be_broken() -> None:

@@ -1,0 +1,97 @@
+"""`PretrainedBackbone`: a `keras.applications` network without its top, as one Keras layer.
+
+It takes the body's input like every other layer (pixels scaled to 0..1 by the builder's
+Rescaling) and gives its network the range it was trained on: 0..255 for MobileNetV3 (built with
+`include_preprocessing=True`) and EfficientNet (which normalise inside), and Caffe's BGR minus the
+ImageNet mean for ResNet50 (`keras.applications.resnet50.preprocess_input`). So the model keeps
+taking raw uint8 pixels and training, evaluation, prediction and exports share one convention.
+
+Frozen (`trainable=False`), it calls its network with `training=False`, so BatchNormalization
+stays in inference mode (Keras' transfer-learning guide). A saved `.keras` model reloads with its
+own weights, never downloading again. The facts about each network are in `cnn_core.backbones`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cnn_core._keras import keras
+from cnn_core.backbones import BACKBONES, CAFFE_MEAN_BGR, IMAGENET, missing_weights_message
+from cnn_core.errors import UserError
+
+
+def make_network(model: str, input_shape: tuple[int, int, int], weights: str | None) -> Any:
+    """The `keras.applications` network `model` without its top, with these weights."""
+    backbone = BACKBONES[model]
+    constructor = getattr(keras.applications, backbone.constructor)
+    options: dict[str, Any] = {"input_shape": input_shape, "include_top": False}
+    if backbone.constructor.startswith("MobileNetV3"):
+        options["include_preprocessing"] = True  # why: it then takes 0..255, as EfficientNet
+    if weights != IMAGENET:
+        network = constructor(weights=None, **options)
+        if weights is not None:
+            _load_weights(network, weights, backbone.title)
+        return network
+    try:
+        return constructor(weights=IMAGENET, **options)
+    except Exception as exc:  # why: Keras' get_file raises a bare Exception when it cannot fetch
+        if os.path.exists(_cached(backbone.weights_file)) and not _is_download_error(exc):
+            raise
+        message = missing_weights_message(f"The {backbone.title} backbone", backbone)
+        raise UserError(message) from exc
+
+
+def _cached(file_name: str) -> str:
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(home, "models", file_name)
+
+
+def _is_download_error(exc: BaseException) -> bool:
+    return "URL fetch failure" in str(exc) or isinstance(exc, OSError)
+
+
+def _load_weights(network: Any, path: str, title: str) -> None:
+    try:
+        network.load_weights(path)
+    except (ValueError, OSError, KeyError) as exc:
+        raise UserError(
+            f"The weights file {path} does not fit the {title} backbone ({exc}); give a "
+            f"{title} weights file saved with save_weights, or null weights."
+        ) from exc
+
+
+@keras.saving.register_keras_serializable(package="cnn_core")
+class PretrainedBackbone(keras.layers.Layer):
+    """One backbone of `cnn_core.backbones`, with its own preprocessing (see the module doc)."""
+
+    def __init__(self, backbone: str, weights_source: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backbone, self.weights_source = backbone, weights_source
+        self.restoring = False  # True when loaded from a saved model: its weights come from there
+        self.network = None
+
+    def build(self, input_shape: tuple) -> None:
+        weights = None if self.restoring else self.weights_source
+        self.network = make_network(self.backbone, tuple(input_shape[1:]), weights)
+        self.network.trainable = self.trainable
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        h, w = BACKBONES[self.backbone].output_size(input_shape[1], input_shape[2])
+        return (input_shape[0], h, w, BACKBONES[self.backbone].channels)
+
+    def call(self, images: Any, training: bool | None = None) -> Any:
+        x = keras.ops.multiply(images, 255.0)  # why: the builder scaled pixels to 0..1
+        if BACKBONES[self.backbone].preprocessing == "caffe":
+            x = keras.ops.flip(x, axis=-1) - keras.ops.convert_to_tensor(CAFFE_MEAN_BGR, x.dtype)
+        return self.network(x, training=training if self.trainable else False)
+
+    def get_config(self) -> dict[str, Any]:
+        config = {"backbone": self.backbone, "weights_source": self.weights_source}
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PretrainedBackbone:
+        layer = cls(**config)
+        layer.restoring = True
+        return layer
