@@ -23,6 +23,12 @@ def param_input_ui(param: Param, *, key: str, value: Any) -> Any:
         options = list(param.choices)
         index = options.index(value) if value in options else 0
         return st.selectbox(label, options, index=index, key=key, help=param.help)
+    if param.type == "file":  # null (left empty), one of its named values, or a path
+        shown = value if isinstance(value, str) else ""
+        named = " or ".join(param.choices)
+        hint = f"empty: none; {named}; or a path to a {param.suffix} file"
+        text = st.text_input(label, value=shown, key=key, help=param.help, placeholder=hint)
+        return _file_value(text)
     if param.default_from:  # e.g. pooling strides: left out, they are the pool size
         options = [_same_as(param), *range(int(param.low), int(param.high) + 1)]
         index = options.index(value) if value in options else 0
@@ -53,6 +59,10 @@ def param_input_ui(param: Param, *, key: str, value: Any) -> Any:
         key=key,
         help=param.help,
     )
+
+
+def _file_value(text: str) -> str | None:
+    return text.strip() or None
 
 
 def _same_as(param: Param) -> str:
@@ -88,6 +98,8 @@ def layer_params_state(kind_name: str, *, key: str) -> dict:
         value = st.session_state[widget]
         if param.default_from and value == _same_as(param):
             value = None
+        if param.type == "file":
+            value = _file_value(value)
         if param.required or value != param.default:
             chosen[param.name] = value
     return chosen

@@ -17,7 +17,7 @@ from cnn_core.errors import SpecError
 from cnn_core.export import export_code
 from cnn_core.layers import KINDS, format_shape
 from cnn_core.presets import list_presets, mark_modified
-from cnn_core.shapes import Problem, analyze
+from cnn_core.shapes import LayerInfo, Problem, analyze
 from cnn_core.spec import LayerSpec, ModelSpec, parse_spec
 from dashboard.params import layer_params_state, layer_params_ui
 from dashboard.routing import ensure_routed
@@ -102,6 +102,14 @@ def row_ui(*texts: str, tools: bool = False) -> DeltaGenerator:
     return line
 
 
+def params_cell(info: LayerInfo) -> str:
+    """The parameter count and, beneath it, the frozen part and the multiply-adds per image."""
+    notes = [f"{info.frozen:,} frozen"] if info.frozen else []
+    if info.macs:
+        notes.append(f"{info.macs / 1e6:,.2f} M mult-adds")
+    return f"{info.params:,}" + (f"  \n:small[{' · '.join(notes)}]" if notes else "")
+
+
 def problem_ui(box: DeltaGenerator, problem: Problem, *, key: str) -> None:
     """The problem's message and, where there is an obvious one, its one-click fix."""
     box.error(plain(problem.message), icon=":material/error:")
@@ -181,7 +189,12 @@ st.caption(
 )
 
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Parameters", f"{analysis.total_params:,}")
+frozen = analysis.total_frozen
+m1.metric(
+    "Parameters",
+    f"{analysis.total_params:,}",
+    help=f"{frozen:,} of them frozen: training leaves them as they are." if frozen else None,
+)
 m2.metric("Multiply-adds", f"{analysis.total_macs / 1e6:,.1f} M", help="Per image, one pass.")
 m3.metric("Model size", f"{analysis.model_bytes / 1e6:,.2f} MB")
 final = analysis.final_feature_map
@@ -193,7 +206,7 @@ row_ui("", f"Input &nbsp; `{format_shape((h, w, c))}` images, raw 0..255 pixels"
 for info in analysis.layers[:-1]:
     i = info.index
     shape = f"`{format_shape(info.output_shape)}`" if info.output_shape else "?"
-    tools = row_ui(f"**{i + 1}**", info.description, shape, f"{info.params:,}", tools=True)
+    tools = row_ui(f"**{i + 1}**", info.description, shape, params_cell(info), tools=True)
     duplicated, last = spec.insert(i + 1, spec.layers[i]), len(spec.layers) - 1
     buttons = {  # key prefix: icon, tooltip, callback, its argument, disabled
         "edit": (":material/edit:", "Edit", start_editing, i, False),
@@ -232,7 +245,7 @@ for info in analysis.layers[:-1]:
 
 head = analysis.layers[-1]
 head_shape = f"`{format_shape(head.output_shape)}`" if head.output_shape else "?"
-row_ui("", f"{head.description} &nbsp; (always added)", head_shape, f"{head.params:,}")
+row_ui("", f"{head.description} &nbsp; (always added)", head_shape, params_cell(head))
 for problem in analysis.problems_for(None):
     problem_ui(st.container(), problem, key=f"fix_head_{problem.rule}")
 

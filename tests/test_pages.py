@@ -317,6 +317,38 @@ def test_build_loads_a_spec_file_and_explains_a_bad_one():
     assert any("bad.json" in text for text in texts(at.error))
 
 
+def test_build_draws_a_backbone_as_one_row_and_its_fixes_make_it_valid():
+    grey_and_second = ModelSpec(
+        name="Transfer",
+        input_shape=(28, 28, 1),
+        num_classes=3,
+        layers=(
+            LayerSpec("BatchNormalization"),
+            LayerSpec("Backbone", {"model": "mobilenet_v3_small"}),
+            LayerSpec("GlobalAveragePooling2D"),
+        ),
+    )
+    at = open_page("build")
+    upload = ("t.json", grey_and_second.to_json().encode(), "x")
+    at.file_uploader(key="upload_spec").set_value(upload)
+    rerun(at)
+    assert texts(at.error)[0].startswith("Layer 2 (Backbone): must be the first layer")
+    click(at, "fix_1_not_first")  # moved to the top: now the grey input is the problem
+    assert texts(at.error)[0].startswith("Layer 1 (Backbone): MobileNetV3-Small takes colour")
+    click(at, "fix_0_needs_colour")
+    assert "at least 32x32 pixels" in texts(at.error)[0]
+    click(at, "fix_0_input_too_small")
+    assert at.session_state["draft"].input_shape == (32, 32, 3)
+    assert texts(at.success) == ["This network is ready to train."]
+    assert shown_layers(at)[0] == (
+        "Backbone MobileNetV3-Small, random weights, frozen, input 32x32 or larger"
+    )
+    info = analyze(at.session_state["draft"]).layers[0]
+    cells = texts(at.main.markdown)
+    assert f"{info.params:,}  \n:small[{info.frozen:,} frozen · 1.57 M mult-adds]" in cells
+    assert "`1x1x576`" in cells
+
+
 # --- Train --------------------------------------------------------------------------------------
 
 

@@ -73,3 +73,16 @@ def test_a_key_that_defaults_to_another_gets_a_same_as_choice_from_the_registry(
         assert param.name not in at.session_state["chosen"]  # left out: Keras' own default
         box.set_value(2).run()
         assert at.session_state["chosen"][param.name] == 2
+
+
+def test_a_file_parameter_is_a_text_field_where_empty_means_null():
+    from streamlit.testing.v1 import AppTest
+
+    files = [(k, p) for k in KINDS.values() for p in k.params if p.type == "file"]
+    assert files  # a backbone's weights
+    for kind, param in files:
+        at = AppTest.from_function(_widgets_app, args=(kind.name,)).run()
+        field = at.text_input(key=f"t_{kind.name}_{param.name}")
+        assert field.value == "" and param.name not in at.session_state["chosen"]
+        field.set_value(f"  {param.choices[0]} ").run()
+        assert at.session_state["chosen"][param.name] == param.choices[0]
