@@ -28,6 +28,8 @@ def network_dot(spec: ModelSpec, analysis: Analysis) -> str:
         node = "head" if info.head else f"l{info.index}"
         title = info.description if info.head else f"{info.index + 1}. {info.description}"
         extra = f"\\n{info.params:,} params" if info.params else ""
+        if info.frozen:  # BatchNormalization's statistics, a frozen backbone
+            extra += f" ({info.frozen:,} frozen)"
         fill = ""
         if info.head:
             fill = ', fillcolor="#e8f5e9"'

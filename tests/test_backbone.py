@@ -18,6 +18,7 @@ from cnn_core import api
 from cnn_core.backbones import BACKBONES
 from cnn_core.builder import build_model
 from cnn_core.config import TrainConfig
+from cnn_core.diagram import network_dot
 from cnn_core.errors import SpecError, UserError
 from cnn_core.export import export_code
 from cnn_core.pretrained import make_network
@@ -195,3 +196,8 @@ def test_a_backbone_spec_trains_one_epoch_and_predicts(tmp_path: Path):
     pixels = np.full((1, 32, 32, 3), 200, dtype="uint8")
     probabilities = model.predict(pixels, verbose=0)
     assert probabilities.shape == (1, 3) and abs(probabilities.sum() - 1) < 1e-5
+
+
+def test_the_diagram_shows_the_frozen_part():
+    spec = net(backbone(), POOL)
+    assert "939,120 params (939,120 frozen)" in network_dot(spec, analyze(spec))
