@@ -143,12 +143,14 @@ class Analysis:
                     "output_shape": list(info.output_shape) if info.output_shape else None,
                     "params": info.params,
                     "macs": info.macs,
+                    **({"frozen_params": info.frozen} if info.frozen else {}),
                     **({"head": True} if info.head else {}),
                     **({"resolved": _as_json(info.resolved)} if info.resolved is not None else {}),
                 }
                 for info in self.layers
             ],
             "total_params": self.total_params,
+            "total_frozen_params": self.total_frozen,
             "total_macs": self.total_macs,
             "activation_bytes": self.activation_bytes,
         }

@@ -7,6 +7,7 @@ inference-mode BatchNormalization; weights files load; no test touches the netwo
 from __future__ import annotations
 
 import math
+import urllib.error
 from pathlib import Path
 
 import keras
@@ -125,10 +126,10 @@ def test_a_weights_file_loads_into_the_backbone(tmp_path):
 def test_imagenet_without_a_network_says_which_file_to_fetch_and_where(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
 
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise Exception("URL fetch failure on https://...: None -- no network")
+    def no_network(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network here")  # what urlretrieve raises offline
 
-    monkeypatch.setattr("keras.src.utils.file_utils.get_file", no_network)
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", no_network)
     with pytest.raises(UserError) as caught:
         build_model(net(backbone(model="resnet50", weights="imagenet"), POOL))
     message = str(caught.value)
@@ -201,3 +202,11 @@ def test_a_backbone_spec_trains_one_epoch_and_predicts(tmp_path: Path):
 def test_the_diagram_shows_the_frozen_part():
     spec = net(backbone(), POOL)
     assert "939,120 params (939,120 frozen)" in network_dot(spec, analyze(spec))
+
+
+def test_validate_json_carries_the_frozen_parameters():
+    doc = analyze(net(backbone(trainable=True), POOL)).to_dict()
+    small = BACKBONES["mobilenet_v3_small"]
+    assert doc["layers"][0]["frozen_params"] == small.frozen_params
+    assert doc["total_frozen_params"] == small.frozen_params
+    assert "frozen_params" not in doc["layers"][1]
