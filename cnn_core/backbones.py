@@ -34,6 +34,11 @@ class Backbone:
     macs_per_pixel: tuple[int, int, int, int, int]
     macs_fixed: int
     weights_url: str  # where Keras downloads the ImageNet weights without the top from
+    weights_hash: str  # their MD5, as keras.applications checks it
+    # Keras' EfficientNet divides its normalised input once more by the square root of these
+    # when it loads ImageNet weights (a layer it adds only then); folded into its Normalization's
+    # variance here, so that the network is the same whatever its weights (see pretrained.py).
+    imagenet_std: tuple[float, float, float] | None = None
 
     @property
     def weights_file(self) -> str:
@@ -68,6 +73,7 @@ BACKBONES: dict[str, Backbone] = {
             (432, 1552, 9696, 101_448, 340_128),
             458_752,
             _MOBILENET + "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+            "d3e8ec802a04aa4fc771ee12a9a9b836",
         ),
         Backbone(
             "mobilenet_v3_large",
@@ -81,6 +87,7 @@ BACKBONES: dict[str, Backbone] = {
             (1856, 7944, 39_480, 445_672, 940_320),
             1_507_200,
             _MOBILENET + "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
+            "07fb09a5933dd0c8eaafa16978110389",
         ),
         Backbone(
             "efficientnet_b0",
@@ -94,6 +101,8 @@ BACKBONES: dict[str, Backbone] = {
             (3200, 14_832, 44_160, 697_680, 2_569_120),
             627_200,
             "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
+            "50bc09e76180e00e4465e1a485ddc09d",
+            imagenet_std=(0.229, 0.224, 0.225),
         ),
         Backbone(
             "resnet50",
@@ -108,6 +117,7 @@ BACKBONES: dict[str, Backbone] = {
             0,
             "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "4d473c1dd8becc155b73f8504c6f6626",
         ),
     )
 }

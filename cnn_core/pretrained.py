@@ -13,42 +13,61 @@ own weights, never downloading again. The facts about each network are in `cnn_c
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+import numpy as np
+
 from cnn_core._keras import keras
-from cnn_core.backbones import BACKBONES, CAFFE_MEAN_BGR, IMAGENET, missing_weights_message
+from cnn_core.backbones import (
+    BACKBONES,
+    CAFFE_MEAN_BGR,
+    IMAGENET,
+    Backbone,
+    missing_weights_message,
+)
 from cnn_core.errors import UserError
 
 
 def make_network(model: str, input_shape: tuple[int, int, int], weights: str | None) -> Any:
-    """The `keras.applications` network `model` without its top, with these weights."""
+    """The `keras.applications` network `model` without its top, with these weights.
+
+    The network is always built as with random weights, so that a saved model rebuilds the same
+    one; ImageNet weights are then fetched through Keras' own cache and loaded as Keras does."""
     backbone = BACKBONES[model]
     constructor = getattr(keras.applications, backbone.constructor)
     options: dict[str, Any] = {"input_shape": input_shape, "include_top": False}
     if backbone.constructor.startswith("MobileNetV3"):
         options["include_preprocessing"] = True  # why: it then takes 0..255, as EfficientNet
-    if weights != IMAGENET:
-        network = constructor(weights=None, **options)
-        if weights is not None:
-            _load_weights(network, weights, backbone.title)
-        return network
+    network = constructor(weights=None, **options)
+    if weights == IMAGENET:
+        network.load_weights(_imagenet_file(backbone))
+        if backbone.imagenet_std is not None:
+            _fold_std(network, backbone.imagenet_std)
+    elif weights is not None:
+        _load_weights(network, weights, backbone.title)
+    return network
+
+
+def _imagenet_file(backbone: Backbone) -> str:
+    """The ImageNet weights file, from Keras' cache (~/.keras/models), downloaded if need be."""
     try:
-        return constructor(weights=IMAGENET, **options)
+        return keras.utils.get_file(
+            backbone.weights_file,
+            backbone.weights_url,
+            cache_subdir="models",
+            file_hash=backbone.weights_hash,
+        )
     except Exception as exc:  # why: Keras' get_file raises a bare Exception when it cannot fetch
-        if os.path.exists(_cached(backbone.weights_file)) and not _is_download_error(exc):
-            raise
         message = missing_weights_message(f"The {backbone.title} backbone", backbone)
         raise UserError(message) from exc
 
 
-def _cached(file_name: str) -> str:
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return os.path.join(home, "models", file_name)
-
-
-def _is_download_error(exc: BaseException) -> bool:
-    return "URL fetch failure" in str(exc) or isinstance(exc, OSError)
+def _fold_std(network: Any, std: tuple[float, float, float]) -> None:
+    """(x - mean) / sqrt(variance) / sqrt(std) is (x - mean) / sqrt(variance * std)."""
+    norm = next(layer for layer in network.layers if isinstance(layer, keras.layers.Normalization))
+    variance = keras.ops.convert_to_numpy(norm.adapt_variance)
+    norm.adapt_variance.assign(variance * np.asarray(std, dtype=variance.dtype))
+    norm.finalize_state()  # why: the layer divides by a copy it takes of the variable
 
 
 def _load_weights(network: Any, path: str, title: str) -> None:

@@ -124,7 +124,7 @@ def test_a_weights_file_loads_into_the_backbone(tmp_path):
 
 
 def test_imagenet_without_a_network_says_which_file_to_fetch_and_where(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr("keras.src.backend.config.keras_home", lambda: str(tmp_path))  # empty
 
     def no_network(url: str, *args: object, **kwargs: object) -> None:
         raise urllib.error.URLError("no network here")  # what urlretrieve raises offline
@@ -136,6 +136,39 @@ def test_imagenet_without_a_network_says_which_file_to_fetch_and_where(tmp_path,
     url = BACKBONES["resnet50"].weights_url
     assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in message and url in message
     assert "~/.keras/models" in message and ".weights.h5" in message
+
+
+def test_imagenet_weights_come_from_keras_cache_and_efficientnet_gets_its_extra_scaling(
+    tmp_path, monkeypatch
+):
+    source = make_network("efficientnet_b0", (32, 32, 3), None)
+    norm = next(x for x in source.layers if isinstance(x, keras.layers.Normalization))
+    norm.adapt_mean.assign([0.485, 0.456, 0.406])  # as ImageNet's file holds them
+    norm.adapt_variance.assign([0.229**2, 0.224**2, 0.225**2])
+    saved = tmp_path / "imagenet.weights.h5"
+    source.save_weights(saved)
+    asked = []
+
+    def cached(*args: object, **kwargs: object) -> str:
+        asked.append((args, kwargs))
+        return str(saved)
+
+    monkeypatch.setattr(keras.utils, "get_file", cached)
+    network = make_network("efficientnet_b0", (32, 32, 3), "imagenet")
+    b0 = BACKBONES["efficientnet_b0"]
+    assert asked == [
+        (
+            (b0.weights_file, b0.weights_url),
+            {"cache_subdir": "models", "file_hash": b0.weights_hash},
+        )
+    ]
+    # Keras' own ImageNet EfficientNet: (x / 255 - mean) / std / sqrt(std), per channel
+    pixels = np.random.default_rng(3).integers(0, 256, (1, 32, 32, 3)).astype("float32")
+    std = np.array(b0.imagenet_std)
+    expected = (pixels / 255 - np.array([0.485, 0.456, 0.406])) / std / np.sqrt(std)
+    stem = next(x for x in network.layers if isinstance(x, keras.layers.Normalization))
+    got = keras.Model(network.input, stem.output).predict(pixels, verbose=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("model", ["mobilenet_v3_small", "resnet50"])
