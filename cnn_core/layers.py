@@ -111,7 +111,7 @@ class Param:
             return None, f"must be {self.describe_range()}, got {_show(value)}"
         if not os.path.isfile(os.path.expanduser(value)):
             return None, f"names {_show(value)}, which does not exist (or is not a file)"
-        return os.path.expanduser(value), None
+        return os.path.abspath(os.path.expanduser(value)), None  # why: the same file from anywhere
 
     def _number(self, value: Any, *, whole: bool) -> int | float | None:
         """`value` as an int (`whole`) or a float within the bounds, or None if it is not one."""

@@ -75,7 +75,8 @@ def _load_weights(network: Any, path: str, title: str) -> None:
         network.load_weights(path)
     except (ValueError, OSError, KeyError) as exc:
         raise UserError(
-            f"The weights file {path} does not fit the {title} backbone ({exc}); give a "
+            f"The weights file {path} does not fit the {title} backbone "
+            f"({str(exc).splitlines()[0][:120]}); give a "
             f"{title} weights file saved with save_weights, or null weights."
         ) from exc
 

@@ -123,6 +123,20 @@ def test_a_weights_file_loads_into_the_backbone(tmp_path):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
 
 
+def test_a_weights_file_of_another_network_is_refused_with_its_path(tmp_path):
+    path = tmp_path / "small.weights.h5"
+    make_network("mobilenet_v3_small", (32, 32, 3), None).save_weights(path)
+    with pytest.raises(UserError, match=r"small\.weights\.h5 does not fit the ResNet50 backbone"):
+        build_model(net(backbone(model="resnet50", weights=str(path)), POOL))
+
+
+def test_a_relative_weights_path_resolves_to_the_file_it_names(tmp_path, monkeypatch):
+    (tmp_path / "w.weights.h5").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    info = analyze(net(backbone(weights="w.weights.h5"), POOL)).layers[0]
+    assert info.resolved["weights"] == str(tmp_path / "w.weights.h5")
+
+
 def test_imagenet_without_a_network_says_which_file_to_fetch_and_where(tmp_path, monkeypatch):
     monkeypatch.setattr("keras.src.backend.config.keras_home", lambda: str(tmp_path))  # empty
 
