@@ -76,7 +76,7 @@ def _load_weights(network: Any, path: str, title: str) -> None:
     except (ValueError, OSError, KeyError) as exc:
         raise UserError(
             f"The weights file {path} does not fit the {title} backbone "
-            f"({str(exc).splitlines()[0][:120]}); give a "
+            f"({(str(exc).splitlines() or [type(exc).__name__])[0][:120]}); give a "
             f"{title} weights file saved with save_weights, or null weights."
         ) from exc
 
