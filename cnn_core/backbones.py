@@ -33,6 +33,10 @@ class Backbone:
     # constant part for the 1x1 maps of squeeze-and-excitation, which do not grow with the input.
     macs_per_pixel: tuple[int, int, int, int, int]
     macs_fixed: int
+    # Values its layers hold inside per image at 224x224 (for the memory estimate), the output's
+    # own not included; other sizes scale it by area: an estimate, 0.83 to 0.99 of Keras' count
+    # at 32x32 and 75x47 (its padding layers do not scale), checked within 25% by the tests.
+    values_at_224: int
     weights_url: str  # where Keras downloads the ImageNet weights without the top from
     weights_hash: str  # their MD5, as keras.applications checks it
     # Keras' EfficientNet divides its normalised input once more by the square root of these
@@ -46,6 +50,9 @@ class Backbone:
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return (-(-height // OUTPUT_STRIDE), -(-width // OUTPUT_STRIDE))
+
+    def inner_values(self, height: int, width: int) -> int:
+        return round(self.values_at_224 * height * width / (224 * 224))
 
     def macs(self, height: int, width: int) -> int:
         """Exact multiply-adds of the convolutions at this input size (each halving rounds up
@@ -72,6 +79,7 @@ BACKBONES: dict[str, Backbone] = {
             12_112,
             (432, 1552, 9696, 101_448, 340_128),
             458_752,
+            5_176_832,
             _MOBILENET + "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
             "d3e8ec802a04aa4fc771ee12a9a9b836",
         ),
@@ -86,6 +94,7 @@ BACKBONES: dict[str, Backbone] = {
             24_400,
             (1856, 7944, 39_480, 445_672, 940_320),
             1_507_200,
+            15_226_336,
             _MOBILENET + "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
             "07fb09a5933dd0c8eaafa16978110389",
         ),
@@ -100,6 +109,7 @@ BACKBONES: dict[str, Backbone] = {
             42_023,  # BatchNormalization statistics and the input Normalization's mean and variance
             (3200, 14_832, 44_160, 697_680, 2_569_120),
             627_200,
+            24_900_287,
             "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
             "50bc09e76180e00e4465e1a485ddc09d",
             imagenet_std=(0.229, 0.224, 0.225),
@@ -115,6 +125,7 @@ BACKBONES: dict[str, Backbone] = {
             53_120,
             (9408, 212_992, 1_212_416, 7_077_888, 14_942_208),
             0,
+            36_866_284,
             "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
             "4d473c1dd8becc155b73f8504c6f6626",

@@ -836,6 +836,7 @@ _BACKBONE = LayerKind(
     count_params=lambda shape, p: BACKBONES[p["model"]].params,
     count_macs=lambda inp, out, p: BACKBONES[p["model"]].macs(inp[0], inp[1]),
     count_frozen=_backbone_frozen,
+    internal_values=lambda i, o, p: BACKBONES[p["model"]].inner_values(i[0], i[1]),
     nodes=_backbone_nodes,
     first_only=True,
     code_export=False,

@@ -65,6 +65,9 @@ def test_shapes_params_and_macs_agree_with_keras(model, size):
     frozen = sum(math.prod(w.shape) for w in network.non_trainable_weights)
     assert info.frozen == frozen
     assert info.macs == keras_macs(network)
+    inside = sum(math.prod(x.output.shape[1:]) for x in network.layers[1:])
+    inside -= math.prod(info.output_shape)
+    assert info.values - math.prod(info.output_shape) == pytest.approx(inside, rel=0.25)
     frozen_spec = net(backbone(model=model), POOL, input_shape=(*size, 3))
     assert analyze(frozen_spec).layers[0].frozen == network.count_params()
 
