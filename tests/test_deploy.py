@@ -252,3 +252,30 @@ def test_the_deploy_module_and_the_buttons_load_no_framework_until_pressed():
     frameworks = ("keras", "tensorflow", "onnxruntime", "ai_edge_litert", "tf2onnx", "onnx")
     loaded = imported_frameworks("cnn_core.deploy", "dashboard.exporting", frameworks=frameworks)
     assert loaded == []
+
+
+def test_a_run_with_a_pretrained_backbone_exports_to_every_format_and_passes_its_proof(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Issue 15: the two halves meet: a MobileNetV3-Small body (random weights: no network) with
+    # its own preprocessing inside the model goes out through each runtime and predicts the same.
+    from cnn_core.spec import LayerSpec, ModelSpec
+
+    monkeypatch.setenv("CNN_CORE_CACHE", str(tmp_path / "cache"))
+    data = write_colours(tmp_path / "colours", train=8, test=4)  # 8x8, resized to 32x32
+    spec = ModelSpec(
+        name="Backbone",
+        input_shape=(32, 32, 3),
+        num_classes=len(CLASSES),
+        layers=(
+            LayerSpec("Backbone", {"model": "mobilenet_v3_small", "weights": None}),
+            LayerSpec("GlobalAveragePooling2D"),
+        ),
+    )
+    config = TrainConfig(epochs=1, batch_size=8)
+    run = api.start_run(spec, config, data_source=str(data), root=tmp_path / "runs", detach=False)
+    assert run.status().state == "completed", run.status().error
+    for format in FLOAT_FORMATS:
+        report = export_run(run, format=format, out=tmp_path / format)
+        assert report.passed and report.top1_agreement == 1.0, report
+        assert report.max_abs_diff <= 1e-3
