@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from cnn_core import runs, settings
 from cnn_core.backends import check_backend
-from cnn_core.config import TrainConfig, check_backend_support
+from cnn_core.config import TrainConfig, check_backend_support, check_spec_support
 from cnn_core.datasets import check_source
 from cnn_core.errors import UserError
 from cnn_core.runs import (
@@ -65,12 +65,14 @@ def prepare_run(
     """Check all that can be known before training, then create the run (state queued).
 
     Refuses, before anything is written, an unbuildable spec (`SpecError`), a Keras backend that
-    is not installed (`BackendError`), a setting that backend cannot run (`ConfigError`) and a
+    is not installed (`BackendError`), a setting that backend or that spec cannot run
+    (`ConfigError`) and a
     data source that cannot be a dataset (`DataError`: a wrong path, a single image, an
     unreadable folder). The run records the source resolved to
     an absolute path, so it can be evaluated and resumed from any working directory.
     """
     check_spec(spec)
+    check_spec_support(config, spec)  # e.g. fine_tune without a frozen backbone
     check_backend_support(config, check_backend())  # e.g. a setting PyTorch's trainer refuses
     source = check_source(data_source or settings.data_source())
     return create_run(spec, config, data_source=source, root=root)

@@ -25,6 +25,8 @@ from cnn_core import augment
 from cnn_core.augment import Augmentation
 from cnn_core.errors import ConfigError
 from cnn_core.files import FileTooLargeError, NotRegularFileError, read_bounded
+from cnn_core.layers import KINDS as LAYER_KINDS
+from cnn_core.spec import ModelSpec
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "one_cycle")
@@ -34,8 +36,15 @@ MAX_CONFIG_BYTES = 100_000
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 # The form's sections, in order, and how many settings sit side by side in each ("": no expander).
-SECTIONS = {"": 5, "Schedule and regularisation": 4, "Augmentation": 5, "Advanced": 4}
+SECTIONS = {
+    "": 5,
+    "Schedule and regularisation": 4,
+    "Fine-tuning": 3,
+    "Augmentation": 5,
+    "Advanced": 4,
+}
 KINDS = ("choice", "boolean", "integer", "number")
+FREEZE_KEY = "trainable"  # a layer kind with this key can be frozen: what fine_tune unfreezes
 
 
 @dataclass(frozen=True)
@@ -234,6 +243,45 @@ class TrainConfig:
         nullable=True,
         off=0,
     )
+    fine_tune: int | None = setting(
+        "integer",
+        None,
+        "Epochs trained with the pretrained backbone frozen first; the backbone is then "
+        "unfrozen for the remaining epochs at the learning rate times fine_tune_lr_factor. "
+        "Needs a frozen Backbone; off when null.",
+        label="Fine-tune: frozen epochs first (0 = off)",
+        key="ft",
+        section="Fine-tuning",
+        low=1,
+        high=9_999,  # fewer than `epochs`, whose most is 10,000
+        nullable=True,
+        off=0,
+    )
+    fine_tune_lr_factor: float = setting(
+        "number",
+        0.1,
+        "With fine_tune: the learning rate of the unfrozen epochs is the learning rate times this.",
+        label="Fine-tune: learning-rate factor",
+        key="ftf",
+        section="Fine-tuning",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        format="%g",
+    )
+    fine_tune_warmup: float = setting(
+        "number",
+        0.1,
+        "With fine_tune: the share of the unfrozen epochs' steps over which their learning rate "
+        "rises linearly from a hundredth to its peak; 0 = none.",
+        label="Fine-tune: warm-up share",
+        key="ftw",
+        section="Fine-tuning",
+        low=0.0,
+        high=0.5,
+        widget="slider",
+        step=0.05,
+    )
     seed: int | None = setting(
         "integer",
         None,
@@ -428,6 +476,12 @@ def config_from_dict(data: Any, *, source: str = "the configuration") -> TrainCo
     values["augmentation"] = Augmentation.from_dict(
         data.get("augmentation"), source=f"{source}: augmentation"
     )
+    fine_tune, epochs = values.get("fine_tune"), values.get("epochs", TrainConfig.epochs)
+    if fine_tune is not None and fine_tune >= epochs:
+        raise ConfigError(
+            f"{source}: fine_tune ({fine_tune}) must be fewer than epochs ({epochs}): it counts "
+            "the frozen epochs the unfrozen ones follow; raise epochs or lower fine_tune."
+        )
     return TrainConfig(**values)
 
 
@@ -462,6 +516,33 @@ def check_backend_support(
             f"runs on {BACKEND_NAMES.get(backend, backend)} here (KERAS_BACKEND); set "
             f"{declared.name} to {json.dumps(declared.default)} or choose another backend."
         )
+
+
+def check_spec_support(
+    config: TrainConfig, spec: ModelSpec, *, source: str = "the configuration"
+) -> None:
+    """A `ConfigError` if `config` asks for something `spec` cannot do: fine_tune needs a frozen
+    backbone to unfreeze. `spec` is one that `shapes.check_spec` accepts."""
+    if not config.fine_tune:
+        return
+    freezable = [
+        (index, LAYER_KINDS[layer.type].resolve(layer.params).params[FREEZE_KEY])
+        for index, layer in enumerate(spec.layers)
+        if FREEZE_KEY in LAYER_KINDS[layer.type].param_names
+    ]
+    if not freezable:
+        raise ConfigError(
+            f"{source}: fine_tune {config.fine_tune} trains a pretrained backbone frozen, then "
+            "unfrozen, but the spec has no Backbone layer; start from a Transfer preset (or add "
+            "a Backbone as the first layer), or set fine_tune to null."
+        )
+    for index, trainable in freezable:
+        if trainable:
+            raise ConfigError(
+                f"{source}: fine_tune {config.fine_tune} starts with the backbone frozen, but "
+                f"layer {index + 1} ({spec.layers[index].type}) is already trainable; set its "
+                f"{FREEZE_KEY} to false, or set fine_tune to null to train it all from the start."
+            )
 
 
 def parse_config(text: str | bytes, *, source: str = "the configuration") -> TrainConfig:
