@@ -121,6 +121,10 @@ def _curves_ui(run: Run, status: RunStatus, history: list) -> None:
         charts[1].plotly_chart(
             curve_figure({run.name: history}, "loss", title="Loss"), key="loss_chart"
         )
+    if len({row.get("lr") for row in history}) > 1:  # a schedule, or fine-tuning's two phases
+        st.plotly_chart(
+            curve_figure({run.name: history}, "lr", title="Learning rate"), key="lr_chart"
+        )
     if history:
         if advice := overfitting_advice(history):
             st.warning(advice, icon=":material/warning:")

@@ -33,24 +33,46 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup": self.warmup}
 
 
-def make_schedule(config: TrainConfig, total_steps: int) -> Any:
-    """The learning rate: a number, or a schedule over `total_steps` optimizer steps."""
+def make_schedule(
+    config: TrainConfig, total_steps: int, *, peak: float | None = None, warmup: float | None = None
+) -> Any:
+    """The learning rate: a number, or a schedule over `total_steps` optimizer steps, peaking at
+    `peak` (default the configured rate); `warmup`, where given, is the share of the steps that
+    warm up linearly (fine-tuning's unfrozen phase), in place of the schedule's own."""
     total = max(1, total_steps)
-    if config.lr_schedule == "cosine":
-        warmup = int(total * WARMUP_FRACTION)
-        return keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=config.learning_rate / 100 if warmup else config.learning_rate,
-            decay_steps=max(1, total - warmup),
-            warmup_target=config.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
+    peak = config.learning_rate if peak is None else peak
     if config.lr_schedule == "one_cycle":
-        return OneCycle(config.learning_rate, total)
-    return config.learning_rate
+        return OneCycle(peak, total) if warmup is None else OneCycle(peak, total, warmup)
+    if config.lr_schedule == "constant" and not warmup:
+        return peak
+    steps_up = int(total * (WARMUP_FRACTION if warmup is None else warmup))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 100 if steps_up else peak,
+        decay_steps=max(1, total - steps_up),
+        alpha=1.0 if config.lr_schedule == "constant" else 0.0,  # 1: no decay after the warm-up
+        warmup_target=peak if steps_up else None,
+        warmup_steps=steps_up,
+    )
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int) -> Any:
-    lr = make_schedule(config, steps_per_epoch * epochs)
+def phase_epochs(config: TrainConfig, epochs: int, *, unfrozen: bool) -> int:
+    """The epochs one optimizer runs for: all `epochs`, or with fine_tune those of its phase."""
+    if not config.fine_tune:
+        return epochs
+    return max(1, epochs - config.fine_tune) if unfrozen else config.fine_tune
+
+
+def make_optimizer(
+    config: TrainConfig, steps_per_epoch: int, epochs: int, *, unfrozen: bool = False
+) -> Any:
+    """The optimizer for `epochs` epochs, or with fine_tune for the phase they hold: frozen at
+    the configured rate, or `unfrozen` at the rate times fine_tune_lr_factor with its warm-up."""
+    steps = steps_per_epoch * phase_epochs(config, epochs, unfrozen=unfrozen)
+    if unfrozen:
+        peak = config.learning_rate * config.fine_tune_lr_factor
+        lr = make_schedule(config, steps, peak=peak, warmup=config.fine_tune_warmup)
+    else:
+        lr = make_schedule(config, steps)
     decay = config.weight_decay or None
     if config.optimizer == "adam":
         return keras.optimizers.Adam(lr, weight_decay=decay)
@@ -73,10 +95,16 @@ def dtype_policy(config: TrainConfig) -> str | None:
 
 
 def compile_model(
-    model: keras.Model, config: TrainConfig, *, steps_per_epoch: int, epochs: int
+    model: keras.Model,
+    config: TrainConfig,
+    *,
+    steps_per_epoch: int,
+    epochs: int,
+    unfrozen: bool = False,
 ) -> None:
     """Compile `model` as `config` says: its optimizer and schedule over `epochs` epochs of
-    `steps_per_epoch` steps, and the loss (label smoothing takes one-hot labels)."""
+    `steps_per_epoch` steps (with fine_tune, over the frozen or the `unfrozen` phase of them),
+    and the loss (label smoothing takes one-hot labels)."""
     if config.label_smoothing:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
         metric = keras.metrics.CategoricalAccuracy(name="accuracy")
@@ -84,7 +112,7 @@ def compile_model(
         loss = keras.losses.SparseCategoricalCrossentropy()
         metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(
-        optimizer=make_optimizer(config, steps_per_epoch, epochs),
+        optimizer=make_optimizer(config, steps_per_epoch, epochs, unfrozen=unfrozen),
         loss=loss,
         metrics=[metric],
         steps_per_execution=config.steps_per_execution,

@@ -17,13 +17,14 @@ import numpy as np
 from cnn_core import runs, settings
 from cnn_core._keras import keras
 from cnn_core.builder import build_model
-from cnn_core.config import TrainConfig, effective_batch_size
+from cnn_core.config import TrainConfig, check_spec_support, effective_batch_size
 from cnn_core.errors import UserError, exit_code_of
 from cnn_core.feed import Feed
 from cnn_core.runs import Phase, Progress, Run, RunStatus, State, now_iso
 from cnn_core.terminal import terminal_safe
 from cnn_core.training.checkpoints import checkpoints, resume_from_checkpoint, save_model
 from cnn_core.training.data import class_weights, load_run_data, record_split, split_indices
+from cnn_core.training.fine_tune import checkpoint_unfrozen, unfreeze
 from cnn_core.training.optim import compile_model, dtype_policy
 from cnn_core.training.queue import training_slot
 from cnn_core.training.recorder import Diverged, RunRecorder, StopRequested
@@ -130,9 +131,15 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
     steps = math.ceil(len(y_train) / batch_size)
     target = status.epochs_target
     policy = dtype_policy(config)
+    check_spec_support(config, spec)  # a run made before the check, or by hand
     model = build_model(spec, augmentation=config.augmentation, dtype_policy=policy)
     one_hot = spec.num_classes if config.label_smoothing else None  # made per batch by the feed
-    compile_model(model, config, steps_per_epoch=steps, epochs=target)
+    found = checkpoints(run)
+    # The checkpoint's optimizer state fits the phase that wrote it: compile for that one.
+    unfrozen = checkpoint_unfrozen(config, found[-1][0] if found else 0)
+    if unfrozen:
+        unfreeze(model)
+    compile_model(model, config, steps_per_epoch=steps, epochs=target, unfrozen=unfrozen)
 
     initial_epoch = resume_from_checkpoint(run, model)
     history = [row for row in run.history() if row["epoch"] < initial_epoch]
@@ -179,17 +186,16 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
     val_feed = None
     if x_val is not None and y_val is not None and val_rows is not None and len(val_rows):
         val_feed = Feed(x_val, y_val, val_rows, batch_size=batch_size, num_classes=one_hot)
+    fit_options = {
+        "x": feed,
+        "validation_data": val_feed,
+        "validation_freq": config.validation_freq,
+        "shuffle": False,  # the feed shuffles its rows itself, seeded, every epoch
+        "callbacks": callbacks,
+        "verbose": 0,
+    }
     try:
-        model.fit(
-            feed,
-            epochs=target,
-            initial_epoch=initial_epoch,
-            validation_data=val_feed,
-            validation_freq=config.validation_freq,
-            shuffle=False,  # the feed shuffles its rows itself, seeded, every epoch
-            callbacks=callbacks,
-            verbose=0,
-        )
+        _fit(model, config, recorder, fit_options, unfrozen=unfrozen, steps=steps)
     except StopRequested:
         return _finish(run, recorder.status, State.STOPPED, model=model)
     except Diverged as exc:
@@ -205,6 +211,37 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
             ),
         )
     return _finish(run, status, State.COMPLETED, model=model)
+
+
+def _fit(
+    model: keras.Model,
+    config: TrainConfig,
+    recorder: RunRecorder,
+    fit_options: dict,
+    *,
+    unfrozen: bool,
+    steps: int,
+) -> None:
+    """Train from the recorder's epochs done to its target; with fine_tune, the frozen epochs
+    first, then the backbone unfrozen and the model compiled again at its own rate for the rest.
+    Early stopping in the frozen epochs ends the run there."""
+    done, target = recorder.status.epochs_completed, recorder.epochs
+    if config.fine_tune and not unfrozen and done < config.fine_tune:
+        model.fit(epochs=config.fine_tune, initial_epoch=done, **fit_options)
+        done = recorder.status.epochs_completed
+        if done < config.fine_tune:
+            return
+    if config.fine_tune and not unfrozen and done < target:
+        unfreeze(model)
+        compile_model(model, config, steps_per_epoch=steps, epochs=target, unfrozen=True)
+        log.info(
+            "fine-tuning: the backbone is unfrozen for epochs %d..%d, learning rate %g",
+            done + 1,
+            target,
+            config.learning_rate * config.fine_tune_lr_factor,
+        )
+    if done < target:
+        model.fit(epochs=target, initial_epoch=done, **fit_options)
 
 
 def _diverged(

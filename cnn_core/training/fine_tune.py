@@ -1,0 +1,47 @@
+"""Fine-tuning's two phases, as fastai's `fine_tune`: the first `fine_tune` epochs train with the
+pretrained backbone frozen, the rest with it unfrozen at a lower rate (`optim.make_optimizer`).
+
+Which phase an epoch belongs to is a rule of its number alone, so a run resumed from any
+checkpoint continues in the right one. Unfrozen, the backbone's BatchNormalization layers stay
+frozen, and so in inference mode (Keras' transfer-learning guide): their statistics are
+ImageNet's, and batches of a few photos would spoil them. Nothing here decides the rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from cnn_core._keras import keras
+from cnn_core.config import TrainConfig
+from cnn_core.pretrained import PretrainedBackbone
+
+
+def unfrozen_after(config: TrainConfig, epochs_done: int) -> bool:
+    """Whether the epoch after `epochs_done` completed ones trains with the backbone unfrozen."""
+    return bool(config.fine_tune) and epochs_done >= config.fine_tune
+
+
+def checkpoint_unfrozen(config: TrainConfig, epochs_done: int) -> bool:
+    """Whether the checkpoint after `epochs_done` epochs was written by the unfrozen phase's
+    optimizer: the one at the phase change still holds the frozen phase's."""
+    return bool(config.fine_tune) and epochs_done > config.fine_tune
+
+
+def backbones(model: keras.Model) -> list[PretrainedBackbone]:
+    return [layer for layer in model.layers if isinstance(layer, PretrainedBackbone)]
+
+
+def unfreeze(model: keras.Model) -> None:
+    """Make the backbones of `model` trainable, but for their BatchNormalization layers; the
+    model must be compiled again before it trains."""
+    for backbone in backbones(model):
+        backbone.trainable = True  # sets every layer inside too
+        for layer in _inner_layers(backbone.network):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False  # frozen BatchNormalization runs in inference mode
+
+
+def _inner_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
+    for inner in getattr(model, "layers", ()):  # a network's layers, and those of any inside
+        yield inner
+        yield from _inner_layers(inner)
