@@ -123,7 +123,13 @@ def test_presets_lists_the_tutorial_first():
     assert done.returncode == 0
     assert done.stdout.splitlines()[0].startswith("tutorial_cnn")
     doc = json.loads(cli("presets", "--json").stdout)
-    assert [p["id"] for p in doc["presets"]] == ["tutorial_cnn", "fast_cpu", "resnet_gpu"]
+    assert [p["id"] for p in doc["presets"]] == [
+        "tutorial_cnn",
+        "fast_cpu",
+        "resnet_gpu",
+        "transfer_mobilenet_v3_small",
+        "transfer_efficientnet_b0",
+    ]
     assert doc["presets"][0]["total_params"] == 319_178
 
 

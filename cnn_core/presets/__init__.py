@@ -16,7 +16,13 @@ from typing import Any
 from cnn_core.errors import SpecError
 from cnn_core.spec import ModelSpec, parse_spec
 
-ORDER = ("tutorial_cnn", "fast_cpu", "resnet_gpu")  # the tutorial first: users know it
+ORDER = (  # the tutorial first: users know it
+    "tutorial_cnn",
+    "fast_cpu",
+    "resnet_gpu",
+    "transfer_mobilenet_v3_small",
+    "transfer_efficientnet_b0",
+)
 MODIFIED = " (modified)"  # appended to the name of a changed preset
 
 
