@@ -22,7 +22,7 @@ from cnn_core.config import TrainConfig, check_spec_support, config_from_dict
 from cnn_core.errors import ConfigError
 from cnn_core.presets import load_preset
 from cnn_core.spec import LayerSpec, ModelSpec
-from cnn_core.training import recorder, worker
+from cnn_core.training import fine_tune, recorder, worker
 from cnn_core.training.fine_tune import backbones
 
 MOBILENET = "transfer_mobilenet_v3_small"
@@ -72,7 +72,8 @@ def snapshots(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict]]:
         taken.append((str(epochs_done), values(model)))
         save_checkpoint(run, model, epochs_done)
 
-    monkeypatch.setattr(worker, "compile_model", compiling)
+    monkeypatch.setattr(worker, "compile_model", compiling)  # the first phase's, or a resume's
+    monkeypatch.setattr(fine_tune, "compile_model", compiling)  # at the phase change
     monkeypatch.setattr(recorder, "save_checkpoint", saving)
     return taken
 

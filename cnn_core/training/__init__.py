@@ -4,6 +4,7 @@
     recorder.py     the Keras callback that records every epoch and stops on request
     checkpoints.py  resumable checkpoints and the saved model
     optim.py        optimizers, learning-rate schedules, the dtype policy
+    fine_tune.py    fine-tuning's two phases: frozen, then unfrozen at a lower rate
     data.py         the run's data: loaded, split, recorded, weighed
     worker.py       `train_run`: from the queue to the final status
 

@@ -4,16 +4,22 @@ pretrained backbone frozen, the rest with it unfrozen at a lower rate (`optim.ma
 Which phase an epoch belongs to is a rule of its number alone, so a run resumed from any
 checkpoint continues in the right one. Unfrozen, the backbone's BatchNormalization layers stay
 frozen, and so in inference mode (Keras' transfer-learning guide): their statistics are
-ImageNet's, and batches of a few photos would spoil them. Nothing here decides the rates.
+ImageNet's, and batches of a few photos would spoil them. `optim` decides the rates.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from typing import Any
 
 from cnn_core._keras import keras
 from cnn_core.config import TrainConfig
 from cnn_core.pretrained import PretrainedBackbone
+from cnn_core.training.optim import compile_model
+from cnn_core.training.recorder import RunRecorder
+
+log = logging.getLogger("cnn_core.train")  # one logger for the worker (`_attach_log`)
 
 
 def unfrozen_after(config: TrainConfig, epochs_done: int) -> bool:
@@ -25,6 +31,37 @@ def checkpoint_unfrozen(config: TrainConfig, epochs_done: int) -> bool:
     """Whether the checkpoint after `epochs_done` epochs was written by the unfrozen phase's
     optimizer: the one at the phase change still holds the frozen phase's."""
     return bool(config.fine_tune) and epochs_done > config.fine_tune
+
+
+def fit_phases(
+    model: keras.Model,
+    config: TrainConfig,
+    recorder: RunRecorder,
+    fit_options: dict[str, Any],
+    *,
+    unfrozen: bool,
+    steps: int,
+) -> None:
+    """Train from the recorder's epochs done to its target; with fine_tune, the frozen epochs
+    first, then the backbone unfrozen and the model compiled again at its own rate for the rest.
+    Early stopping in the frozen epochs ends the run there."""
+    done, target = recorder.status.epochs_completed, recorder.epochs
+    if config.fine_tune and not unfrozen and done < config.fine_tune:
+        model.fit(epochs=config.fine_tune, initial_epoch=done, **fit_options)
+        done = recorder.status.epochs_completed
+        if done < config.fine_tune:
+            return
+    if config.fine_tune and not unfrozen and done < target:
+        unfreeze(model)
+        compile_model(model, config, steps_per_epoch=steps, epochs=target, unfrozen=True)
+        log.info(
+            "fine-tuning: the backbone is unfrozen for epochs %d..%d, learning rate %g",
+            done + 1,
+            target,
+            config.learning_rate * config.fine_tune_lr_factor,
+        )
+    if done < target:
+        model.fit(epochs=target, initial_epoch=done, **fit_options)
 
 
 def backbones(model: keras.Model) -> list[PretrainedBackbone]:

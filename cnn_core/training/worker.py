@@ -24,7 +24,7 @@ from cnn_core.runs import Phase, Progress, Run, RunStatus, State, now_iso
 from cnn_core.terminal import terminal_safe
 from cnn_core.training.checkpoints import checkpoints, resume_from_checkpoint, save_model
 from cnn_core.training.data import class_weights, load_run_data, record_split, split_indices
-from cnn_core.training.fine_tune import checkpoint_unfrozen, unfreeze
+from cnn_core.training.fine_tune import checkpoint_unfrozen, fit_phases, unfreeze
 from cnn_core.training.optim import compile_model, dtype_policy
 from cnn_core.training.queue import training_slot
 from cnn_core.training.recorder import Diverged, RunRecorder, StopRequested
@@ -195,7 +195,7 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
         "verbose": 0,
     }
     try:
-        _fit(model, config, recorder, fit_options, unfrozen=unfrozen, steps=steps)
+        fit_phases(model, config, recorder, fit_options, unfrozen=unfrozen, steps=steps)
     except StopRequested:
         return _finish(run, recorder.status, State.STOPPED, model=model)
     except Diverged as exc:
@@ -211,37 +211,6 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
             ),
         )
     return _finish(run, status, State.COMPLETED, model=model)
-
-
-def _fit(
-    model: keras.Model,
-    config: TrainConfig,
-    recorder: RunRecorder,
-    fit_options: dict,
-    *,
-    unfrozen: bool,
-    steps: int,
-) -> None:
-    """Train from the recorder's epochs done to its target; with fine_tune, the frozen epochs
-    first, then the backbone unfrozen and the model compiled again at its own rate for the rest.
-    Early stopping in the frozen epochs ends the run there."""
-    done, target = recorder.status.epochs_completed, recorder.epochs
-    if config.fine_tune and not unfrozen and done < config.fine_tune:
-        model.fit(epochs=config.fine_tune, initial_epoch=done, **fit_options)
-        done = recorder.status.epochs_completed
-        if done < config.fine_tune:
-            return
-    if config.fine_tune and not unfrozen and done < target:
-        unfreeze(model)
-        compile_model(model, config, steps_per_epoch=steps, epochs=target, unfrozen=True)
-        log.info(
-            "fine-tuning: the backbone is unfrozen for epochs %d..%d, learning rate %g",
-            done + 1,
-            target,
-            config.learning_rate * config.fine_tune_lr_factor,
-        )
-    if done < target:
-        model.fit(epochs=target, initial_epoch=done, **fit_options)
 
 
 def _diverged(
