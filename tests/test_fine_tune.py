@@ -34,11 +34,21 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_colours(tmp_path_factory.mktemp("photos"), train=10, test=4)
 
 
-def offline(preset_id: str, *, trainable: bool = False) -> ModelSpec:
-    """The preset's spec with random backbone weights (no download) at 32x32."""
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """MobileNetV3-Small weights as a pretrained file would hold them (here random ones)."""
+    from cnn_core.pretrained import make_network
+
+    path = tmp_path_factory.mktemp("weights") / "mobilenet.weights.h5"
+    make_network("mobilenet_v3_small", (32, 32, 3), None).save_weights(path)
+    return str(path)
+
+
+def offline(preset_id: str, *, trainable: bool = False, weights: str | None = None) -> ModelSpec:
+    """The preset's spec at 32x32 with random backbone weights or those of a file (no download)."""
     spec = load_preset(preset_id).spec
     backbone, *rest = spec.layers
-    params = {**backbone.params, "weights": None, "trainable": trainable}
+    params = {**backbone.params, "weights": weights, "trainable": trainable}
     return replace(spec, input_shape=(32, 32, 3), layers=(LayerSpec(backbone.type, params), *rest))
 
 
@@ -117,13 +127,14 @@ def test_the_mobilenet_preset_fine_tunes_frozen_then_unfrozen(photos, tmp_path, 
     assert not same(start["classifier"], after_1["classifier"])  # while the classifier learns
     assert same(after_1["backbone"], unfrozen["backbone"])
     assert not same(after_1["backbone"], after_2["backbone"])  # unfrozen in epoch 2
-    assert same(start["batch_norm"], after_2["batch_norm"])  # always in inference mode
+    assert same(start["batch_norm"], after_1["batch_norm"])  # frozen: in inference mode
+    assert not same(after_1["batch_norm"], after_2["batch_norm"])  # random: nothing to keep
     lr = [row["lr"] for row in run.history()]
     assert lr == pytest.approx([config.learning_rate, config.learning_rate * 0.1])
 
 
 def test_a_run_resumes_in_the_right_phase_before_and_after_the_change(
-    photos, tmp_path, snapshots, monkeypatch
+    photos, tmp_path, snapshots, monkeypatch, weights_file
 ):
     stops = {1, 2}  # epochs done after which the run is stopped: the change, and one after it
     on_epoch_end = recorder.RunRecorder.on_epoch_end
@@ -139,9 +150,8 @@ def test_a_run_resumes_in_the_right_phase_before_and_after_the_change(
     config = TrainConfig(
         epochs=4, fine_tune=1, fine_tune_warmup=0.5, batch_size=8, seed=2, learning_rate=0.01
     )
-    run = api.start_run(
-        offline(MOBILENET), config, data_source=str(photos), root=tmp_path, detach=False
-    )
+    spec = offline(MOBILENET, weights=weights_file)  # pretrained: its statistics are kept
+    run = api.start_run(spec, config, data_source=str(photos), root=tmp_path, detach=False)
     assert (run.status().state, run.status().epochs_completed) == ("stopped", 1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -157,7 +167,7 @@ def test_a_run_resumes_in_the_right_phase_before_and_after_the_change(
     assert lr == pytest.approx([0.01, warming, peak, peak])  # the warm-up went on from step 3
     checkpoint = {label: taken for label, taken in snapshots if label != "compile"}
     assert not same(checkpoint["2"]["backbone"], checkpoint["4"]["backbone"])  # still unfrozen
-    assert same(checkpoint["1"]["batch_norm"], checkpoint["4"]["batch_norm"])
+    assert same(checkpoint["1"]["batch_norm"], checkpoint["4"]["batch_norm"])  # inference mode
 
 
 def test_the_train_page_charts_the_learning_rate_of_both_phases(tmp_path):
@@ -178,3 +188,27 @@ def test_the_train_page_charts_the_learning_rate_of_both_phases(tmp_path):
     (chart,) = [c for c in at.get("plotly_chart") if "Learning rate" in c.proto.spec]
     (curve,) = json.loads(chart.proto.spec)["data"]
     assert curve["y"] == pytest.approx(rates)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "one_cycle"])
+def test_the_unfrozen_phase_warms_up_to_the_rate_times_the_factor(schedule):
+    from cnn_core.training.optim import make_optimizer
+
+    config = TrainConfig(
+        epochs=10, fine_tune=4, lr_schedule=schedule, learning_rate=0.02, fine_tune_warmup=0.2
+    )
+    optimizer = make_optimizer(config, 10, config.epochs, unfrozen=True)
+    lr = keras.optimizers.schedules.deserialize(optimizer.get_config()["learning_rate"])
+    rates = [float(keras.ops.convert_to_numpy(lr(step))) for step in range(61)]  # 6 epochs
+    peak = 0.02 * 0.1
+    assert rates[0] < peak / 10 and max(rates) == pytest.approx(peak, rel=1e-3)
+    assert rates.index(max(rates)) == 12  # 20% of the phase's 60 steps
+    frozen = make_optimizer(config, 10, config.epochs).get_config()["learning_rate"]
+    if schedule != "constant":  # over the first 4 epochs
+        frozen = keras.optimizers.schedules.deserialize(frozen)
+    if schedule == "constant":
+        assert frozen == pytest.approx(0.02)
+    elif schedule == "cosine":
+        assert frozen.warmup_steps + frozen.decay_steps == 40
+    else:
+        assert frozen.total_steps == 40

@@ -2,9 +2,13 @@
 pretrained backbone frozen, the rest with it unfrozen at a lower rate (`optim.make_optimizer`).
 
 Which phase an epoch belongs to is a rule of its number alone, so a run resumed from any
-checkpoint continues in the right one. Unfrozen, the backbone's BatchNormalization layers stay
-frozen, and so in inference mode (Keras' transfer-learning guide): their statistics are
-ImageNet's, and batches of a few photos would spoil them. `optim` decides the rates.
+checkpoint continues in the right one, its optimizer compiled for the phase that wrote the
+checkpoint (whose state it holds) before it is loaded. Unfrozen, a pretrained backbone's
+BatchNormalization layers stay frozen, and so in inference mode (Keras' transfer-learning
+guide): their statistics are ImageNet's (or the weights file's), and batches of a few photos
+would spoil them. A backbone with random weights has none worth keeping: its BatchNormalization
+trains once unfrozen, or a deep network of random weights would not learn. `optim` decides the
+rates.
 """
 
 from __future__ import annotations
@@ -20,11 +24,6 @@ from cnn_core.training.optim import compile_model
 from cnn_core.training.recorder import RunRecorder
 
 log = logging.getLogger("cnn_core.train")  # one logger for the worker (`_attach_log`)
-
-
-def unfrozen_after(config: TrainConfig, epochs_done: int) -> bool:
-    """Whether the epoch after `epochs_done` completed ones trains with the backbone unfrozen."""
-    return bool(config.fine_tune) and epochs_done >= config.fine_tune
 
 
 def checkpoint_unfrozen(config: TrainConfig, epochs_done: int) -> bool:
@@ -69,10 +68,12 @@ def backbones(model: keras.Model) -> list[PretrainedBackbone]:
 
 
 def unfreeze(model: keras.Model) -> None:
-    """Make the backbones of `model` trainable, but for their BatchNormalization layers; the
-    model must be compiled again before it trains."""
+    """Make the backbones of `model` trainable, but for the BatchNormalization layers of those
+    with pretrained weights; the model must be compiled again before it trains."""
     for backbone in backbones(model):
         backbone.trainable = True  # sets every layer inside too
+        if backbone.weights_source is None:  # random weights: no statistics worth keeping
+            continue
         for layer in _inner_layers(backbone.network):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False  # frozen BatchNormalization runs in inference mode
