@@ -1,11 +1,11 @@
 """Export cost per format (SavedModel, ONNX, LiteRT float32 and int8) for the tutorial and fast_cpu
 models: seconds to export and prove, file size, single-image latency of each runtime against
-Keras, and each proof's agreement, on the real CIFAR-10 copy's test images (a quick-try limit of
-5,000 training images: about 1,000 test images). Each model is first trained for a few epochs on
-those images (`--epochs`, 3 by default), so that int8's accuracy against the float model means
-something; timing does not depend on the weights.
+Keras, and each proof's agreement, on the real CIFAR-10 copy's test images (the proof takes the
+first 2,000). Each model is first trained with its preset's settings (`--epochs`, 3 by default;
+`--limit` for a quick try), so that int8's accuracy against the float model means something;
+timing does not depend on the weights.
 
-    python -m bench.export [--epochs 3]
+    python -m bench.export [--epochs 3] [--limit N]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.common import cifar_source, write_result
 from cnn_core import api
-from cnn_core.config import TrainConfig
+from cnn_core.config import config_from_dict
 from cnn_core.deploy import export_run
 from cnn_core.presets import load_preset
 
@@ -28,13 +28,14 @@ EXPORTS = (("savedmodel", None), ("onnx", None), ("litert", None), ("litert", "i
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3, help="training epochs before exporting")
+    parser.add_argument("--limit", type=int, help="a quick try: train on this many images")
     args = parser.parse_args()
     source = cifar_source()
     results = {}
     with tempfile.TemporaryDirectory() as root:
         for preset in MODELS:
-            spec = load_preset(preset).spec
-            config = TrainConfig(epochs=args.epochs, limit=5000)
+            spec, settings = load_preset(preset).spec, load_preset(preset).config
+            config = config_from_dict({**settings, "epochs": args.epochs, "limit": args.limit})
             run = api.start_run(spec, config, data_source=source, root=Path(root), detach=False)
             export_run(run, format="onnx", out=Path(root) / "warm")  # data cache, TensorFlow
             for format, quantize in EXPORTS:
@@ -56,7 +57,7 @@ def main() -> None:
                     "runtime": report.runtime,
                 }
                 print(f"{preset:<13} {name:<12} {seconds:5.1f} s  {report.summary()}")
-    write_result("export", {"epochs": args.epochs, "exports": results})
+    write_result("export", {"epochs": args.epochs, "limit": args.limit, "exports": results})
 
 
 if __name__ == "__main__":
