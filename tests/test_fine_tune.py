@@ -160,7 +160,7 @@ def test_a_run_resumes_in_the_right_phase_before_and_after_the_change(
         api.resume_run(run, detach=False)  # from one the unfrozen phase wrote
     assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
     status = run.status()
-    assert (status.state, status.epochs_completed) == ("completed", 4), status.error
+    assert (status.state, status.epochs_completed) == ("completed", 5), status.error
     peak = 0.01 * 0.1
     warming = peak / 100 + (peak - peak / 100) * 3 / 4  # 3 of its 4 steps up
     lr = [row["lr"] for row in run.history()]
@@ -212,3 +212,16 @@ def test_the_unfrozen_phase_warms_up_to_the_rate_times_the_factor(schedule):
         assert frozen.warmup_steps + frozen.decay_steps == 40
     else:
         assert frozen.total_steps == 40
+
+
+def test_early_stopping_watches_the_unfrozen_epochs_only(photos, tmp_path, weights_file):
+    # With a rate too small to change any float32 weight the validation loss never improves, so
+    # early stopping (patience 1) would end the run after epoch 2, before the backbone was ever
+    # unfrozen; it now watches from the phase change on: epoch 4 is its best, epoch 5 its last.
+    config = TrainConfig(
+        epochs=7, fine_tune=3, early_stopping_patience=1, learning_rate=1e-12, batch_size=8
+    )
+    spec = offline(MOBILENET, weights=weights_file)  # pretrained: inference-mode statistics
+    run = api.start_run(spec, config, data_source=str(photos), root=tmp_path, detach=False)
+    status = run.status()
+    assert (status.state, status.epochs_completed) == ("completed", 5), status.error

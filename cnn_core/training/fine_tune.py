@@ -43,10 +43,16 @@ def fit_phases(
 ) -> None:
     """Train from the recorder's epochs done to its target; with fine_tune, the frozen epochs
     first, then the backbone unfrozen and the model compiled again at its own rate for the rest.
-    Early stopping in the frozen epochs ends the run there."""
+    Early stopping watches the unfrozen epochs only: the frozen ones train the classifier on
+    fixed features, and the point where that stops improving is where fine-tuning should start,
+    not where the run should end (a stop request or divergence still ends it, as exceptions)."""
     done, target = recorder.status.epochs_completed, recorder.epochs
     if config.fine_tune and not unfrozen and done < config.fine_tune:
-        model.fit(epochs=config.fine_tune, initial_epoch=done, **fit_options)
+        callbacks = fit_options.get("callbacks", [])
+        watching = [c for c in callbacks if not isinstance(c, keras.callbacks.EarlyStopping)]
+        model.fit(
+            epochs=config.fine_tune, initial_epoch=done, **{**fit_options, "callbacks": watching}
+        )
         done = recorder.status.epochs_completed
         if done < config.fine_tune:
             return
