@@ -25,7 +25,7 @@ from cnn_core import augment
 from cnn_core.augment import Augmentation
 from cnn_core.errors import ConfigError
 from cnn_core.files import FileTooLargeError, NotRegularFileError, read_bounded
-from cnn_core.layers import KINDS as LAYER_KINDS
+from cnn_core.layers import FREEZE_KEY, freezable_layers
 from cnn_core.spec import ModelSpec
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -44,7 +44,6 @@ SECTIONS = {
     "Advanced": 4,
 }
 KINDS = ("choice", "boolean", "integer", "number")
-FREEZE_KEY = "trainable"  # a layer kind with this key can be frozen: what fine_tune unfreezes
 
 
 @dataclass(frozen=True)
@@ -525,11 +524,7 @@ def check_spec_support(
     backbone to unfreeze. `spec` is one that `shapes.check_spec` accepts."""
     if not config.fine_tune:
         return
-    freezable = [
-        (index, LAYER_KINDS[layer.type].resolve(layer.params).params[FREEZE_KEY])
-        for index, layer in enumerate(spec.layers)
-        if FREEZE_KEY in LAYER_KINDS[layer.type].param_names
-    ]
+    freezable = freezable_layers(spec.layers)
     if not freezable:
         raise ConfigError(
             f"{source}: fine_tune {config.fine_tune} trains a pretrained backbone frozen, then "

@@ -28,7 +28,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import statistics
 import tempfile
 import time
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnn_core.errors import DataError, UserError
+from cnn_core.files import atomic_folder
 from cnn_core.runs import Run, RunError, now_iso
 
 if TYPE_CHECKING:
@@ -182,11 +182,11 @@ def export_run(
     out = Path(out).absolute()
     _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _temp_folder(out.parent, out.name) as folder:
+    with atomic_folder(out) as folder:  # an earlier export there is replaced whole
         report = build_export(run, format=format, folder=folder, quantize=quantize)
         report = replace(report, out=str(out))
         _write_report(folder, report)
-        _put_in_place(folder, out)
+        _check_out(out)  # again: something may have appeared there while exporting
     return record(run, report)
 
 
@@ -683,33 +683,6 @@ def _check_out(out: Path) -> None:
         raise ExportError(
             f"{out} already holds files that are not an export; choose another --out or empty it."
         )
-
-
-@contextlib.contextmanager
-def _temp_folder(parent: Path, name: str) -> Iterator[Path]:
-    """A temporary folder beside the target, removed unless it was moved into place."""
-    folder = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.{os.getpid()}.", suffix=".tmp"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _put_in_place(folder: Path, out: Path) -> None:
-    """Rename the finished folder to `out`; an earlier export there is replaced, so that `out`
-    holds one export or the other, never half of one."""
-    _check_out(out)
-    if not out.exists():
-        os.replace(folder, out)
-        return
-    old = out.with_name(f".{out.name}.{os.getpid()}.old")
-    os.replace(out, old)
-    try:
-        os.replace(folder, out)
-    except OSError:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -63,6 +64,31 @@ def atomic_path(path: Path, *, suffix: str = "") -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """A temp folder beside `path` to fill; when the block ends without error it becomes `path`,
+    replacing a folder already there, so that `path` holds the old contents or the new, never
+    half of either. Deleted otherwise."""
+    path = Path(path)
+    folder = path.with_name(_temp_name(path, ""))
+    folder.mkdir()
+    try:
+        yield folder
+        if not path.exists():
+            os.replace(folder, path)
+            return
+        old = path.with_name(_temp_name(path, ".old"))
+        os.replace(path, old)
+        try:
+            os.replace(folder, path)
+        except OSError:
+            os.replace(old, path)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def atomic_write_with(path: Path, write: Callable[[BinaryIO], Any], *, sync: bool = True) -> None:

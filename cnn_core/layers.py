@@ -872,6 +872,19 @@ def classifier_head(num_classes: int) -> Head:
     return Head(kind, MappingProxyType(params))
 
 
+FREEZE_KEY = "trainable"  # a kind with this key can be frozen: what fine-tuning unfreezes
+
+
+def freezable_layers(layers: Iterable[Any]) -> list[tuple[int, bool]]:
+    """(index, trainable) of each layer (a `LayerSpec` of a checked spec) whose kind can be
+    frozen, with its resolved `trainable` value."""
+    return [
+        (index, bool(KINDS[layer.type].resolve(layer.params).params[FREEZE_KEY]))
+        for index, layer in enumerate(layers)
+        if FREEZE_KEY in KINDS[layer.type].param_names
+    ]
+
+
 def fixing_kind(rule: str) -> LayerKind:
     """The kind whose one-click fix repairs a breach of `rule` (see `LayerKind.fixes`)."""
     return _FIXES[rule]
