@@ -263,15 +263,8 @@ def build_export(
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     (folder / LABELS).write_text(json.dumps(list(names), indent=1) + "\n", encoding="utf-8")
     (folder / README).write_text(readme_text(run, format, quantize, shape, names), "utf-8")
-    report = prove(
-        run=run,
-        model=model,
-        runtime=runtime,
-        images=images,
-        format=format,
-        quantize=quantize,
-        names=tuple(names),
-    )
+    names = tuple(names)
+    report = prove(run, model, runtime, images, format=format, quantize=quantize, names=names)
     report = replace(
         report,
         model_file=MODEL_FILES[format],
@@ -504,11 +497,11 @@ def _representative(run: Run, images: ProofImages) -> np.ndarray:
 
 
 def prove(
-    *,
     run: Run,
     model: keras.Model,
     runtime: Runtime,
     images: ProofImages,
+    *,
     format: str,
     quantize: str | None,
     names: tuple[str, ...],
