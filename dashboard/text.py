@@ -1,5 +1,6 @@
-"""Text a user controls (run, class and file names, messages), shown as text; and the few words
-and icons every page uses for a run's state, a duration and an error. Streamlit only.
+"""Text a user controls (run, class and file names, messages), shown as text; and the icons
+every page uses for a run's state, and how an error is shown. Streamlit only. (Durations are
+written by `cnn_core.progress.format_seconds`.)
 """
 
 from __future__ import annotations
