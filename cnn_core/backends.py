@@ -31,6 +31,13 @@ PACKAGES = {
 }
 
 
+# Set in the environment by `cnn-workbench worker --coordinator ...` (or by hand) for a run
+# trained by several processes: Keras' own variable, read by keras.distribution.initialize as
+# `cnn_core._keras` imports Keras; and ours, to let JAX find the processes itself (Slurm, MPI).
+DISTRIBUTED_ENV = "KERAS_DISTRIBUTION_NUM_PROCESSES"
+CLUSTER_ENV = "CNN_CORE_CLUSTER"
+
+
 class BackendError(UserError):
     """The chosen Keras backend is unknown or not installed."""
 

@@ -136,7 +136,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, help="override the configuration's batch size")
     p.add_argument("--lr", type=float, help="override the configuration's learning rate")
+    p.add_argument("--devices", metavar="N|all", help=cli_help("devices"))
     p.add_argument("--detach", action="store_true", help="train in the background and return")
+    p.add_argument(
+        "--create-only",
+        action="store_true",
+        help="create the run and print its folder without training it: to start its workers "
+        "on a cluster (see `worker`)",
+    )
     _run_options(p, json_help=True)
     p.set_defaults(run=_train)
 
@@ -187,10 +194,27 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(p, json_help=True)
     p.set_defaults(run=_export)
 
-    p = sub.add_parser("worker")  # started by `train --detach` and the dashboard; not for users
-    p.add_argument("run_dir")
-    p.add_argument("--more-epochs", type=int)
-    p.add_argument("--claim-fd", type=int)  # the run's claim, handed over by its launcher
+    p = sub.add_parser(
+        "worker",
+        help="train a run in this process: one of several processes on a cluster (JAX), or as "
+        "`train --detach` and the dashboard start it",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--more-epochs", type=int, help="train this many more epochs")
+    p.add_argument("--claim-fd", type=int, help=argparse.SUPPRESS)  # handed over by a launcher
+    p.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="the first process's address: every process of one run gives the same",
+    )
+    p.add_argument("--num-processes", type=int, metavar="N", help="processes that train the run")
+    p.add_argument("--process-id", type=int, metavar="I", help="this process: 0 to N-1")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="find the processes from the cluster's environment (Slurm's srun, Open MPI's "
+        "mpirun), as jax.distributed does",
+    )
     p.set_defaults(run=_worker)
     return parser
 
@@ -364,8 +388,18 @@ def _run_summary(run: Run, status: RunStatus) -> dict:
         "epochs_completed": status.epochs_completed,
         "epochs_target": status.epochs_target,
         "best_val_accuracy": status.best_val_accuracy,
+        "devices": status.devices,
+        "placement": status.placement,
+        "images_per_second": status.images_per_second,
+        "images_per_second_per_device": per_device(status),
         "error": status.error,
     }
+
+
+def per_device(status: RunStatus) -> float | None:
+    if status.images_per_second is None or not status.devices:
+        return None
+    return round(status.images_per_second / status.devices, 1)
 
 
 def _exit_code(status: RunStatus, outcome: Outcome | None) -> int:
@@ -387,6 +421,10 @@ def _report(run: Run, status: RunStatus, *, as_json: bool, outcome: Outcome | No
         )
         if best is not None:
             line += f", best validation accuracy {best:.4f}"
+        if status.placement and status.images_per_second:
+            line += f", on {status.placement}: {status.images_per_second:,.0f} images/s"
+            if (status.devices or 1) > 1:
+                line += f" ({per_device(status):,.0f} per device)"
         say(line)
     if status.error:
         say(f"error: {status.error}", file=sys.stderr)
@@ -415,8 +453,12 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         test_split=args.test_split,
+        devices=_devices(args.devices),
     )
     run = prepare_run(spec, config, data_source=args.data, root=args.runs_dir)
+    if args.create_only:
+        say(str(run.path))
+        return 0
     if not args.detach:  # first, so that whoever presses Ctrl-C knows what to resume
         say(
             f"run: {run.path} (stop with Ctrl-C; resume with: {PROG} resume {run.path})",
@@ -425,6 +467,13 @@ def _train(args: argparse.Namespace) -> int:
         )
     outcome = launch_run(run, detach=args.detach)
     return _report(run, run.status(), as_json=args.json, outcome=outcome)
+
+
+def _devices(value: str | None) -> int | str | None:
+    """--devices: a number, or "all" (checked with the setting's own message)."""
+    if value is None or not value.strip().isdigit():
+        return value
+    return int(value)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -536,13 +585,25 @@ def _export(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from cnn_core.api import library_error
-    from cnn_core.runs import adopt_claim, claim_run, fail_run
+    from cnn_core.runs import FollowingRun, adopt_claim, claim_run, fail_run
 
     # Below the dashboard's priority: training takes every core it gets, and a starved
     # dashboard froze for seconds at each epoch's end. Alone on the machine it loses nothing.
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
     run = Run(Path(args.run_dir).resolve())
+    distributed = _join_processes(args)
+    if distributed:  # joined before the run is claimed: only the first process claims it
+        from cnn_core.training.placement import process_layout
+
+        try:
+            _, index = process_layout()
+        except Exception as exc:
+            raise UserError(f"the processes of {run.name} could not join: {exc}") from exc
+        if index:
+            from cnn_core.train import train_run
+
+            return train_run(FollowingRun(run.path, index), more_epochs=args.more_epochs).exit_code
     # Held until this process ends: it is how everyone else knows the run is alive. Another
     # process holding it (RunBusyError) ends this one before it writes anything.
     claim = adopt_claim(run, args.claim_fd) if args.claim_fd is not None else claim_run(run)
@@ -554,6 +615,35 @@ def _worker(args: argparse.Namespace) -> int:
             raise
         outcome = train_run(run, more_epochs=args.more_epochs)
     return outcome.exit_code
+
+
+def _join_processes(args: argparse.Namespace) -> bool:
+    """Whether this worker is one of several processes of one run; if so, tell Keras (its own
+    environment variables, read by keras.distribution.initialize as Keras is imported)."""
+    from cnn_core.backends import CLUSTER_ENV, DISTRIBUTED_ENV, keras_backend
+
+    given = (args.coordinator, args.num_processes, args.process_id)
+    if not args.cluster and all(value is None for value in given):
+        return bool(os.environ.get(DISTRIBUTED_ENV) or os.environ.get(CLUSTER_ENV))
+    if keras_backend() != "jax":
+        raise UserError(
+            "training one run in several processes needs Keras on JAX (Keras' distribution "
+            "API): start every process with KERAS_BACKEND=jax (pip install jax)."
+        )
+    if args.cluster:
+        os.environ[CLUSTER_ENV] = "1"
+        return True
+    if any(value is None for value in given):
+        raise UserError("give --coordinator HOST:PORT, --num-processes N and --process-id I.")
+    if not 0 <= args.process_id < args.num_processes:
+        raise UserError(
+            f"--process-id must be from 0 to {args.num_processes - 1} (--num-processes "
+            f"{args.num_processes}); got {args.process_id}."
+        )
+    os.environ["KERAS_DISTRIBUTION_JOB_ADDRESSES"] = args.coordinator
+    os.environ[DISTRIBUTED_ENV] = str(args.num_processes)
+    os.environ["KERAS_DISTRIBUTION_PROCESS_ID"] = str(args.process_id)
+    return True
 
 
 def _root_of(args: argparse.Namespace) -> Path | None:

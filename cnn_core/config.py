@@ -33,6 +33,8 @@ SCHEDULES = ("constant", "cosine", "one_cycle")
 CLASS_WEIGHTS = ("balanced",)  # or null: every image counts the same
 WARMUP_FRACTION = 0.05  # cosine schedule: linear warm-up over the first 5% of steps
 MAX_CONFIG_BYTES = 100_000
+ALL_DEVICES = "all"  # the `devices` value (also null) for every GPU there is
+MAX_DEVICES = 4096
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 # The form's sections, in order, and how many settings sit side by side in each ("": no expander).
@@ -62,6 +64,7 @@ class Setting:
     low_open: bool = False
     high_open: bool = False
     nullable: bool = False  # null allowed (meaning off, or "draw one")
+    null_words: tuple[str, ...] = ()  # nullable: JSON strings that also mean null ("all")
     choices: tuple[Any, ...] = ()  # choice: the allowed JSON values
     choice_labels: tuple[str, ...] = ()  # choice: what the form shows for each, if not the value
     backends: tuple[str, ...] = ()  # only these run a value other than the default; () = all
@@ -91,6 +94,8 @@ class Setting:
         if self.kind == "boolean":
             return "true or false"
         null = " or null" if self.nullable else ""
+        if self.null_words:
+            null = "".join(f" or {json.dumps(word)}" for word in self.null_words)
         if self.kind == "integer":
             return f"a whole number from {self.low:,} to {self.high:,}{null}"
         if self.low_open and not self.high_open:
@@ -101,6 +106,8 @@ class Setting:
     def check(self, value: Any) -> Any:
         """The value as the configuration keeps it; `ValueError` if it is not allowed."""
         if value is None and self.nullable:
+            return None
+        if isinstance(value, str) and value in self.null_words:
             return None
         if self.kind == "choice":
             for choice in self.choices:  # by type too: 1 is not true, 0.0 is not false
@@ -329,6 +336,31 @@ class TrainConfig:
         high=10_000,
         backends=("tensorflow", "jax"),  # Keras' PyTorch trainer refuses more than 1
     )
+    devices: int | None = setting(
+        "integer",
+        None,
+        "Devices that train the run together, each on its share of every batch (data "
+        'parallel): "all" (null) is every GPU, or one device on a machine without; the batch '
+        "size must divide by it.",
+        label="Devices (0 = all)",
+        key="dev",
+        section="Advanced",
+        low=1,
+        high=MAX_DEVICES,
+        nullable=True,
+        null_words=(ALL_DEVICES,),
+        off=0,
+        backends=("tensorflow", "jax"),  # Keras' distribution has no PyTorch part
+    )
+    scale_lr: bool = setting(
+        "boolean",
+        False,
+        "Multiply the learning rate by the number of devices (the linear scaling rule, Goyal et "
+        "al. 2017), for a batch size raised as many times; off: the rate stays as given.",
+        label="Scale the learning rate with the devices",
+        key="slr",
+        section="Advanced",
+    )
     validation_freq: int = setting(
         "integer",
         1,
@@ -481,7 +513,26 @@ def config_from_dict(data: Any, *, source: str = "the configuration") -> TrainCo
             f"{source}: fine_tune ({fine_tune}) must be fewer than epochs ({epochs}): it counts "
             "the frozen epochs the unfrozen ones follow; raise epochs or lower fine_tune."
         )
+    _check_devices(values, source)
     return TrainConfig(**values)
+
+
+def _check_devices(values: Mapping[str, Any], source: str) -> None:
+    devices, batch = values.get("devices"), values.get("batch_size", TrainConfig.batch_size)
+    if devices is not None and batch % devices:
+        raise ConfigError(
+            f"{source}: batch_size ({batch}) must divide by devices ({devices}), so that each "
+            f"device gets the same share of every batch; use batch_size "
+            f"{fit_batch(batch, devices)} or another multiple of {devices}."
+        )
+
+
+def fit_batch(batch_size: int, devices: int) -> int:
+    """The multiple of `devices` nearest to `batch_size` (not below `devices`): the one-click fix
+    for a batch size that does not divide by the device count."""
+    lower = max(batch_size // devices * devices, devices)
+    upper = lower + devices
+    return lower if batch_size - lower <= upper - batch_size else upper
 
 
 def check_values(
@@ -566,13 +617,22 @@ def load_config(path: str | os.PathLike[str]) -> TrainConfig:
     return parse_config(text, source=str(path))
 
 
-def effective_batch_size(config: TrainConfig, n_train: int) -> tuple[int, str | None]:
-    """The batch size to use for `n_train` images, and a warning if it had to be clamped."""
+def effective_batch_size(
+    config: TrainConfig, n_train: int, *, devices: int = 1
+) -> tuple[int, str | None]:
+    """The batch size to use for `n_train` images on `devices` devices, and a warning if it had
+    to be clamped: to the training images, kept a multiple of the devices."""
     if config.batch_size <= n_train:
         return config.batch_size, None
-    return max(n_train, 1), (
+    if n_train < devices:
+        raise ConfigError(
+            f"{n_train:,} training images cannot be shared between {devices} devices; use fewer "
+            "devices or more images."
+        )
+    clamped = max(n_train // devices * devices, 1)
+    return clamped, (
         f"batch_size {config.batch_size} is larger than the {n_train:,} training images; "
-        f"using {max(n_train, 1)}."
+        f"using {clamped}."
     )
 
 

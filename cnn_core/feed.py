@@ -35,6 +35,8 @@ class Feed(keras.utils.PyDataset):
         epoch: int = 0,  # the first epoch's number, so that a resumed run continues the orders
         num_classes: int | None = None,  # given: labels come out one-hot float32
         class_weight: Mapping[int, float] | None = None,  # given: a third item, sample weights
+        multiple_of: int = 1,  # every batch's size divides by this (devices): the rest is left out
+        shard: tuple[int, int] = (0, 1),  # (this process, processes): its share of each batch
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -49,21 +51,33 @@ class Feed(keras.utils.PyDataset):
             self.weights = np.ones(size, dtype=np.float32)
             for label, weight in class_weight.items():
                 self.weights[int(label)] = weight
+        self.multiple_of, (self.part, self.parts) = max(int(multiple_of), 1), shard
+        if self.multiple_of % self.parts or self.batch_size % self.multiple_of:
+            raise ValueError(
+                f"batch_size {batch_size} must divide by multiple_of {multiple_of}, and it by "
+                f"the {self.parts} processes."
+            )
         self.epoch = int(epoch)
         self.order = self._order()
         self.read = RowReader(x)  # a memory-mapped .npy is read with os.preadv
 
     def _order(self) -> np.ndarray:
-        if not self.shuffle:
-            return self.rows
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.rows)
+        order = self.rows
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.rows)
+        return order[: len(order) - len(order) % self.multiple_of]  # a few left out, see init
 
     def __len__(self) -> int:
-        return math.ceil(len(self.rows) / self.batch_size)
+        return math.ceil(len(self.order) / self.batch_size)
 
     def batch_rows(self, index: int) -> np.ndarray:
-        """The rows of batch `index` this epoch, ascending (reads from disk go forward)."""
-        return np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        """The rows of batch `index` this epoch, ascending (reads from disk go forward); in a
+        run trained by several processes, this process's share of them."""
+        rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        if self.parts == 1:
+            return rows
+        share = len(rows) // self.parts
+        return rows[self.part * share : (self.part + 1) * share]
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         if not 0 <= index < len(self):

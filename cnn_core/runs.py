@@ -208,11 +208,17 @@ class RunStatus:
     notes: tuple[str, ...] = ()  # warnings worth showing (batch size clamped, classes adapted)
     seed: int | None = None
     seconds_before: float = 0.0  # time spent training in earlier parts (before the last resume)
+    devices: int | None = None  # how many devices the last part trained on (all processes)
+    placement: str | None = None  # what they are, as people read it ("2 GPU devices (…)")
+    images_per_second: float | None = None  # training throughput of the last epoch, all devices
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["state"] = str(self.state)
         data["notes"] = list(self.notes)
+        for name in _LATER_FIELDS:  # written once known: an older run's file stays the same
+            if data[name] is None:
+                del data[name]
         return data
 
     @classmethod
@@ -283,6 +289,7 @@ def _text(value: Any) -> bool:
     return value is None or (isinstance(value, str) and len(value) <= 10_000)
 
 
+_LATER_FIELDS = ("devices", "placement", "images_per_second")  # added with several devices
 _MANY = 10**9  # more epochs than anyone trains; bounds what a hand-edited file can claim
 # Each status.json field: its check, and what it must be (said when it is not).
 _STATUS_FIELDS: dict[str, tuple[Any, str]] = {
@@ -304,6 +311,9 @@ _STATUS_FIELDS: dict[str, tuple[Any, str]] = {
     ),
     "seed": (_int_in(-(2**63), 2**64, optional=True), "a whole number"),
     "seconds_before": (_number_in(0.0, 1e12), "a number of seconds"),
+    "devices": (_int_in(1, 10**6, optional=True), "a number of devices"),
+    "placement": (_text, "text"),
+    "images_per_second": (_number_in(0.0, 1e12, optional=True), "a number of images a second"),
 }
 
 
@@ -407,6 +417,7 @@ class Run:
     """A handle on one run directory; every method reads the disk afresh."""
 
     path: Path
+    writes = True  # False for `FollowingRun`: checkpoints and the model are not saved either
 
     @property
     def name(self) -> str:
@@ -694,6 +705,58 @@ class Run:
         except OSError:
             return ""
         return data.decode("utf-8", errors="replace")
+
+
+class FollowingRun(Run):
+    """A run as a process other than the first of a run trained by several sees it: it reads
+    everything and writes nothing but its own log (`process-<i>.log`), so that the run directory
+    keeps one writer. Every `write_*` of `Run` is overridden (tests/test_placement.py checks)."""
+
+    def __init__(self, path: Path, process_id: int) -> None:
+        super().__init__(path)
+        object.__setattr__(self, "process_id", process_id)
+
+    writes = False
+
+    @property
+    def log_path(self) -> Path:
+        return self.file(f"process-{self.process_id}.log")
+
+    def write_status(self, status: RunStatus) -> None:
+        pass
+
+    def write_spec(self, spec: ModelSpec) -> None:
+        pass
+
+    def write_config(self, config: TrainConfig) -> None:
+        pass
+
+    def write_dataset(self, info: dict[str, Any]) -> None:
+        pass
+
+    def write_split(self, split: dict[str, Any]) -> None:
+        pass
+
+    def write_progress(self, progress: Progress) -> None:
+        pass
+
+    def write_history(self, rows: Iterable[dict[str, Any]]) -> None:
+        pass
+
+    def write_evaluation(self, report: EvaluationReport, predictions: bytes) -> None:
+        pass
+
+    def write_export(self, key: str, record: dict[str, Any]) -> None:
+        pass
+
+    def write_owner(self, user: str) -> None:
+        pass
+
+    def request_stop(self) -> None:
+        pass
+
+    def clear_stop_request(self) -> None:
+        pass
 
 
 class Claim:

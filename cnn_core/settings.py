@@ -190,6 +190,13 @@ def max_parallel() -> int:
     return int(_positive("CNN_CORE_MAX_PARALLEL", DEFAULT_MAX_PARALLEL, "runs"))
 
 
+def cpu_devices() -> int:
+    """``CNN_CORE_CPU_DEVICES``: split the CPU into this many devices (default 1), so that the
+    multi-device code runs for real on a machine without GPUs: JAX's virtual host devices, and
+    TensorFlow's logical CPU devices. For trying and testing `devices`; it makes nothing faster."""
+    return int(_positive("CNN_CORE_CPU_DEVICES", 1, "devices"))
+
+
 def debug() -> bool:
     """``CNN_CORE_DEBUG``: set (to anything but empty) to see tracebacks of unexpected errors."""
     return bool(os.environ.get("CNN_CORE_DEBUG", "").strip())

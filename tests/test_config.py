@@ -125,7 +125,8 @@ def _beyond(s):
     return over, under
 
 
-ALONGSIDE = {"fine_tune": {"epochs": 10_000}}  # what a setting's ends need of the others
+# What a setting's ends need of the others.
+ALONGSIDE = {"fine_tune": {"epochs": 10_000}, "devices": {"batch_size": 4096}}
 
 
 def test_each_declared_bound_is_the_one_validation_enforces():

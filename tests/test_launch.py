@@ -174,19 +174,29 @@ def test_the_backend_comes_from_the_environment_then_keras_json(tmp_path, monkey
 
 
 def test_the_cli_says_what_to_install_with_exit_2(tmp_path):
-    import importlib.util
     import os
     import subprocess
 
-    if importlib.util.find_spec("jax") is not None:
-        pytest.skip("jax is installed here; this checks a machine without it")
+    # A machine without JAX (the tests install it): its import machinery cannot find it.
+    hide = tmp_path / "no_jax"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import importlib.util, sys\n"
+        "class NoJax:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'jax' or name.startswith('jax.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoJax())\n"
+        "_find = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'jax' else _find(name, *a)\n"
+    )
     source = write_folders(tmp_path / "data")
     command = [sys.executable, "-m", "cnn_core", "train", "fast_cpu", "--data", str(source)]
     done = subprocess.run(
         [*command, "--runs-dir", str(tmp_path / "r")],
         capture_output=True,
         text=True,
-        env={**os.environ, "KERAS_BACKEND": "jax"},
+        env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(hide)},
         timeout=120,
     )
     assert done.returncode == 2, done.stderr

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from cnn_core._keras import keras
@@ -21,7 +24,11 @@ def checkpoints(run: Run) -> list[tuple[int, Path]]:
 
 def save_checkpoint(run: Run, model: keras.Model, epochs_done: int) -> None:
     """Weights and optimizer state after `epochs_done` epochs; the name carries the epoch, and the
-    file appears only once complete (temp, then rename), so a crash leaves the previous one."""
+    file appears only once complete (temp, then rename), so a crash leaves the previous one.
+    Only the run's writer keeps it (see `_gathered_only`)."""
+    if not run.writes:
+        _gathered_only(model.save_weights, ".weights.h5")
+        return
     with atomic_path(run.checkpoint_path(epochs_done), suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
     for done, path in checkpoints(run):
@@ -30,7 +37,18 @@ def save_checkpoint(run: Run, model: keras.Model, epochs_done: int) -> None:
                 path.unlink()
 
 
+def _gathered_only(save: Callable[[str], None], suffix: str) -> None:
+    """A process other than the first of a run trained by several: saving gathers the weights
+    from every process (a collective all of them must join), so it saves too, into a temporary
+    folder outside the run that is deleted at once."""
+    with tempfile.TemporaryDirectory(prefix="cnn-core-follower-") as folder:
+        save(os.path.join(folder, f"discarded{suffix}"))
+
+
 def save_model(run: Run, model: keras.Model) -> None:
+    if not run.writes:
+        _gathered_only(float32_model(model).save, ".keras")
+        return
     with atomic_path(run.model_path, suffix=".keras") as tmp:
         float32_model(model).save(tmp)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -44,8 +45,11 @@ class RunRecorder(keras.callbacks.Callback):
         batch_size: int,
         epochs: int,
         echo: bool,
+        agree: Callable[[bool], bool] = bool,
     ) -> None:
         super().__init__()
+        # agree: every process of a run trained by several gets the first one's answer (a stop)
+        self.agree = agree
         self.run, self.status, self.rows = run, status, history
         self.batches, self.batch_size, self.epochs, self.echo = batches, batch_size, epochs, echo
         self.seconds_per_batch: float | None = None  # measured, never guessed
@@ -64,7 +68,7 @@ class RunRecorder(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise Diverged(self.epoch, batch, float(loss))
-        if self.run.stop_requested():
+        if self.agree(self.run.writes and self.run.stop_requested()):
             raise StopRequested
         now = time.perf_counter()
         if self.first_batch is None:
@@ -98,8 +102,13 @@ class RunRecorder(keras.callbacks.Callback):
         val = row.get("val_accuracy")
         if val is not None and (best is None or val > best):
             best, best_epoch = val, epoch
+        per_batch = self.seconds_per_batch
         self.status = replace(
-            self.status, epochs_completed=epoch + 1, best_val_accuracy=best, best_epoch=best_epoch
+            self.status,
+            epochs_completed=epoch + 1,
+            best_val_accuracy=best,
+            best_epoch=best_epoch,
+            images_per_second=round(self.batch_size / per_batch, 1) if per_batch else None,
         )
         self.run.write_status(self.status)
         self._progress(self.batches, phase=Phase.EPOCH_DONE)

@@ -18,14 +18,17 @@ from cnn_core import runs, settings
 from cnn_core._keras import keras
 from cnn_core.builder import build_model
 from cnn_core.config import TrainConfig, check_spec_support, effective_batch_size
+from cnn_core.datasets import Dataset
 from cnn_core.errors import UserError, exit_code_of
 from cnn_core.feed import Feed
-from cnn_core.runs import Phase, Progress, Run, RunStatus, State, now_iso
+from cnn_core.runs import FollowingRun, Phase, Progress, Run, RunStatus, State, now_iso
+from cnn_core.spec import ModelSpec
 from cnn_core.terminal import terminal_safe
 from cnn_core.training.checkpoints import checkpoints, resume_from_checkpoint, save_model
 from cnn_core.training.data import class_weights, load_run_data, record_split, split_indices
 from cnn_core.training.fine_tune import checkpoint_unfrozen, fit_phases, unfreeze
 from cnn_core.training.optim import compile_model, dtype_policy
+from cnn_core.training.placement import Placement, place, process_layout
 from cnn_core.training.queue import training_slot
 from cnn_core.training.recorder import Diverged, RunRecorder, StopRequested
 
@@ -44,7 +47,14 @@ class Outcome:
 
 def train_run(run: Run, *, more_epochs: int | None = None, echo: bool = False) -> Outcome:
     """Train (or resume) `run` in this process; return how it ended. Never raises for problems
-    of the run itself: they end up in status.json, where the dashboard reads them."""
+    of the run itself: they end up in status.json, where the dashboard reads them.
+
+    In a run trained by several processes (`keras.distribution.initialize`), every process calls
+    this; the first writes the run directory, the others only their own log (`FollowingRun`),
+    and none waits in the queue: whoever started them on the cluster scheduled them."""
+    processes, process_id = process_layout()
+    if process_id:
+        run = FollowingRun(run.path, process_id)
     status = run.raw_status() or RunStatus(created_at=now_iso(), queued_at=now_iso())
     pid = os.getpid()
     target = status.epochs_completed + more_epochs if more_epochs else None
@@ -59,10 +69,12 @@ def train_run(run: Run, *, more_epochs: int | None = None, echo: bool = False) -
         epochs_target=target or status.epochs_target or run.config().epochs,
     )
     write_status(run, status)
-    runs.remove_dead_writers_files(run.path)  # a killed predecessor's half-written files
+    if run.writes:
+        runs.remove_dead_writers_files(run.path)  # a killed predecessor's half-written files
     _attach_log(run, echo=echo)
+    slot = training_slot(run, status) if processes == 1 else contextlib.nullcontext(True)
     try:
-        with training_slot(run, status) as go:
+        with slot as go:
             if not go:
                 return Outcome(_finish(run, status, State.STOPPED, error=None))
             status = replace(status, state=State.RUNNING, started_at=now_iso())
@@ -99,16 +111,45 @@ def _recorded(run: Run, status: RunStatus) -> RunStatus:
 
 
 def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
-    spec, config = run.spec(), run.config()
+    config = run.config()
+    placement = place(config)
+    if config.scale_lr and placement.count > 1:
+        config = replace(config, learning_rate=config.learning_rate * placement.count)
     seed = config.seed if config.seed is not None else status.seed
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
-    status = replace(status, seed=seed)
+    status = replace(status, seed=seed, devices=placement.count, placement=placement.describe())
     keras.utils.set_random_seed(seed)
+    plan, status = _plan(run, status, config, placement, seed)
+    with placement.scope():
+        return _fit(run, status, config, plan, placement, echo=echo)
 
-    spec, data, data_notes = load_run_data(run, spec, config)
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a run trains on, as decided before the model is built."""
+
+    spec: ModelSpec
+    data: Dataset
+    train: np.ndarray  # rows of data.x_train that train
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    val_rows: np.ndarray | None
+    batch_size: int
+    class_weight: dict[int, float] | None
+    steps: int
+
+
+def _plan(
+    run: Run, status: RunStatus, config: TrainConfig, placement: Placement, seed: int
+) -> tuple[_Plan, RunStatus]:
+    spec, data, data_notes = load_run_data(run, run.spec(), config)
     notes = [*status.notes, *data_notes]
-
+    if config.scale_lr and placement.count > 1:
+        notes.append(
+            f"learning rate {config.learning_rate:g}: the configured rate times "
+            f"{placement.count} devices (scale_lr)."
+        )
     train, val = split_indices(data, config, seed)
     record_split(run, data, train, val)
     y_train = data.y_train[train]  # labels only: the images are read a batch at a time
@@ -119,19 +160,41 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
         x_val, y_val, val_rows = data.x_train, data.y_train, val
     else:
         x_val = y_val = None
-    batch_size, warning = effective_batch_size(config, len(y_train))
+    batch_size, warning = effective_batch_size(config, len(y_train), devices=placement.count)
     class_weight, balance_note = class_weights(config, y_train, len(data.class_names))
-    if balance_note and balance_note not in notes:
-        notes.append(balance_note)
-    if warning and warning not in notes:
-        notes.append(warning)
+    dropped = len(y_train) % placement.count
+    for note in (balance_note, warning, _dropped_note(dropped, placement)):
+        if note and note not in notes:
+            notes.append(note)
     status = replace(status, notes=tuple(dict.fromkeys(notes)))
     write_status(run, status)
+    check_spec_support(config, spec)  # a run made before the check, or by hand
+    steps = math.ceil((len(y_train) - dropped) / batch_size)
+    plan = _Plan(spec, data, train, x_val, y_val, val_rows, batch_size, class_weight, steps)
+    return plan, status
 
-    steps = math.ceil(len(y_train) / batch_size)
+
+def _dropped_note(dropped: int, placement: Placement) -> str | None:
+    if not dropped:
+        return None
+    return (
+        f"each epoch leaves out {dropped} of its training images (a different few each "
+        f"epoch), so that every batch divides by the {placement.count} devices."
+    )
+
+
+def _fit(
+    run: Run,
+    status: RunStatus,
+    config: TrainConfig,
+    plan: _Plan,
+    placement: Placement,
+    *,
+    echo: bool,
+) -> RunStatus:
+    spec, data, steps, batch_size = plan.spec, plan.data, plan.steps, plan.batch_size
     target = status.epochs_target
     policy = dtype_policy(config)
-    check_spec_support(config, spec)  # a run made before the check, or by hand
     model = build_model(spec, augmentation=config.augmentation, dtype_policy=policy)
     one_hot = spec.num_classes if config.label_smoothing else None  # made per batch by the feed
     found = checkpoints(run)
@@ -150,42 +213,53 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
         return _finish(run, status, State.COMPLETED, model=model)
 
     recorder = RunRecorder(
-        run, status, history, batches=steps, batch_size=batch_size, epochs=target, echo=echo
+        run,
+        status,
+        history,
+        batches=steps,
+        batch_size=batch_size,
+        epochs=target,
+        echo=echo,
+        agree=placement.agree,
     )
     callbacks: list[keras.callbacks.Callback] = [recorder]
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss" if x_val is not None else "loss",
+                monitor="val_loss" if plan.x_val is not None else "loss",
                 patience=config.early_stopping_patience,
                 restore_best_weights=True,
             )
         )
     log.info(
-        "training %s: %d images (%d for validation), batch %d, epochs %d..%d, seed %d, %s",
+        "training %s: %d images (%d for validation), batch %d, epochs %d..%d, seed %d, %s, on %s",
         spec.name,
-        len(y_train),
-        0 if val_rows is None else len(val_rows),
+        len(plan.train),
+        0 if plan.val_rows is None else len(plan.val_rows),
         batch_size,
         initial_epoch + 1,
         target,
-        seed,
+        status.seed,
         "bfloat16 mixed precision" if policy else "float32",
+        placement.describe(),
     )
+    share = {"multiple_of": placement.count, "shard": placement.shard}
     feed = Feed(
         data.x_train,
         data.y_train,
-        train,
+        plan.train,
         batch_size=batch_size,
         shuffle=True,
-        seed=seed,
+        seed=status.seed or 0,
         epoch=initial_epoch,
         num_classes=one_hot,
-        class_weight=class_weight,
+        class_weight=plan.class_weight,
+        **share,
     )
     val_feed = None
+    x_val, y_val, val_rows = plan.x_val, plan.y_val, plan.val_rows
     if x_val is not None and y_val is not None and val_rows is not None and len(val_rows):
-        val_feed = Feed(x_val, y_val, val_rows, batch_size=batch_size, num_classes=one_hot)
+        val_feed = Feed(x_val, y_val, val_rows, batch_size=batch_size, num_classes=one_hot, **share)
     fit_options = {
         "x": feed,
         "validation_data": val_feed,
