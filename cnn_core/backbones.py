@@ -45,6 +45,14 @@ class Backbone:
     imagenet_std: tuple[float, float, float] | None = None
 
     @property
+    def keras_options(self) -> dict[str, bool]:
+        """The keywords its constructor is given besides the input shape, weights and name."""
+        options = {"include_top": False}
+        if self.constructor.startswith("MobileNetV3"):
+            options["include_preprocessing"] = True  # why: it then takes 0..255, as EfficientNet
+        return options
+
+    @property
     def weights_file(self) -> str:
         return self.weights_url.rsplit("/", 1)[1]
 
@@ -134,6 +142,12 @@ BACKBONES: dict[str, Backbone] = {
 }
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # keras.applications.imagenet_utils, mode "caffe"
+
+# BatchNormalization's moving statistics in a network trained from random weights: Keras'
+# applications use 0.999 (for ImageNet-length training), which after a few thousand steps still
+# holds mostly the initial statistics, so the model predicted one class in inference mode (10.0%
+# on CIFAR-10 after 3 epochs while training accuracy was 33%: bench.transfer). 0.9 follows them.
+FRESH_MOMENTUM = 0.9
 
 
 def missing_weights_message(where: str, backbone: Backbone) -> str:

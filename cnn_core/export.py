@@ -2,7 +2,9 @@
 
 The script needs only `keras` (any backend). It prints the very `KerasNode`s the builder uses,
 so the exported model has the same layers, names, shapes and parameter count as ours (with Keras'
-own augmentation layers, as our builder uses them where training is not XLA-compiled).
+own augmentation layers, as our builder uses them where training is not XLA-compiled). A kind
+whose layer is one of ours (a pretrained backbone) writes its own plain-Keras lines instead, through
+its registry hook `LayerKind.code`: the same network, weights, freezing and input range.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from collections import Counter
 
 from cnn_core.augment import Augmentation
 from cnn_core.builder import INPUT_NAME, model_name, model_nodes
-from cnn_core.errors import SpecError
 from cnn_core.layers import HEAD_NAME, KINDS, KerasNode, format_shape
-from cnn_core.shapes import analyze, where
+from cnn_core.shapes import analyze
 from cnn_core.spec import ModelSpec
 
 
@@ -22,12 +23,6 @@ def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) ->
     """The script's text; raises `SpecError` if the spec cannot be built."""
     steps = model_nodes(spec, augmentation=augmentation)
     analysis = analyze(spec)
-    for info in analysis.layers:
-        if not info.head and not KINDS[info.type].code_export:
-            raise SpecError(
-                f"{where(info.index, info.type)}: code export cannot write a pretrained backbone "
-                "as plain Keras yet; train the spec here and export the trained model instead."
-            )
     h, w, c = spec.input_shape
     lines = [
         f'"""{_doc_safe(spec.name)}: a Keras model exported from CNN Workbench.',
@@ -50,10 +45,17 @@ def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) ->
         if index is not None:
             info = analysis.layers[index]
             shape = format_shape(info.output_shape)
-            lines += [
-                "",
-                f"    # Layer {index + 1}: {info.description} -> {shape}, {info.params:,} params",
-            ]
+            title = f"    # Layer {index + 1}: {info.description}"
+            figures = f"-> {shape}, {info.params:,} params"
+            if len(title) + len(figures) < 99:
+                lines += ["", f"{title} {figures}"]
+            else:  # a long description: the figures on a line of their own
+                lines += ["", title, f"    #   {figures}"]
+            write = KINDS[info.type].code
+            if write is not None:  # a kind that is no plain Keras layer writes its own lines
+                in_shape = analysis.layers[index - 1].output_shape if index else spec.input_shape
+                lines += [f"    {line}" for line in write(info.resolved, nodes[-1].name, in_shape)]
+                continue
         elif nodes[0].name == HEAD_NAME:
             lines += ["", "    # Classifier head: one probability per class"]
         elif nodes[0].name.startswith("augment_"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -20,7 +21,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from cnn_core.backbones import BACKBONES, IMAGENET, WEIGHTS_SUFFIX
+from cnn_core.backbones import (
+    BACKBONES,
+    CAFFE_MEAN_BGR,
+    FRESH_MOMENTUM,
+    IMAGENET,
+    WEIGHTS_SUFFIX,
+)
 
 Shape = tuple[int, ...]  # (height, width, channels) for a feature map, (values,) once flat
 
@@ -222,7 +229,10 @@ class LayerKind:
     # backbone), of `count_params`.
     count_frozen: Callable[[Shape, Mapping[str, Any]], int] = lambda shape, p: 0
     first_only: bool = False  # allowed only as the body's first layer (it takes the image)
-    code_export: bool = True  # False: code export cannot write it as plain Keras yet
+    # Code export's lines for one layer of this kind (reading `x` and assigning the result to
+    # `x`), from (resolved params, Keras name, input shape), where printing its `KerasNode`s
+    # would not give plain Keras (a layer class of ours); None: its nodes are printed.
+    code: Callable[[Mapping[str, Any], str, Shape], list[str]] | None = None
     describe_with: Callable[[Mapping[str, Any]], str] | None = None  # instead of `key_params`
 
     @functools.cached_property
@@ -497,6 +507,50 @@ def _backbone_nodes(p: Mapping[str, Any], name: str, in_shape: Shape) -> list[Ke
     """One `cnn_core.pretrained.PretrainedBackbone` layer, which holds the whole network."""
     kwargs = {"backbone": p["model"], "weights_source": p["weights"], "trainable": p["trainable"]}
     return [KerasNode(name, "PretrainedBackbone", kwargs)]
+
+
+def _backbone_code(p: Mapping[str, Any], name: str, in_shape: Shape) -> list[str]:
+    """The backbone as plain `keras.applications`, the very network `PretrainedBackbone` holds
+    (cnn_core/pretrained.py): the same constructor options, BatchNormalization momentum, freezing
+    and input range. ImageNet weights are Keras' own (which adds EfficientNet's extra scaling)."""
+    backbone = BACKBONES[p["model"]]
+    weights, frozen = p["weights"], not p["trainable"]
+    options = {
+        **backbone.keras_options,
+        "weights": IMAGENET if weights == IMAGENET else None,
+        "input_shape": tuple(in_shape),
+        "name": name,
+    }
+    arguments = ", ".join(f"{key}={_python(value)}" for key, value in options.items())
+    lines = [f"{name} = keras.applications.{backbone.constructor}(", f"    {arguments}", ")"]
+    if weights is None:
+        lines += [
+            "# Random weights: BatchNormalization follows its statistics faster than Keras' 0.999",
+            f"for layer in {name}.layers:",
+            "    if isinstance(layer, layers.BatchNormalization):",
+            f"        layer.momentum = {FRESH_MOMENTUM}",
+        ]
+    elif weights != IMAGENET:
+        lines.append(f"{name}.load_weights({_python(weights)})")
+    if frozen:
+        lines.append(f"{name}.trainable = False  # frozen: only the layers after it learn")
+    lines.append(f"# {backbone.title} takes 0..255 pixels (the Rescaling above gave 0..1)")
+    lines.append("x = keras.ops.multiply(x, 255.0)")
+    if backbone.preprocessing == "caffe":
+        mean = _python(CAFFE_MEAN_BGR)
+        lines.append("# as Caffe: BGR channels minus the ImageNet mean")
+        lines.append("x = keras.ops.flip(x, axis=-1)")
+        lines.append(f"x = x - keras.ops.convert_to_tensor({mean}, x.dtype)")
+    if frozen:  # why: BatchNormalization stays in inference mode (Keras' transfer-learning guide)
+        lines.append(f"x = {name}(x, training=False)")
+    else:
+        lines.append(f"x = {name}(x)")
+    return lines
+
+
+def _python(value: Any) -> str:
+    """`value` as Python source, strings in double quotes."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
 def _describe_backbone(p: Mapping[str, Any]) -> str:
@@ -839,7 +893,7 @@ _BACKBONE = LayerKind(
     internal_values=lambda i, o, p: BACKBONES[p["model"]].inner_values(i[0], i[1]),
     nodes=_backbone_nodes,
     first_only=True,
-    code_export=False,
+    code=_backbone_code,
     describe_with=_describe_backbone,
 )
 _KINDS = (*_KINDS, _BACKBONE)

@@ -21,17 +21,12 @@ from cnn_core._keras import keras
 from cnn_core.backbones import (
     BACKBONES,
     CAFFE_MEAN_BGR,
+    FRESH_MOMENTUM,
     IMAGENET,
     Backbone,
     missing_weights_message,
 )
 from cnn_core.errors import UserError
-
-# BatchNormalization's moving statistics in a network trained from random weights: Keras'
-# applications use 0.999 (for ImageNet-length training), which after a few thousand steps still
-# holds mostly the initial statistics, so the model predicted one class in inference mode (10.0%
-# on CIFAR-10 after 3 epochs while training accuracy was 33%: bench.transfer). 0.9 follows them.
-FRESH_MOMENTUM = 0.9
 
 
 def make_network(model: str, input_shape: tuple[int, int, int], weights: str | None) -> Any:
@@ -41,10 +36,7 @@ def make_network(model: str, input_shape: tuple[int, int, int], weights: str | N
     one; ImageNet weights are then fetched through Keras' own cache and loaded as Keras does."""
     backbone = BACKBONES[model]
     constructor = getattr(keras.applications, backbone.constructor)
-    options: dict[str, Any] = {"input_shape": input_shape, "include_top": False}
-    if backbone.constructor.startswith("MobileNetV3"):
-        options["include_preprocessing"] = True  # why: it then takes 0..255, as EfficientNet
-    network = constructor(weights=None, **options)
+    network = constructor(weights=None, input_shape=input_shape, **backbone.keras_options)
     if weights == IMAGENET:
         network.load_weights(_imagenet_file(backbone))
         if backbone.imagenet_std is not None:

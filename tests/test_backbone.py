@@ -20,8 +20,7 @@ from cnn_core.backbones import BACKBONES
 from cnn_core.builder import build_model
 from cnn_core.config import TrainConfig
 from cnn_core.diagram import network_dot
-from cnn_core.errors import SpecError, UserError
-from cnn_core.export import export_code
+from cnn_core.errors import UserError
 from cnn_core.pretrained import make_network
 from cnn_core.shapes import analyze
 from cnn_core.spec import LayerSpec, ModelSpec
@@ -227,11 +226,6 @@ def test_a_saved_model_reloads_without_its_weights_file_and_predicts_the_same(tm
     np.testing.assert_allclose(
         loaded.predict(pixels, verbose=0), model.predict(pixels, verbose=0), atol=1e-6
     )
-
-
-def test_code_export_refuses_a_backbone_with_a_message():
-    with pytest.raises(SpecError, match=r"Layer 1 \(Backbone\): code export cannot"):
-        export_code(net(backbone(), POOL))
 
 
 def test_a_backbone_spec_trains_one_epoch_and_predicts(tmp_path: Path):

@@ -6,12 +6,15 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cnn_core.augment import Augmentation
+from cnn_core.backbones import BACKBONES, IMAGENET
+from cnn_core.builder import build_model
 from cnn_core.export import export_code
-from cnn_core.layers import KINDS
 from cnn_core.presets import load_preset, preset_ids
 from cnn_core.shapes import analyze
 from cnn_core.spec import LayerSpec, ModelSpec
@@ -76,8 +79,10 @@ def run_exported(tmp_path, code: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-EXPORTABLE = [  # code export does not write a backbone yet (tests/test_backbone.py)
-    p for p in preset_ids() if all(KINDS[x.type].code_export for x in load_preset(p).spec.layers)
+EXPORTABLE = [  # a preset with ImageNet weights would download them: backbones are tested below
+    p
+    for p in preset_ids()
+    if all(x.params.get("weights") != IMAGENET for x in load_preset(p).spec.layers)
 ]
 
 
@@ -128,3 +133,99 @@ def test_new_kinds_export_with_only_the_keys_keras_needs():
     assert "\n".join(f"        {part}" for part in separable) in code  # padding: Keras' default
     assert "pool_size=3, strides=2, " in code  # strides other than the pool size are written
     assert "# Layer 2: SeparableConv2D 8, 3x1, stride 2, valid -> 7x7x8, 74 params" in code
+
+
+# Issue 15: a Backbone spec exports as plain keras.applications code, the same network as ours.
+BACKBONE_PROBE = textwrap.dedent(
+    """
+    import json, runpy, sys
+    import numpy as np
+    results = []
+    for job in json.loads(sys.argv[1]):
+        model = runpy.run_path(job["script"])["build_model"]()
+        inner = [x for layer in model.layers for x in getattr(layer, "layers", [])]
+        results.append({
+            "shape": list(model.output.shape[1:]),
+            "params": model.count_params(),
+            "frozen": len(model.non_trainable_weights),
+            "momenta": sorted({x.momentum for x in inner if hasattr(x, "moving_mean")}),
+        })
+        if "images" in job:  # the same head as ours, then predictions on the same images
+            head = np.load(job["head"])
+            model.get_layer("classifier").set_weights([head["kernel"], head["bias"]])
+            np.save(job["predictions"], model.predict(np.load(job["images"]), verbose=0))
+    print(json.dumps(results))
+    """
+)
+
+
+def backbone_spec(model: str, *, trainable: bool, weights: str | None = None) -> ModelSpec:
+    layers = (
+        LayerSpec("Backbone", {"model": model, "weights": weights, "trainable": trainable}),
+        LayerSpec("GlobalAveragePooling2D"),
+    )
+    return ModelSpec(name=model, input_shape=(32, 32, 3), num_classes=3, layers=layers)
+
+
+def ours(model) -> dict:
+    network = model.get_layer("backbone_1").network
+    return {
+        "shape": list(model.output.shape[1:]),
+        "params": model.count_params(),
+        "frozen": len(model.non_trainable_weights),
+        "momenta": sorted({x.momentum for x in network.layers if hasattr(x, "moving_mean")}),
+    }
+
+
+def test_a_backbone_spec_exports_a_script_that_builds_the_same_network(tmp_path: Path):
+    from cnn_core.pretrained import make_network
+
+    trainable = {"mobilenet_v3_small": True, "mobilenet_v3_large": False}
+    specs = [backbone_spec(m, trainable=trainable.get(m, m != "resnet50")) for m in BACKBONES]
+    # A weights file: ResNet50, whose input is the furthest from ours (BGR minus the mean).
+    weights = tmp_path / "resnet50.weights.h5"
+    make_network("resnet50", (32, 32, 3), None).save_weights(weights)
+    specs.append(backbone_spec("resnet50", trainable=False, weights=str(weights)))
+    images = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    np.save(tmp_path / "images.npy", images)
+    jobs, expected = [], []
+    for i, spec in enumerate(specs):
+        script = tmp_path / f"exported_{i}.py"
+        script.write_text(export_code(spec), encoding="utf-8")
+        jobs.append({"script": str(script)})
+        model = build_model(spec)
+        expected.append(ours(model))
+    kernel, bias = model.get_layer("classifier").get_weights()
+    np.savez(tmp_path / "head.npz", kernel=kernel, bias=bias)
+    jobs[-1].update(
+        images=str(tmp_path / "images.npy"),
+        head=str(tmp_path / "head.npz"),
+        predictions=str(tmp_path / "predictions.npy"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", BACKBONE_PROBE, json.dumps(jobs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for spec, result, mine in zip(specs, results, expected, strict=True):
+        assert result == mine, spec.name
+    assert expected[0]["momenta"] == [0.9]  # random weights: as PretrainedBackbone sets it
+    assert expected[-1]["frozen"] > expected[0]["frozen"]  # frozen: all of it
+    np.testing.assert_allclose(
+        np.load(tmp_path / "predictions.npy"), model.predict(images, verbose=0), atol=1e-5
+    )
+
+
+def test_imagenet_weights_are_left_to_keras_and_the_script_reads_well():
+    code = export_code(backbone_spec("efficientnet_b0", trainable=False, weights=IMAGENET))
+    compile(code, "exported.py", "exec")
+    assert "keras.applications.EfficientNetB0(" in code
+    assert 'weights="imagenet"' in code and "momentum" not in code  # Keras' own, as trained
+    assert "backbone_1.trainable = False" in code and "(x, training=False)" in code
+    assert "cnn_core" not in code and "PretrainedBackbone" not in code
+    assert max(len(line) for line in code.splitlines()) < 100
