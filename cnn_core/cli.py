@@ -19,8 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnn_core import settings
-from cnn_core.config import cli_help
-from cnn_core.errors import SpecError, UserError, exit_code_of
+from cnn_core.config import (
+    SETTING_NAMES,
+    TrainConfig,
+    cli_help,
+    config_from_dict,
+    config_with_settings,
+    load_config,
+    setting_named,
+)
+from cnn_core.errors import ConfigError, SpecError, UserError, exit_code_of
 from cnn_core.layers import format_shape
 from cnn_core.runs import Run, RunStatus, State, list_runs, open_run, runs_root
 from cnn_core.shapes import Analysis, analyze
@@ -136,7 +144,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, help="override the configuration's batch size")
     p.add_argument("--lr", type=float, help="override the configuration's learning rate")
-    p.add_argument("--devices", metavar="N|all", help=cli_help("devices"))
+    p.add_argument("--devices", metavar="N|all", type=_devices, help=cli_help("devices"))
+    p.add_argument("--fine-tune", type=int, metavar="N", help=cli_help("fine_tune", off=True))
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting_pair,
+        metavar="KEY=VALUE",
+        help="set any training setting (VALUE as JSON, else a string; repeat for more): "
+        + ", ".join(SETTING_NAMES),
+    )
     p.add_argument("--detach", action="store_true", help="train in the background and return")
     p.add_argument(
         "--create-only",
@@ -435,26 +453,9 @@ def _report(run: Run, status: RunStatus, *, as_json: bool, outcome: Outcome | No
 
 def _train(args: argparse.Namespace) -> int:
     from cnn_core.api import launch_run, prepare_run
-    from cnn_core.config import TrainConfig, load_config
 
     spec = resolve_spec(args.spec)
-    if args.config:
-        config = load_config(args.config)
-    elif not Path(args.spec).exists():  # a preset id: train with its recommended settings
-        from cnn_core.config import config_from_dict
-        from cnn_core.presets import load_preset
-
-        config = config_from_dict(load_preset(args.spec).config, source=f"preset {args.spec}")
-    else:
-        config = TrainConfig()
-    config = config.with_changes(
-        epochs=args.epochs,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        test_split=args.test_split,
-        devices=_devices(args.devices),
-    )
+    config = _with_flags(_base_config(args), args)
     run = prepare_run(spec, config, data_source=args.data, root=args.runs_dir)
     if args.create_only:
         say(str(run.path))
@@ -474,6 +475,64 @@ def _devices(value: str | None) -> int | str | None:
     if value is None or not value.strip().isdigit():
         return value
     return int(value)
+
+
+def _base_config(args: argparse.Namespace) -> TrainConfig:
+    """The configuration before the flags: the file, a preset's recommended settings, or the
+    defaults."""
+    if args.config:
+        return load_config(args.config)
+    if not Path(args.spec).exists():  # a preset id: train with its recommended settings
+        from cnn_core.presets import load_preset
+
+        return config_from_dict(load_preset(args.spec).config, source=f"preset {args.spec}")
+    return TrainConfig()
+
+
+# The flags that set a training setting (their `dest`), and the setting's name.
+SETTING_FLAGS = {
+    "epochs": "epochs",
+    "limit": "limit",
+    "batch_size": "batch_size",
+    "lr": "learning_rate",
+    "test_split": "test_split",
+    "fine_tune": "fine_tune",
+    "devices": "devices",
+}
+OFF_FLAGS = ("fine_tune",)  # the settings whose flag takes the setting's `off` number for null
+# How the command line writes a setting that an error message tells to change.
+SPELLED = {"epochs": "--epochs", "fine_tune": "--fine-tune N (0 = off)"}
+
+
+def _with_flags(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """`config` with the settings the flags give (`--epochs`, ..., then each `--set`), validated
+    once, as a configuration file is."""
+    changes = {
+        name: getattr(args, dest)
+        for dest, name in SETTING_FLAGS.items()
+        if getattr(args, dest) is not None
+    }
+    for name in OFF_FLAGS:  # why: null, given as the Train page gives it ("0 = off")
+        if name in changes and changes[name] == setting_named(name).off:
+            changes[name] = None
+    for name, value in args.set:
+        if name in changes:
+            raise ConfigError(f"the command line gives {name} twice; give it once.")
+        changes[name] = value
+    if not changes:
+        return config
+    return config_with_settings(config, changes, source="the command line", spelled=SPELLED)
+
+
+def _setting_pair(text: str) -> tuple[str, Any]:
+    """`--set KEY=VALUE`: VALUE read as JSON (10, 0.5, true, null, "x"), else as a string."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE, e.g. epochs=5")
+    try:
+        return name.strip(), json.loads(value)
+    except ValueError:
+        return name.strip(), value
 
 
 def _resume(args: argparse.Namespace) -> int:

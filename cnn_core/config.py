@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from cnn_core import augment
@@ -469,6 +470,7 @@ AUGMENTATION = (  # the keys of the "augmentation" object; Augmentation.from_dic
     _augmentation("contrast", "Contrast", "con", 0.05),
 )
 _KEYS = tuple(f.name for f in fields(TrainConfig))
+SETTING_NAMES = tuple(declared.name for declared in (*SETTINGS, *AUGMENTATION))  # by one name each
 
 
 def setting_named(name: str) -> Setting:
@@ -479,39 +481,43 @@ def setting_named(name: str) -> Setting:
     raise KeyError(name)
 
 
-def cli_help(name: str) -> str:
-    """A CLI flag's help: the setting's help text and its default (argparse shows no bounds)."""
+def cli_help(name: str, *, off: bool = False) -> str:
+    """A CLI flag's help: the setting's help text and its default (argparse shows no bounds).
+    `off`: the flag takes the setting's `off` number for null, as the form does."""
     declared = setting_named(name)
     text = declared.help[0].lower() + declared.help[1:].rstrip(".")
+    if off and declared.off is not None:
+        text += f" (give {declared.off} for null)"
     if declared.default is None:  # the help says what null means
         return text
     return f"{text} (default {json.dumps(declared.default)})"
 
 
-def config_from_dict(data: Any, *, source: str = "the configuration") -> TrainConfig:
-    """Validate decoded JSON; raise `ConfigError` naming the key and the allowed values."""
+def config_from_dict(
+    data: Any,
+    *,
+    source: str = "the configuration",
+    spelled: Mapping[str, str] = MappingProxyType({}),
+) -> TrainConfig:
+    """Validate decoded JSON; raise `ConfigError` naming the key and the allowed values.
+    `spelled`: how `source` writes a key the message tells to change (a command-line flag)."""
     if data is None:
         return TrainConfig()
     if not isinstance(data, dict):
         raise ConfigError(f'{source} must be a JSON object such as {{"epochs": 10}}.')
     for key in data:
         if key not in _KEYS:
-            guess = difflib.get_close_matches(str(key), _KEYS, n=1)
-            hint = f'did you mean "{guess[0]}"? ' if guess else ""
-            raise ConfigError(
-                f"{source} has unknown key {_quote(key)}; {hint}the keys are "
-                + ", ".join(_KEYS)
-                + "."
-            )
+            raise _unknown_key(key, _KEYS, source=source)
     values = check_values(data, SETTINGS, source=source)
     values["augmentation"] = Augmentation.from_dict(
         data.get("augmentation"), source=f"{source}: augmentation"
     )
     fine_tune, epochs = values.get("fine_tune"), values.get("epochs", TrainConfig.epochs)
     if fine_tune is not None and fine_tune >= epochs:
+        lower, raise_ = spelled.get("fine_tune", "fine_tune"), spelled.get("epochs", "epochs")
         raise ConfigError(
             f"{source}: fine_tune ({fine_tune}) must be fewer than epochs ({epochs}): it counts "
-            "the frozen epochs the unfrozen ones follow; raise epochs or lower fine_tune."
+            f"the frozen epochs the unfrozen ones follow; raise {raise_} or lower {lower}."
         )
     _check_devices(values, source)
     return TrainConfig(**values)
@@ -533,6 +539,36 @@ def fit_batch(batch_size: int, devices: int) -> int:
     lower = max(batch_size // devices * devices, devices)
     upper = lower + devices
     return lower if batch_size - lower <= upper - batch_size else upper
+
+
+def config_with_settings(
+    config: TrainConfig,
+    changes: Mapping[str, Any],
+    *,
+    source: str = "the configuration",
+    spelled: Mapping[str, str] = MappingProxyType({}),
+) -> TrainConfig:
+    """`config` with declared settings changed by name ("epochs", "augmentation.zoom"; None is
+    null), validated by `config_from_dict` as a file is. An unknown name is refused with the
+    setting it is closest to. `spelled`: how `source` writes a key, where not as its name."""
+    data = config.to_dict()
+    for name, value in changes.items():
+        if name not in SETTING_NAMES:
+            raise _unknown_key(name, SETTING_NAMES, source=source)
+        outer, _, inner = name.partition(".")  # why: "augmentation.zoom" is inside an object
+        if inner:
+            data[outer] = {**data[outer], inner: value}
+        else:
+            data[name] = value
+    return config_from_dict(data, source=source, spelled=spelled)
+
+
+def _unknown_key(key: Any, keys: tuple[str, ...], *, source: str) -> ConfigError:
+    guess = difflib.get_close_matches(str(key), keys, n=1)
+    hint = f'did you mean "{guess[0]}"? ' if guess else ""
+    return ConfigError(
+        f"{source} has unknown key {_quote(key)}; {hint}the keys are " + ", ".join(keys) + "."
+    )
 
 
 def check_values(

@@ -219,3 +219,65 @@ def test_train_refuses_a_single_image_or_a_wrong_path_with_exit_2_and_no_run(tmp
         assert done.returncode == 2, done.stderr
         assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+# Issue 15: any setting from the command line (`--set`), and `--fine-tune N` to lower a preset's.
+
+
+def test_train_takes_any_setting_with_set_and_fine_tune_0_turns_it_off(tmp_path, capsys):
+    from support import tiny_net
+
+    from cnn_core.runs import open_run
+
+    data = write_tiny_folders(tmp_path / "photos")
+    spec = tmp_path / "tiny.json"
+    spec.write_text(tiny_net(num_classes=2).to_json(), encoding="utf-8")
+    config = tmp_path / "config.json"  # fine_tune without a backbone: refused unless turned off
+    config.write_text(json.dumps({"fine_tune": 1, "epochs": 3}), encoding="utf-8")
+    command = ["train", str(spec), "--config", str(config), "--data", str(data)]
+    command += ["--runs-dir", str(tmp_path / "runs"), "--epochs", "2"]
+    assert main(command) == 2
+    assert "no Backbone layer" in capsys.readouterr().err
+    settings = ["optimizer=sgd", "augmentation.zoom=0.1", "augmentation.flip=true"]
+    settings += ["class_weight=balanced", "learning_rate=0.02"]
+    done = cli(*command, "--fine-tune", "0", *(f"--set={x}" for x in settings), "--json")
+    assert done.returncode == 0, done.stderr
+    run = open_run(json.loads(done.stdout.splitlines()[-1])["name"], root=tmp_path / "runs")
+    trained = run.config()
+    assert trained.fine_tune is None and trained.epochs == 2
+    assert (trained.optimizer, trained.class_weight, trained.learning_rate) == (
+        "sgd",
+        "balanced",
+        0.02,
+    )
+    assert trained.augmentation.zoom == 0.1 and trained.augmentation.flip is True
+    assert run.status().state == "completed"
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ("epoch=2", 'unknown key "epoch"; did you mean "epochs"?'),
+        (
+            "augmentation.zom=0.1",
+            'unknown key "augmentation.zom"; did you mean "augmentation.zoom"?',
+        ),
+        ("epochs=many", "epochs must be a whole number"),
+    ],
+)
+def test_train_refuses_a_bad_set_in_one_line_before_making_a_run(tmp_path, capsys, setting, says):
+    runs = tmp_path / "runs"
+    assert main(["train", "tutorial_cnn", "--set", setting, "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_too_few_epochs_for_a_presets_fine_tune_names_the_flags_to_change(tmp_path, capsys):
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    assert main(["train", "transfer_mobilenet_v3_small", "--epochs", "2", *runs]) == 2
+    err = capsys.readouterr().err
+    assert "fine_tune (3) must be fewer than epochs (2)" in err
+    assert "raise --epochs or lower --fine-tune N (0 = off)" in err
+    assert main(["train", "tutorial_cnn", "--epochs", "2", "--set", "epochs=3", *runs]) == 2
+    assert "gives epochs twice" in capsys.readouterr().err
