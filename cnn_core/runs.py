@@ -10,6 +10,7 @@ says what it is (`20261125-101500-tutorial-cnn`). It holds:
                                                   after NNNNN epochs, for resuming
     train.log        the training process's log   evaluation.json the test-set evaluation, once run
     exports.json     the last export per format (SavedModel, ONNX, LiteRT) and its proof
+    exports.lock     flock()ed around each update of exports.json (see `Run.write_export`)
     launch.json      the process last started for the run, and where its part of train.log begins
     split.json       which files trained, validated and tested it
     owner.json       who started it, on a shared server   stop.request    a Stop asked for
@@ -41,7 +42,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,7 @@ CLAIM = "worker.lock"  # flock()ed by the run's process for as long as it lives
 EVALUATION = "evaluation.json"
 PREDICTIONS = "predictions.npz"
 EXPORTS = "exports.json"  # the last export per format, with its proof (see `cnn_core.deploy`)
+EXPORTS_LOCK = "exports.lock"  # flock()ed by whoever updates exports.json, for that moment
 
 OWNER = "owner.json"  # who started the run, on a shared server (see `cnn_core.access`)
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{5})\.weights\.h5$")  # the epochs it holds
@@ -590,8 +592,11 @@ class Run:
         return {key: value for key, value in data.items() if isinstance(value, dict)}
 
     def write_export(self, key: str, record: dict[str, Any]) -> None:
-        """Record one export under `key`, keeping the others."""
-        atomic_write_json(self.file(EXPORTS), {**self.exports(), key: record})
+        """Record one export under `key`, keeping the others. Exports of one run may end at the
+        same moment (the CLI and two dashboard tabs): each reads, changes and writes the file
+        holding an flock on exports.lock, so none writes over a record another just added."""
+        with _locked(self.file(EXPORTS_LOCK)):
+            atomic_write_json(self.file(EXPORTS), {**self.exports(), key: record})
 
     @property
     def model_path(self) -> Path:
@@ -776,6 +781,17 @@ class Claim:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if need be) for the block, waiting for it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # why: an update takes milliseconds; wait for it
+        yield
+    finally:
+        os.close(fd)  # drops the lock
 
 
 CLAIM_WAIT_SECONDS = 0.5  # a reader's check takes the lock for a moment: ride that out

@@ -7,6 +7,7 @@ import ast
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,33 @@ def test_an_old_evaluation_reads_as_a_report_and_writes_back_the_same(tmp_path):
     assert EvaluationReport.from_dict(older).data_fingerprint is None  # before fingerprints
     for damaged in ({**OLD_EVALUATION, "per_class": [{"class": "red"}]}, {"accuracy": 1}, [1]):
         assert EvaluationReport.from_dict(damaged) is None
+
+
+# Issue 15: exports of one run that end at the same moment (the CLI, two dashboard tabs) each
+# read, change and write exports.json; without a lock around that, one record overwrote another.
+RECORD_EXPORTS = """
+import sys, time
+from pathlib import Path
+from cnn_core.runs import Run
+run, writer = Run(Path(sys.argv[1])), sys.argv[2]
+while not (run.path.parent / "go").exists():  # none starts before the test says go
+    time.sleep(0.001)
+for i in range(40):
+    run.write_export(f"{writer}-{i}", {"format": writer, "n": i})
+"""
+
+
+def test_exports_recorded_at_the_same_moment_by_several_processes_are_all_kept(tmp_path: Path):
+    run = Run(tmp_path / "run")
+    run.path.mkdir()
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    writers = ("savedmodel", "onnx", "litert", "litert-int8")
+    processes = [
+        subprocess.Popen([sys.executable, "-c", RECORD_EXPORTS, str(run.path), w], env=env)
+        for w in writers
+    ]
+    time.sleep(0.5)  # why: each takes a moment to import cnn_core
+    (tmp_path / "go").touch()
+    assert [p.wait(timeout=120) for p in processes] == [0] * len(writers)
+    assert set(run.exports()) == {f"{w}-{i}" for w in writers for i in range(40)}
+    assert run.exports()["onnx-39"] == {"format": "onnx", "n": 39}
