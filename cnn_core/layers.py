@@ -521,8 +521,12 @@ def _backbone_code(p: Mapping[str, Any], name: str, in_shape: Shape) -> list[str
         "input_shape": tuple(in_shape),
         "name": name,
     }
-    arguments = ", ".join(f"{key}={_python(value)}" for key, value in options.items())
-    lines = [f"{name} = keras.applications.{backbone.constructor}(", f"    {arguments}", ")"]
+    arguments = [f"{key}={_python(value)}" for key, value in options.items()]
+    lines = [f"{name} = keras.applications.{backbone.constructor}("]
+    if len(", ".join(arguments)) < 90:  # why: indented twice in the script, within 99 columns
+        lines += [f"    {', '.join(arguments)}", ")"]
+    else:  # one keyword per line, as a formatter would
+        lines += [*(f"    {argument}," for argument in arguments), ")"]
     if weights is None:
         lines += [
             "# Random weights: BatchNormalization follows its statistics faster than Keras' 0.999",

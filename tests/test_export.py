@@ -228,4 +228,6 @@ def test_imagenet_weights_are_left_to_keras_and_the_script_reads_well():
     assert 'weights="imagenet"' in code and "momentum" not in code  # Keras' own, as trained
     assert "backbone_1.trainable = False" in code and "(x, training=False)" in code
     assert "cnn_core" not in code and "PretrainedBackbone" not in code
-    assert max(len(line) for line in code.splitlines()) < 100
+    for model in BACKBONES:
+        code = export_code(backbone_spec(model, trainable=True, weights=IMAGENET))
+        assert max(len(line) for line in code.splitlines()) < 100, model
