@@ -3,7 +3,8 @@ images (stratified, seeded), recorded (split.json), and weighed for unbalanced c
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from cnn_core.balance import (
     imbalance_ratio,
     stratified_split,
 )
-from cnn_core.config import TrainConfig
+from cnn_core.config import TrainConfig, effective_batch_size
 from cnn_core.datasets import Dataset, load_dataset
 from cnn_core.errors import UserError
 from cnn_core.runs import Phase, Progress, Run
@@ -125,3 +126,60 @@ def load_run_data(
             "decoding."
         )
     return spec, data, notes
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run trains on, as decided before the model is built."""
+
+    spec: ModelSpec  # sized to the data's classes
+    data: Dataset
+    train: np.ndarray  # rows of data.x_train that train
+    x_val: np.ndarray | None  # the validation images' array (a folder's, or x_train), or None
+    y_val: np.ndarray | None
+    val_rows: np.ndarray | None  # their rows in x_val
+    batch_size: int  # as trained: clamped to the images, a multiple of the devices
+    class_weight: dict[int, float] | None
+    steps: int  # batches per epoch
+
+
+def plan_run(
+    run: Run, config: TrainConfig, seed: int, *, devices: int, notes: tuple[str, ...]
+) -> tuple[RunPlan, tuple[str, ...]]:
+    """Load and split the run's data (recording the split) for training on `devices` devices;
+    the plan, and the run's notes with what the user should know added."""
+    spec, data, data_notes = load_run_data(run, run.spec(), config)
+    found = [*notes, *data_notes]
+    if config.scale_lr and devices > 1:
+        found.append(
+            f"learning rate {config.learning_rate:g}: the configured rate times {devices} "
+            "devices (scale_lr)."
+        )
+    train, val = split_indices(data, config, seed)
+    record_split(run, data, train, val)
+    y_train = data.y_train[train]  # labels only: the images are read a batch at a time
+    x_val, y_val, val_rows = data.x_val, data.y_val, None  # a validation folder, or none
+    if val is None and data.y_val is not None:
+        val_rows = np.arange(len(data.y_val))
+    elif val is not None and len(val):
+        x_val, y_val, val_rows = data.x_train, data.y_train, val
+    else:
+        x_val = y_val = None
+    batch_size, warning = effective_batch_size(config, len(y_train), devices=devices)
+    weights, balance_note = class_weights(config, y_train, len(data.class_names))
+    dropped = len(y_train) % devices
+    for note in (balance_note, warning, _dropped_note(dropped, devices)):
+        if note and note not in found:
+            found.append(note)
+    steps = math.ceil((len(y_train) - dropped) / batch_size)
+    plan = RunPlan(spec, data, train, x_val, y_val, val_rows, batch_size, weights, steps)
+    return plan, tuple(dict.fromkeys(found))
+
+
+def _dropped_note(dropped: int, devices: int) -> str | None:
+    if not dropped:
+        return None
+    return (
+        f"each epoch leaves out {dropped} of its training images (a different few each "
+        f"epoch), so that every batch divides by the {devices} devices."
+    )

@@ -12,20 +12,16 @@ import random
 import sys
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from cnn_core import runs, settings
 from cnn_core._keras import keras
 from cnn_core.builder import build_model
-from cnn_core.config import TrainConfig, check_spec_support, effective_batch_size
-from cnn_core.datasets import Dataset
+from cnn_core.config import TrainConfig, check_spec_support
 from cnn_core.errors import UserError, exit_code_of
 from cnn_core.feed import Feed
 from cnn_core.runs import FollowingRun, Phase, Progress, Run, RunStatus, State, now_iso
-from cnn_core.spec import ModelSpec
 from cnn_core.terminal import terminal_safe
 from cnn_core.training.checkpoints import checkpoints, resume_from_checkpoint, save_model
-from cnn_core.training.data import class_weights, load_run_data, record_split, split_indices
+from cnn_core.training.data import RunPlan, plan_run
 from cnn_core.training.fine_tune import checkpoint_unfrozen, fit_phases, unfreeze
 from cnn_core.training.optim import compile_model, dtype_policy
 from cnn_core.training.placement import Placement, place, process_layout
@@ -120,74 +116,19 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
         seed = random.SystemRandom().randrange(2**31)
     status = replace(status, seed=seed, devices=placement.count, placement=placement.describe())
     keras.utils.set_random_seed(seed)
-    plan, status = _plan(run, status, config, placement, seed)
+    plan, notes = plan_run(run, config, seed, devices=placement.count, notes=status.notes)
+    status = replace(status, notes=notes)
+    write_status(run, status)
+    check_spec_support(config, plan.spec)  # a run made before the check, or by hand
     with placement.scope():
         return _fit(run, status, config, plan, placement, echo=echo)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What a run trains on, as decided before the model is built."""
-
-    spec: ModelSpec
-    data: Dataset
-    train: np.ndarray  # rows of data.x_train that train
-    x_val: np.ndarray | None
-    y_val: np.ndarray | None
-    val_rows: np.ndarray | None
-    batch_size: int
-    class_weight: dict[int, float] | None
-    steps: int
-
-
-def _plan(
-    run: Run, status: RunStatus, config: TrainConfig, placement: Placement, seed: int
-) -> tuple[_Plan, RunStatus]:
-    spec, data, data_notes = load_run_data(run, run.spec(), config)
-    notes = [*status.notes, *data_notes]
-    if config.scale_lr and placement.count > 1:
-        notes.append(
-            f"learning rate {config.learning_rate:g}: the configured rate times "
-            f"{placement.count} devices (scale_lr)."
-        )
-    train, val = split_indices(data, config, seed)
-    record_split(run, data, train, val)
-    y_train = data.y_train[train]  # labels only: the images are read a batch at a time
-    x_val, y_val, val_rows = data.x_val, data.y_val, None  # a validation folder, or none
-    if val is None and data.y_val is not None:
-        val_rows = np.arange(len(data.y_val))
-    elif val is not None and len(val):
-        x_val, y_val, val_rows = data.x_train, data.y_train, val
-    else:
-        x_val = y_val = None
-    batch_size, warning = effective_batch_size(config, len(y_train), devices=placement.count)
-    class_weight, balance_note = class_weights(config, y_train, len(data.class_names))
-    dropped = len(y_train) % placement.count
-    for note in (balance_note, warning, _dropped_note(dropped, placement)):
-        if note and note not in notes:
-            notes.append(note)
-    status = replace(status, notes=tuple(dict.fromkeys(notes)))
-    write_status(run, status)
-    check_spec_support(config, spec)  # a run made before the check, or by hand
-    steps = math.ceil((len(y_train) - dropped) / batch_size)
-    plan = _Plan(spec, data, train, x_val, y_val, val_rows, batch_size, class_weight, steps)
-    return plan, status
-
-
-def _dropped_note(dropped: int, placement: Placement) -> str | None:
-    if not dropped:
-        return None
-    return (
-        f"each epoch leaves out {dropped} of its training images (a different few each "
-        f"epoch), so that every batch divides by the {placement.count} devices."
-    )
 
 
 def _fit(
     run: Run,
     status: RunStatus,
     config: TrainConfig,
-    plan: _Plan,
+    plan: RunPlan,
     placement: Placement,
     *,
     echo: bool,
