@@ -5,17 +5,20 @@ fragment), so a refresh, a second tab or a shared link (?run=name) shows the sam
 """
 
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from cnn_core import access, api, settings
+from cnn_core import access, api, imagenet, settings
 from cnn_core.advice import overfitting_advice
+from cnn_core.backbones import Backbone
 from cnn_core.backends import keras_backend
 from cnn_core.config import TrainConfig, config_from_dict, parse_config, setting_named
 from cnn_core.data.report import DatasetReport, check_dataset
 from cnn_core.datasets import SourceInfo, inspect_source
 from cnn_core.errors import UserError
+from cnn_core.imagenet import missing_weights, weights_path
 from cnn_core.presets import list_presets, mark_modified
 from cnn_core.progress import progress_view
 from cnn_core.runs import Progress, Run, RunError, RunStatus, open_run
@@ -34,6 +37,7 @@ ensure_routed()  # first: even a fresh server's first request goes through app.p
 st.title("Train")
 draft = draft_ui()
 presets = {p.id: p for p in list_presets()}
+TRANSFER = "transfer_mobilenet_v3_small"  # the default for a user's own photos, with weights
 
 
 # --- the live view of one run -----------------------------------------------------------------
@@ -174,6 +178,49 @@ def source_note_ui(info: SourceInfo) -> None:
     st.caption(f"{plain(info.description)}. {where}".strip())
 
 
+@st.cache_data(ttl=3600, show_spinner=False)
+def weights_reachable(url: str) -> bool:
+    """Whether the weights' URL answers: asked once an hour, for at most two seconds, not at
+    every rerun."""
+    return imagenet.url_reachable(url)
+
+
+def default_model() -> tuple[str | None, list[Backbone]]:
+    """The model this session starts from: the draft, or for a user's own photos the Transfer
+    preset where its ImageNet weights can be had (else the draft, and the backbones whose weights
+    are missing). None once the user has chosen a model: an edited draft is a choice too."""
+    if st.session_state.get("arch_chosen") or draft != presets["tutorial_cnn"].spec:
+        return None, []
+    if not inspect_source(planned_source()).own_images:
+        return "draft", []
+    missing = missing_weights(presets[TRANSFER].spec, reachable=weights_reachable)
+    return ("draft", missing) if missing else (TRANSFER, [])
+
+
+def planned_source() -> str:
+    """The dataset source the Dataset section (drawn below) held at the end of the last run."""
+    kept = st.session_state.get("dataset_kept")  # (file id, path, problem) of an upload
+    if st.session_state.get("dataset_upload") is not None and kept:
+        return kept[1]
+    return st.session_state.get("data_source", settings.data_source())
+
+
+def use_settings_of(default: str) -> None:
+    """The settings of a new default model: its recommended ones, unless the user loaded some."""
+    st.session_state.arch_default = default
+    if not st.session_state.get("config_chosen"):
+        preset = presets.get(default)
+        base = config_from_dict(preset.config, source=default) if preset else TrainConfig()
+        st.session_state.config_base = base
+        st.session_state.config_version = st.session_state.get("config_version", 0) + 1
+
+
+def shown_path(path: Path) -> str:
+    """`path` with the home folder written ~."""
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
+
 def _resume(run: Run, more: int | None) -> None:
     user = who()
     try:
@@ -196,6 +243,11 @@ if current:
 # --- setting up a new run ---------------------------------------------------------------------
 
 st.subheader("Architecture")
+default, missing = default_model()
+if default is not None:  # no model chosen yet: the default, also back from another page
+    st.session_state.arch_choice = default
+    if st.session_state.get("arch_default", "draft") != default:  # the source changed it
+        use_settings_of(default)
 choices = (
     {"draft": f"Your draft: {plain(draft.name)}"}
     | {pid: f"Preset: {plain(p.spec.name)}" for pid, p in presets.items()}
@@ -207,7 +259,16 @@ choice = st.radio(
     format_func=choices.get,
     key="arch_choice",
     label_visibility="collapsed",
+    on_change=lambda: st.session_state.update(arch_chosen=True),  # a choice the default keeps
 )
+for backbone in missing:  # no network here, and the weights not in Keras' cache
+    folder = shown_path(weights_path(backbone).parent)
+    st.caption(
+        plain(
+            f"With {backbone.weights_file} (ImageNet weights) in {folder}, "
+            f'"{presets[TRANSFER].spec.name}" would be the default here: it does better on photos.'
+        )
+    )
 spec = draft if choice == "draft" else presets[choice].spec if choice in presets else None
 if choice == "upload":
     upload = st.file_uploader(
@@ -340,6 +401,7 @@ for pid, preset in presets.items():
     if recommend.button(f"{preset.spec.name} settings", key=f"recommend_{pid}"):
         st.session_state.config_base = config_from_dict(preset.config, source=pid)
         st.session_state.config_version = version + 1
+        st.session_state.config_chosen = True  # the default model no longer changes them
         st.rerun()
 with st.expander("Load settings from a file (.json)"):
     config_upload = st.file_uploader(
@@ -356,6 +418,7 @@ if config_upload is not None and st.session_state.get("config_file") != config_u
             config_upload.getvalue(), source=config_upload.name
         )
         st.session_state.config_version = version + 1
+        st.session_state.config_chosen = True
         st.rerun()
     except UserError as exc:
         show_error(exc)

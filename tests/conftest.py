@@ -23,6 +23,13 @@ def _private_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("CNN_CORE_RUNS", str(base / "runs"))
 
 
+@pytest.fixture(autouse=True)
+def _no_network_checks(monkeypatch: pytest.MonkeyPatch):
+    """No test asks the network whether ImageNet weights can be downloaded: unreachable, unless
+    a test says otherwise."""
+    monkeypatch.setattr("cnn_core.imagenet.url_reachable", lambda url, **_: False)
+
+
 @pytest.fixture
 def cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The cache at tmp_path/cache, for tests that look into it."""

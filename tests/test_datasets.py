@@ -638,6 +638,24 @@ def test_describe_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert describe_source().startswith("image folders in")
 
 
+def test_own_images_are_image_folders_that_are_not_cifar10(tmp_path: Path) -> None:
+    """What the Train page's default model for a user's own photos is keyed off."""
+    from cnn_core.datasets import inspect_source
+
+    pets = make_tree(tmp_path / "src" / "pets")
+    assert inspect_source(pets).own_images
+    assert inspect_source(make_tar(pets, tmp_path / "pets.tar.gz")).own_images
+    assert inspect_source(pets / "train").own_images  # class folders, no split
+    cifar = make_tree(tmp_path / "cifar-jpeg", classes=CIFAR10_CLASSES)
+    assert not inspect_source(cifar).own_images
+    assert not inspect_source(cifar / "train").own_images
+    batches = write_cifar(tmp_path / "cifar-10-batches-py")
+    assert not inspect_source(batches).own_images
+    assert not inspect_source(make_tar(batches, tmp_path / "cifar-10-python.tar.gz")).own_images
+    assert not inspect_source("cifar10").own_images
+    assert not inspect_source(tmp_path / "nope").own_images
+
+
 def test_cached_pixels_are_memory_mapped_npy_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

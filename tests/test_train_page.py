@@ -283,3 +283,134 @@ def test_a_setting_the_backend_cannot_run_is_disabled_with_a_note(tmp_path, monk
     with pytest.raises(ConfigError, match="steps_per_execution 8 needs TensorFlow or JAX"):
         api.prepare_run(TINY, TrainConfig(steps_per_execution=8), data_source=str(data))
     assert list_runs() == []
+
+
+# --- the default model for a user's own photos ---------------------------------------------------
+
+TRANSFER = "transfer_mobilenet_v3_small"
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch):
+    """Keras' cache in tmp_path, empty, and the weights check's cached answers forgotten."""
+    import streamlit as st
+
+    home = tmp_path / "keras"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    st.cache_data.clear()
+    yield home
+    st.cache_data.clear()
+
+
+def fake_weights(home: Path) -> Path:
+    from cnn_core.backbones import BACKBONES
+
+    path = home / "models" / BACKBONES["mobilenet_v3_small"].weights_file
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not read: only its presence is asked")
+    return path
+
+
+def fresh_train_page(source: str | Path):
+    """The Train page of a new session (its draft the untouched tutorial) given `source`."""
+    at = open_page("train")
+    at.text_input(key="data_source").set_value(str(source))
+    return rerun(at)
+
+
+def test_the_transfer_preset_is_the_default_for_your_photos_when_its_weights_are_cached(
+    tmp_path, keras_home
+):
+    fake_weights(keras_home)
+    data = write_colours(tmp_path / "photos", train=4, test=2)
+    at = open_page("train")
+    assert at.radio(key="arch_choice").value == "draft"  # CIFAR-10: the tutorial, as before
+    at.text_input(key="data_source").set_value(str(data))
+    rerun(at)
+    assert at.radio(key="arch_choice").value == TRANSFER
+    assert at.session_state["config_base"].fine_tune == 3  # with its recommended settings
+    version = at.session_state["config_version"]
+    assert at.number_input(key=f"ep_v{version}").value == 10
+    assert "would be the default" not in texts(at.caption)
+    at.text_input(key="data_source").set_value("cifar10")  # not your photos: back to the tutorial
+    rerun(at)
+    assert at.radio(key="arch_choice").value == "draft"
+    assert at.session_state["config_base"] == TrainConfig()
+
+
+def test_the_default_holds_from_the_first_view_and_back_from_another_page(
+    tmp_path, keras_home, monkeypatch
+):
+    fake_weights(keras_home)
+    monkeypatch.setenv("CNN_CORE_DATA", str(write_colours(tmp_path / "photos", train=4, test=2)))
+    at = open_page("train")
+    assert at.radio(key="arch_choice").value == TRANSFER
+    at.switch_page("pages/build.py")
+    rerun(at)
+    at.switch_page("pages/train.py")
+    assert rerun(at).radio(key="arch_choice").value == TRANSFER
+    assert at.session_state["config_base"].fine_tune == 3
+
+
+def test_the_transfer_preset_is_the_default_when_its_weights_can_be_downloaded(
+    tmp_path, keras_home, monkeypatch
+):
+    asked = []
+    monkeypatch.setattr("cnn_core.imagenet.url_reachable", lambda url, **_: asked.append(url) or 1)
+    at = fresh_train_page(write_colours(tmp_path / "photos", train=4, test=2))
+    assert at.radio(key="arch_choice").value == TRANSFER
+    rerun(at)
+    assert len(asked) == 1  # asked once, not at every rerun
+
+
+def test_without_the_weights_the_default_stays_and_one_line_says_what_to_fetch(
+    tmp_path, keras_home
+):
+    at = fresh_train_page(write_colours(tmp_path / "photos", train=4, test=2))
+    assert at.radio(key="arch_choice").value == "draft"
+    assert "config_base" not in at.session_state  # the settings as they were
+    (line,) = [c.value.replace("\\", "") for c in at.caption if "would be the default" in c.value]
+    assert "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5" in line
+    assert str(keras_home / "models") in line
+    assert not at.exception and not at.error
+
+
+def test_cifar10_as_image_folders_is_not_your_photos(tmp_path, keras_home):
+    from cnn_core.datasets import CIFAR10_CLASSES
+
+    fake_weights(keras_home)
+    data = write_colours(
+        tmp_path / "cifar", train=2, test=1, colours=dict.fromkeys(CIFAR10_CLASSES, (9, 9, 9))
+    )
+    assert fresh_train_page(data).radio(key="arch_choice").value == "draft"
+
+
+def test_your_own_choice_of_model_and_settings_wins_over_the_default(tmp_path, keras_home):
+    fake_weights(keras_home)
+    data = write_colours(tmp_path / "photos", train=4, test=2)
+    at = open_page("train")
+    at.radio(key="arch_choice").set_value("fast_cpu")  # chosen before the source was typed
+    rerun(at)
+    at.text_input(key="data_source").set_value(str(data))
+    rerun(at)
+    rerun(at)
+    assert at.radio(key="arch_choice").value == "fast_cpu"
+    # chosen after the default was applied: kept on reruns and a new source
+    at = fresh_train_page(data)
+    at.radio(key="arch_choice").set_value("tutorial_cnn")
+    rerun(at)
+    at.text_input(key="data_source").set_value(
+        str(write_colours(tmp_path / "more", train=2, test=1))
+    )
+    rerun(at)
+    assert at.radio(key="arch_choice").value == "tutorial_cnn"
+    # settings loaded from a preset are kept when the default changes the model
+    at = open_page("train")
+    at.button(key="recommend_fast_cpu").click()
+    rerun(at)
+    at.text_input(key="data_source").set_value(str(data))
+    rerun(at)
+    assert at.radio(key="arch_choice").value == TRANSFER
+    assert at.session_state["config_base"].fine_tune is None
+    # a draft edited on the Build page is a choice too
+    assert train_page(data).radio(key="arch_choice").value == "draft"

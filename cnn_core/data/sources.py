@@ -36,6 +36,7 @@ from cnn_core.data.archives import (
 from cnn_core.data.cache import archive_identity, cache_file, read_cache, write_cache
 from cnn_core.data.cifar import (
     BATCH_NAMES,
+    CIFAR10_CLASSES,
     MAX_BATCH_BYTES,
     META,
     TEST_BATCH,
@@ -157,6 +158,10 @@ class SourceInfo:
     problem: str | None = None  # why it cannot be a dataset and how to fix it; None if it can
     needs_network: bool = False  # CIFAR-10 not yet in Keras' download cache
     cached: bool | None = None  # decoded before (loads in about a second); None: not known here
+    # A user's own images: a folder or archive of image folders, not CIFAR-10 (as batches, or
+    # a folder of its ten classes); what a Transfer preset is for. An archive's classes are not
+    # listed here, so an image-folder archive of CIFAR-10 counts as one too.
+    own_images: bool = False
 
 
 def inspect_source(
@@ -265,10 +270,12 @@ def _inspect_folder(path: Path, resolved: str) -> SourceInfo:
         return SourceInfo(resolved, f"CIFAR-10 batches in {found.args[0]}")
     inner = f" ({'/'.join(root)})" if root else ""
     if roles:
-        return SourceInfo(resolved, f"image folders in {path}{inner}")
+        own = _not_cifar10(folders_in((*root, roles["train"])))  # roles always have train
+        return SourceInfo(resolved, f"image folders in {path}{inner}", own_images=own)
     classes = folders_in(root)
     if len(classes) >= 2:
-        return SourceInfo(resolved, f"class folders in {path}{inner} (no split: one is made)")
+        description = f"class folders in {path}{inner} (no split: one is made)"
+        return SourceInfo(resolved, description, own_images=_not_cifar10(classes))
     found = f"{files.get(root, 0)} file(s) and no folders"
     where = f"{path.joinpath(*root)}" if root else f"{path}"
     return SourceInfo(
@@ -278,6 +285,10 @@ def _inspect_folder(path: Path, resolved: str) -> SourceInfo:
         f"{found}); put the images in one folder per class, e.g. cat/ and dog/, optionally inside "
         "train/ and test/ folders.",
     )
+
+
+def _not_cifar10(classes: list[str]) -> bool:
+    return sorted(classes) != sorted(CIFAR10_CLASSES)
 
 
 class _Batches(Exception):  # noqa: N818 - a finding, not an error: CIFAR-10 batch files are here
@@ -310,11 +321,12 @@ def _inspect_file(
     description = describe_archive(path)
     if archive_kind(path) == "zip" and not description.startswith("CIFAR-10"):
         _check_zip_folders(path)
+    own = not description.startswith("CIFAR-10")
     if image_size is None:
-        return SourceInfo(resolved, description)
+        return SourceInfo(resolved, description, own_images=own)
     identity = {**archive_identity(path, archive_kind(path)), "test_split": float(test_split)}
     cache = cache_file(identity, size=check_size(image_size), channels=channels)
-    return SourceInfo(resolved, description, cached=cache.is_file())
+    return SourceInfo(resolved, description, cached=cache.is_file(), own_images=own)
 
 
 def _check_zip_folders(path: Path) -> None:
