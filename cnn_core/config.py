@@ -39,10 +39,11 @@ MAX_DEVICES = 4096
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 # The form's sections, in order, and how many settings sit side by side in each ("": no expander).
+FINE_TUNING = "Fine-tuning"  # the section whose settings need a frozen Backbone
 SECTIONS = {
     "": 5,
     "Schedule and regularisation": 4,
-    "Fine-tuning": 3,
+    FINE_TUNING: 3,
     "Augmentation": 5,
     "Advanced": 4,
 }
@@ -258,7 +259,7 @@ class TrainConfig:
         "Needs a frozen Backbone; off when null.",
         label="Fine-tune: frozen epochs first (0 = off)",
         key="ft",
-        section="Fine-tuning",
+        section=FINE_TUNING,
         low=1,
         high=9_999,  # fewer than `epochs`, whose most is 10,000
         nullable=True,
@@ -270,7 +271,7 @@ class TrainConfig:
         "With fine_tune: the learning rate of the unfrozen epochs is the learning rate times this.",
         label="Fine-tune: learning-rate factor",
         key="ftf",
-        section="Fine-tuning",
+        section=FINE_TUNING,
         low=0.0,
         high=1.0,
         low_open=True,
@@ -283,7 +284,7 @@ class TrainConfig:
         "rises linearly from a hundredth to its peak; 0 = none.",
         label="Fine-tune: warm-up share",
         key="ftw",
-        section="Fine-tuning",
+        section=FINE_TUNING,
         low=0.0,
         high=0.5,
         widget="slider",
@@ -609,22 +610,37 @@ def check_spec_support(
 ) -> None:
     """A `ConfigError` if `config` asks for something `spec` cannot do: fine_tune needs a frozen
     backbone to unfreeze. `spec` is one that `shapes.check_spec` accepts."""
-    if not config.fine_tune:
-        return
+    if config.fine_tune and (refusal := fine_tune_refusal(spec)):
+        raise ConfigError(
+            f"{source}: fine_tune {config.fine_tune} cannot run on this spec. {refusal} Or set "
+            "fine_tune to null to train without fine-tuning."
+        )
+
+
+def fine_tune_refusal(spec: ModelSpec) -> str | None:
+    """Why `spec` (one that `shapes.check_spec` accepts) cannot be fine-tuned, or None: the one
+    rule behind `check_spec_support` and the Train form's disabled Fine-tuning section."""
     freezable = freezable_layers(spec.layers)
     if not freezable:
-        raise ConfigError(
-            f"{source}: fine_tune {config.fine_tune} trains a pretrained backbone frozen, then "
-            "unfrozen, but the spec has no Backbone layer; start from a Transfer preset (or add "
-            "a Backbone as the first layer), or set fine_tune to null."
+        return (
+            "Fine-tuning trains a pretrained backbone frozen, then unfrozen: it needs a frozen "
+            "Backbone as the first layer (start from a Transfer preset, or add one), and this "
+            "spec has no Backbone layer."
         )
     for index, trainable in freezable:
         if trainable:
-            raise ConfigError(
-                f"{source}: fine_tune {config.fine_tune} starts with the backbone frozen, but "
-                f"layer {index + 1} ({spec.layers[index].type}) is already trainable; set its "
-                f"{FREEZE_KEY} to false, or set fine_tune to null to train it all from the start."
+            return (
+                f"Fine-tuning starts with the backbone frozen, but layer {index + 1} "
+                f"({spec.layers[index].type}) is already trainable; set its {FREEZE_KEY} to false."
             )
+    return None
+
+
+def unusable_settings(spec: ModelSpec) -> dict[str, str]:
+    """The settings `spec` cannot use, each with why (the Train form draws them disabled)."""
+    refusal = fine_tune_refusal(spec)
+    fine_tuning = (s for s in SETTINGS if s.section == FINE_TUNING)
+    return {s.name: refusal for s in fine_tuning} if refusal else {}
 
 
 def parse_config(text: str | bytes, *, source: str = "the configuration") -> TrainConfig:

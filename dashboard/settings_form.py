@@ -8,12 +8,14 @@ the form and a configuration file are checked by the same code with the same mes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
 
 from cnn_core import config as declared
 from cnn_core.config import Setting, TrainConfig
+from dashboard.text import plain
 
 
 def widget_key(setting: Setting, version: int) -> str:
@@ -41,10 +43,20 @@ def form_bounds(setting: Setting) -> tuple[float, float]:
     return low, high
 
 
-def settings_form_ui(base: TrainConfig, *, version: int, backend: str) -> dict[str, Any]:
+def settings_form_ui(
+    base: TrainConfig,
+    *,
+    version: int,
+    backend: str,
+    unusable: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Draw the settings, starting from `base`; return them as a configuration dict.
 
-    A setting the Keras `backend` cannot run is drawn disabled at its default, with a note."""
+    A setting the Keras `backend` cannot run is drawn disabled at its default, with a note. A
+    setting the chosen spec cannot use (`unusable`: its name -> why, as
+    `config.unusable_settings` gives it) is drawn disabled at its value, the reason said once
+    at the top of its section: a value loaded with other settings is shown, not dropped."""
+    unusable = unusable or {}
     values: dict[str, Any] = {}
     by_section: dict[str, list[Setting]] = {}
     for setting in form_settings():
@@ -55,23 +67,43 @@ def settings_form_ui(base: TrainConfig, *, version: int, backend: str) -> dict[s
         narrow = [s for s in settings if not s.wide]
         rows = [narrow[i : i + width] for i in range(0, len(narrow), width)]
         with place:
+            for reason in dict.fromkeys(unusable[s.name] for s in settings if s.name in unusable):
+                st.caption(plain(reason))
             for row in rows:
                 for column, setting in zip(st.columns(width), row, strict=False):
                     value = _value_of(base, setting.name)
                     value = setting_ui(
-                        setting, value, version=version, backend=backend, place=column
+                        setting,
+                        value,
+                        version=version,
+                        backend=backend,
+                        place=column,
+                        unusable=unusable.get(setting.name),
                     )
                     _put(values, setting.name, value)
             for setting in (s for s in settings if s.wide):
                 value = setting_ui(
-                    setting, _value_of(base, setting.name), version=version, backend=backend
+                    setting,
+                    _value_of(base, setting.name),
+                    version=version,
+                    backend=backend,
+                    unusable=unusable.get(setting.name),
                 )
                 _put(values, setting.name, value)
     return values
 
 
-def setting_ui(setting: Setting, value: Any, *, version: int, backend: str, place: Any = st) -> Any:
-    """One setting's widget in `place` (a column); the value as the configuration keeps it."""
+def setting_ui(
+    setting: Setting,
+    value: Any,
+    *,
+    version: int,
+    backend: str,
+    place: Any = st,
+    unusable: str | None = None,
+) -> Any:
+    """One setting's widget in `place` (a column); the value as the configuration keeps it.
+    `unusable`: why the chosen spec cannot use it (drawn disabled, its value kept)."""
     supported = setting.supports(backend)
     help_text = setting.help if setting.tooltip else None
     if not supported:
@@ -79,10 +111,12 @@ def setting_ui(setting: Setting, value: Any, *, version: int, backend: str, plac
         here = declared.BACKEND_NAMES.get(backend, backend)
         note = f"Needs {setting.needs()}: Keras runs on {here} here."
         help_text = f"{help_text or ''} {note}".strip()
+    elif unusable:
+        help_text = f"{help_text or ''} {unusable}".strip()
     options = {
         "key": widget_key(setting, version),
         "help": help_text,
-        "disabled": not supported,
+        "disabled": not supported or unusable is not None,
     }
     if setting.kind == "choice" and setting.widget == "checkbox":  # checked: the first choice
         checked = place.checkbox(setting.label, value == setting.choices[0], **options)

@@ -14,7 +14,14 @@ from cnn_core import access, api, imagenet, settings
 from cnn_core.advice import overfitting_advice
 from cnn_core.backbones import Backbone
 from cnn_core.backends import keras_backend
-from cnn_core.config import TrainConfig, config_from_dict, parse_config, setting_named
+from cnn_core.config import (
+    TrainConfig,
+    config_from_dict,
+    fine_tune_refusal,
+    parse_config,
+    setting_named,
+    unusable_settings,
+)
 from cnn_core.data.report import DatasetReport, check_dataset
 from cnn_core.datasets import SourceInfo, inspect_source
 from cnn_core.errors import UserError
@@ -213,6 +220,12 @@ def use_settings_of(default: str) -> None:
         base = config_from_dict(preset.config, source=default) if preset else TrainConfig()
         st.session_state.config_base = base
         st.session_state.config_version = st.session_state.get("config_version", 0) + 1
+
+
+def turn_fine_tuning_off(config: TrainConfig) -> None:
+    st.session_state.config_base = replace(config, fine_tune=None)  # the rest as it was
+    st.session_state.config_version = st.session_state.get("config_version", 0) + 1
+    st.session_state.config_chosen = True
 
 
 def shown_path(path: Path) -> str:
@@ -423,12 +436,27 @@ if config_upload is not None and st.session_state.get("config_file") != config_u
     except UserError as exc:
         show_error(exc)
 
-values = settings_form_ui(base, version=version, backend=keras_backend())
+checked = spec is not None and analyze(spec).valid  # the rules below read a checked spec
+unusable = unusable_settings(spec) if checked else {}  # e.g. fine-tuning without a Backbone
+values = settings_form_ui(base, version=version, backend=keras_backend(), unusable=unusable)
 try:
     config = config_from_dict(values, source="the settings")
 except UserError as exc:
     show_error(exc)
     config = None
+refusal = fine_tune_refusal(spec) if checked and config and config.fine_tune else None
+if refusal:  # e.g. a Transfer preset's settings, then another model: refused, never dropped
+    st.error(
+        plain(f"The settings fine-tune ({config.fine_tune} frozen epochs first), but: {refusal}"),
+        icon=":material/error:",
+    )
+    st.button(
+        "Turn fine-tuning off",
+        key="fine_tune_off",
+        icon=":material/block:",
+        on_click=turn_fine_tuning_off,
+        args=(config,),
+    )
 
 blockers = [
     reason
@@ -436,6 +464,7 @@ blockers = [
         ("choose an architecture", spec is None),
         ("fix the architecture's problems", spec is not None and not analyze(spec).valid),
         ("fix the settings", config is None),
+        ("turn fine-tuning off or choose a Transfer preset", refusal is not None),
         ("choose a dataset that can be used", source_info.problem is not None),
     )
     if blocked

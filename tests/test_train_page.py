@@ -18,6 +18,7 @@ from support import TINY, open_page, rerun, wait_for_state, write_colours
 
 from cnn_core.config import TrainConfig
 from cnn_core.drafts import new_draft_id, save_draft
+from cnn_core.presets import load_preset
 from cnn_core.runs import create_run, list_runs, record_launch
 from dashboard.state import fingerprint
 
@@ -205,7 +206,9 @@ def test_every_declared_setting_is_in_the_form_with_the_declared_bounds_and_labe
     from cnn_core.config import AUGMENTATION, SETTINGS
     from dashboard.settings_form import widget_key
 
-    at = open_page("train")
+    draft = new_draft_id()
+    assert save_draft(draft, load_preset("transfer_mobilenet_v3_small").spec)  # can fine-tune
+    at = open_page("train", draft=draft)
     widgets = _form_widgets(at)
     for s in (*SETTINGS, *AUGMENTATION):
         widget = widgets[widget_key(s, 0)]
@@ -414,3 +417,54 @@ def test_your_own_choice_of_model_and_settings_wins_over_the_default(tmp_path, k
     assert at.session_state["config_base"].fine_tune is None
     # a draft edited on the Build page is a choice too
     assert train_page(data).radio(key="arch_choice").value == "draft"
+
+
+# --- fine-tuning needs a frozen Backbone ---------------------------------------------------------
+
+
+def fine_tuning_widgets(at) -> list:
+    from cnn_core.config import FINE_TUNING, SETTINGS
+    from dashboard.settings_form import widget_key
+
+    version = at.session_state.get("config_version", 0)
+    widgets = _form_widgets(at)
+    return [widgets[widget_key(s, version)] for s in SETTINGS if s.section == FINE_TUNING]
+
+
+def test_fine_tuning_is_disabled_with_the_reason_for_a_spec_without_a_backbone():
+    at = open_page("train")  # the tutorial: no Backbone
+    widgets = fine_tuning_widgets(at)
+    assert len(widgets) == 3 and all(w.disabled for w in widgets)
+    assert all("needs a frozen Backbone as the first layer" in w.help for w in widgets)
+    notes = [c.value for c in at.caption if "Backbone" in c.value]
+    assert len(notes) == 1 and "Transfer preset" in notes[0]  # said once, in the section
+    assert "fine_tune_off" not in {b.key for b in at.button}  # nothing to refuse: it is off
+    at.radio(key="arch_choice").set_value("transfer_mobilenet_v3_small")
+    rerun(at)
+    assert not any(w.disabled for w in fine_tuning_widgets(at))
+    assert not [c for c in at.caption if "needs a frozen Backbone" in c.value]
+
+
+def test_fine_tuning_carried_to_a_model_without_a_backbone_is_refused_with_a_one_click_fix(
+    tmp_path,
+):
+    at = open_page("train")
+    at.text_input(key="data_source").set_value(str(write_colours(tmp_path / "c", train=4, test=2)))
+    at.radio(key="arch_choice").set_value("transfer_mobilenet_v3_small")
+    rerun(at)
+    at.button(key="recommend_transfer_mobilenet_v3_small").click()  # fine_tune 3 of 10 epochs
+    rerun(at)
+    assert not at.button(key="start").disabled and "fine_tune_off" not in {b.key for b in at.button}
+    at.radio(key="arch_choice").set_value("tutorial_cnn")  # then another model
+    rerun(at)
+    widgets = fine_tuning_widgets(at)
+    assert all(w.disabled for w in widgets) and widgets[0].value == 3  # shown, not dropped
+    assert "The settings fine-tune (3 frozen epochs first)" in texts(at.error)
+    assert at.button(key="start").disabled
+    assert "turn fine-tuning off" in texts(at.caption)
+    at.button(key="fine_tune_off").click()
+    rerun(at)
+    assert at.session_state["config_base"].fine_tune is None
+    assert at.session_state["config_base"].epochs == 10  # the rest of the settings kept
+    assert not at.error and not at.button(key="start").disabled
+    assert fine_tuning_widgets(at)[0].value == 0  # 0 = off
