@@ -623,9 +623,8 @@ def fine_tune_refusal(spec: ModelSpec) -> str | None:
     freezable = freezable_layers(spec.layers)
     if not freezable:
         return (
-            "Fine-tuning trains a pretrained backbone frozen, then unfrozen: it needs a frozen "
-            "Backbone as the first layer (start from a Transfer preset, or add one), and this "
-            "spec has no Backbone layer."
+            "Fine-tuning needs a frozen Backbone as the first layer, as the Transfer presets "
+            "have; this network has no Backbone layer."
         )
     for index, trainable in freezable:
         if trainable:

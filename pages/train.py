@@ -274,14 +274,6 @@ choice = st.radio(
     label_visibility="collapsed",
     on_change=lambda: st.session_state.update(arch_chosen=True),  # a choice the default keeps
 )
-for backbone in missing:  # no network here, and the weights not in Keras' cache
-    folder = shown_path(weights_path(backbone).parent)
-    st.caption(
-        plain(
-            f"With {backbone.weights_file} (ImageNet weights) in {folder}, "
-            f'"{presets[TRANSFER].spec.name}" would be the default here: it does better on photos.'
-        )
-    )
 spec = draft if choice == "draft" else presets[choice].spec if choice in presets else None
 if choice == "upload":
     upload = st.file_uploader(
@@ -303,6 +295,14 @@ if spec is not None:
     )
     for problem in analysis.problems:
         st.error(plain(problem.message), icon=":material/error:")
+for backbone in missing:  # no network here, and the weights not in Keras' cache
+    folder = shown_path(weights_path(backbone).parent)
+    st.caption(
+        plain(
+            f"With {backbone.weights_file} (ImageNet weights) in {folder}, "
+            f'"{presets[TRANSFER].spec.name}" would be the default here: it does better on photos.'
+        )
+    )
 
 st.subheader("Dataset")
 source = st.text_input(
@@ -447,7 +447,7 @@ except UserError as exc:
 refusal = fine_tune_refusal(spec) if checked and config and config.fine_tune else None
 if refusal:  # e.g. a Transfer preset's settings, then another model: refused, never dropped
     st.error(
-        plain(f"The settings fine-tune ({config.fine_tune} frozen epochs first), but: {refusal}"),
+        plain(f"These settings fine-tune ({config.fine_tune} frozen epochs first). {refusal}"),
         icon=":material/error:",
     )
     st.button(

@@ -459,7 +459,7 @@ def test_fine_tuning_carried_to_a_model_without_a_backbone_is_refused_with_a_one
     rerun(at)
     widgets = fine_tuning_widgets(at)
     assert all(w.disabled for w in widgets) and widgets[0].value == 3  # shown, not dropped
-    assert "The settings fine-tune (3 frozen epochs first)" in texts(at.error)
+    assert "These settings fine-tune (3 frozen epochs first)" in texts(at.error)
     assert at.button(key="start").disabled
     assert "turn fine-tuning off" in texts(at.caption)
     at.button(key="fine_tune_off").click()
