@@ -198,10 +198,17 @@ def default_model() -> tuple[str | None, list[Backbone]]:
     are missing). None once the user has chosen a model: an edited draft is a choice too."""
     if st.session_state.get("arch_chosen") or draft != presets["tutorial_cnn"].spec:
         return None, []
-    if not inspect_source(planned_source()).own_images:
+    if not own_images(planned_source()):
         return "draft", []
     missing = missing_weights(presets[TRANSFER].spec, reachable=weights_reachable)
     return ("draft", missing) if missing else (TRANSFER, [])
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def own_images(source: str) -> bool:
+    """Whether `source` is a user's own image folders, looked at most every 10 s (it is looked
+    at again below, with the input size, for what the Dataset section says)."""
+    return inspect_source(source).own_images
 
 
 def planned_source() -> str:
