@@ -18,12 +18,10 @@ from pathlib import Path
 
 from cnn_core.backbones import BACKBONES, IMAGENET, Backbone
 from cnn_core.backends import keras_home
-from cnn_core.layers import FREEZE_KEY, KINDS
+from cnn_core.layers import backbone_choices
 from cnn_core.spec import ModelSpec
 
 CHECK_SECONDS = 2.0  # the longest the network check may take
-# The Backbone kind's keys (declared in layers.py): which network, and its weights.
-MODEL_KEY, WEIGHTS_KEY = "model", "weights"
 
 
 class Weights(StrEnum):
@@ -75,15 +73,8 @@ def weights_availability(
 
 def imagenet_backbones(spec: ModelSpec) -> list[Backbone]:
     """The backbones of `spec` (one that `shapes.check_spec` accepts) with ImageNet weights."""
-    found = []
-    for layer in spec.layers:
-        kind = KINDS[layer.type]
-        if FREEZE_KEY not in kind.param_names:  # only a backbone can be frozen
-            continue
-        params = kind.resolve(layer.params).params
-        if params[WEIGHTS_KEY] == IMAGENET:
-            found.append(BACKBONES[params[MODEL_KEY]])
-    return found
+    chosen = backbone_choices(spec.layers)
+    return [BACKBONES[model] for model, weights in chosen if weights == IMAGENET]
 
 
 def missing_weights(

@@ -943,6 +943,16 @@ def freezable_layers(layers: Iterable[Any]) -> list[tuple[int, bool]]:
     ]
 
 
+def backbone_choices(layers: Iterable[Any]) -> list[tuple[str, Any]]:
+    """(network, weights) of each Backbone layer (a `LayerSpec` of a checked spec)."""
+    found = []
+    for layer in layers:
+        if layer.type == _BACKBONE.name:
+            params = _BACKBONE.resolve(layer.params).params
+            found.append((params["model"], params["weights"]))
+    return found
+
+
 def fixing_kind(rule: str) -> LayerKind:
     """The kind whose one-click fix repairs a breach of `rule` (see `LayerKind.fixes`)."""
     return _FIXES[rule]
