@@ -42,6 +42,9 @@ def progress_view(status: RunStatus, progress: Progress) -> ProgressView:
         text = f"Epoch {progress.epoch}/{progress.epochs}, batch {batch}/{batches} ({phase})"
         if progress.images_per_second:
             text += f" · {progress.images_per_second:,.0f} images/s"
+            if status.devices and status.devices > 1:
+                each = progress.images_per_second / status.devices
+                text += f" on {status.placement or f'{status.devices} devices'} ({each:,.0f} each)"
         if progress.eta_seconds is not None:
             text += f" · about {format_seconds(progress.eta_seconds)} left"
         elif progress.phase == Phase.TRAINING:

@@ -18,6 +18,7 @@ from cnn_core.config import (
     TrainConfig,
     config_from_dict,
     fine_tune_refusal,
+    fit_batch,
     parse_config,
     setting_named,
     unusable_settings,
@@ -231,6 +232,16 @@ def use_settings_of(default: str) -> None:
 
 def turn_fine_tuning_off(config: TrainConfig) -> None:
     st.session_state.config_base = replace(config, fine_tune=None)  # the rest as it was
+    st.session_state.config_version = st.session_state.get("config_version", 0) + 1
+    st.session_state.config_chosen = True
+
+
+def use_settings(values: dict) -> None:
+    """A one-click fix: the form's settings with one changed (checked again as they load)."""
+    try:
+        st.session_state.config_base = config_from_dict(values, source="the settings")
+    except UserError:
+        return  # another setting is wrong too: its message stays on the page
     st.session_state.config_version = st.session_state.get("config_version", 0) + 1
     st.session_state.config_chosen = True
 
@@ -451,6 +462,16 @@ try:
 except UserError as exc:
     show_error(exc)
     config = None
+    devices, batch = values.get("devices"), values.get("batch_size")
+    if isinstance(devices, int) and isinstance(batch, int) and devices > 0 and batch % devices:
+        fitted = fit_batch(batch, devices)  # the batch size must divide by the devices
+        st.button(
+            f"Use batch size {fitted}",
+            key="fit_batch",
+            icon=":material/build:",
+            on_click=use_settings,
+            args=({**values, "batch_size": fitted},),
+        )
 refusal = fine_tune_refusal(spec) if checked and config and config.fine_tune else None
 if refusal:  # e.g. a Transfer preset's settings, then another model: refused, never dropped
     st.error(

@@ -333,3 +333,14 @@ def test_exports_recorded_at_the_same_moment_by_several_processes_are_all_kept(t
     assert [p.wait(timeout=120) for p in processes] == [0] * len(writers)
     assert set(run.exports()) == {f"{w}-{i}" for w in writers for i in range(40)}
     assert run.exports()["onnx-39"] == {"format": "onnx", "n": 39}
+
+
+def test_progress_on_several_devices_says_what_each_device_does():
+    from cnn_core.progress import progress_view
+
+    status = RunStatus(state="running", devices=2, placement="2 GPU devices (NVIDIA H200)")
+    progress = Progress(Phase.TRAINING, 1, 3, 5, 10, images_per_second=9000.0, eta_seconds=75)
+    assert progress_view(status, progress).text == (
+        "Epoch 1/3, batch 5/10 (training) · 9,000 images/s on 2 GPU devices (NVIDIA H200) "
+        "(4,500 each) · about 1 min 15 s left"
+    )

@@ -468,3 +468,19 @@ def test_fine_tuning_carried_to_a_model_without_a_backbone_is_refused_with_a_one
     assert at.session_state["config_base"].epochs == 10  # the rest of the settings kept
     assert not at.error and not at.button(key="start").disabled
     assert fine_tuning_widgets(at)[0].value == 0  # 0 = off
+
+
+def test_a_batch_size_that_does_not_divide_by_the_devices_is_fixed_in_one_click(tmp_path):
+    at = train_page(write_colours(tmp_path / "colours", train=4, test=2))
+    devices = next(n for n in at.number_input if n.key.startswith("dev_"))
+    assert devices.value == 0  # "0 = all": every GPU, or one device on a machine without
+    devices.set_value(3)
+    rerun(at)
+    assert any("must divide by devices (3)" in e.value for e in at.error)
+    assert at.button(key="start").disabled
+    at.button(key="fit_batch").click()
+    rerun(at)
+    assert not any("must divide" in e.value for e in at.error)
+    batch = next(n for n in at.number_input if n.key.startswith("bs_"))
+    devices = next(n for n in at.number_input if n.key.startswith("dev_"))
+    assert (batch.value, devices.value) == (63, 3)  # the nearest multiple of 3 to 64
