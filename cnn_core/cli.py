@@ -30,6 +30,7 @@ from cnn_core.config import (
 )
 from cnn_core.errors import ConfigError, SpecError, UserError, exit_code_of
 from cnn_core.layers import format_shape
+from cnn_core.progress import placement_text
 from cnn_core.runs import Run, RunStatus, State, list_runs, open_run, runs_root
 from cnn_core.shapes import Analysis, analyze
 from cnn_core.spec import ModelSpec, load_spec
@@ -439,10 +440,9 @@ def _report(run: Run, status: RunStatus, *, as_json: bool, outcome: Outcome | No
         )
         if best is not None:
             line += f", best validation accuracy {best:.4f}"
-        if status.placement and status.images_per_second:
-            line += f", on {status.placement}: {status.images_per_second:,.0f} images/s"
-            if (status.devices or 1) > 1:
-                line += f" ({per_device(status):,.0f} per device)"
+        where = placement_text(status)
+        if where:
+            line += f", {where}"
         say(line)
     if status.error:
         say(f"error: {status.error}", file=sys.stderr)

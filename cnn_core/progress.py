@@ -52,6 +52,19 @@ def progress_view(status: RunStatus, progress: Progress) -> ProgressView:
     return ProgressView(fraction=min(batch / batches, 1.0) if batches else 0.0, text=text)
 
 
+def placement_text(status: RunStatus) -> str | None:
+    """Where a run trained and how fast, once known: "on 2 GPU devices (…): 9,000 images/s
+    (4,500 per device)"; None before its first epoch (or for a run made before devices)."""
+    if not status.placement:
+        return None
+    text = f"on {status.placement}"
+    if status.images_per_second:
+        text += f": {status.images_per_second:,.0f} images/s"
+        if status.devices and status.devices > 1:
+            text += f" ({status.images_per_second / status.devices:,.0f} per device)"
+    return text
+
+
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"

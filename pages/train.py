@@ -28,7 +28,7 @@ from cnn_core.datasets import SourceInfo, inspect_source
 from cnn_core.errors import UserError
 from cnn_core.imagenet import missing_weights, weights_path
 from cnn_core.presets import list_presets, mark_modified
-from cnn_core.progress import progress_view
+from cnn_core.progress import placement_text, progress_view
 from cnn_core.runs import Progress, Run, RunError, RunStatus, open_run
 from cnn_core.shapes import analyze
 from cnn_core.spec import parse_spec
@@ -72,6 +72,9 @@ def live_run_ui(name: str) -> None:
     cols[2].metric("Best validation accuracy", f"{best:.2%}" if best is not None else "-")
     last_lr = history[-1].get("lr") if history else None
     cols[3].metric("Learning rate", f"{last_lr:.2e}" if last_lr else "-")
+    where = placement_text(status)
+    if where:
+        st.caption(f"Trained {plain(where)}")
     if status.error:
         st.error(plain(status.error), icon=":material/error:")
     for note in status.notes:

@@ -344,3 +344,13 @@ def test_progress_on_several_devices_says_what_each_device_does():
         "Epoch 1/3, batch 5/10 (training) · 9,000 images/s on 2 GPU devices (NVIDIA H200) "
         "(4,500 each) · about 1 min 15 s left"
     )
+
+
+def test_where_a_run_trained_is_said_once_known():
+    from cnn_core.progress import placement_text
+
+    assert placement_text(RunStatus()) is None  # before its first epoch, or an older run
+    one = RunStatus(devices=1, placement="1 CPU device", images_per_second=5783.2)
+    assert placement_text(one) == "on 1 CPU device: 5,783 images/s"
+    two = RunStatus(devices=2, placement="2 CPU devices in 2 processes", images_per_second=685.5)
+    assert placement_text(two) == "on 2 CPU devices in 2 processes: 686 images/s (343 per device)"
