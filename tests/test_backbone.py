@@ -256,14 +256,11 @@ def test_validate_json_carries_the_frozen_parameters():
     assert "frozen_params" not in doc["layers"][1]
 
 
-@pytest.mark.parametrize("momentum", [None, pytest.param(0.999, marks=pytest.mark.slow)])
-def test_a_backbone_trained_from_random_weights_predicts_in_inference_mode_what_it_learned(
-    momentum: float | None, monkeypatch: pytest.MonkeyPatch
-):
+def test_a_backbone_trained_from_random_weights_predicts_in_inference_mode_what_it_learned():
     # bench.transfer found it: Keras' 0.999 BatchNormalization momentum kept a from-scratch
     # MobileNetV3's moving statistics near their start, so it predicted one class at test time.
-    if momentum is not None:  # what Keras' applications use: shows that this test can fail
-        monkeypatch.setattr("cnn_core.pretrained.FRESH_MOMENTUM", momentum)
+    # With FRESH_MOMENTUM set back to Keras' 0.999 this test fails (accuracy below 0.9: it was
+    # run as a second case until the suite had to fit in 15 minutes).
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     colours = np.array([(220, 40, 40), (40, 220, 40), (40, 40, 220)])
@@ -274,7 +271,4 @@ def test_a_backbone_trained_from_random_weights_predicts_in_inference_mode_what_
     model.compile(keras.optimizers.Adam(0.003), "sparse_categorical_crossentropy")
     model.fit(pixels, labels, batch_size=12, epochs=12, verbose=0)  # 60 steps
     accuracy = float((model.predict(pixels, verbose=0).argmax(1) == labels).mean())
-    if momentum is None:
-        assert accuracy >= 0.9
-    else:
-        assert accuracy < 0.9  # the statistics Keras' momentum leaves after 60 steps
+    assert accuracy >= 0.9
