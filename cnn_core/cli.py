@@ -166,6 +166,27 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(p, json_help=True)
     p.set_defaults(run=_train)
 
+    p = sub.add_parser(
+        "lr-find",
+        help="a learning-rate range test: the loss as the rate grows, and a suggested rate "
+        "(writes no run)",
+    )
+    p.add_argument("spec", metavar="SPEC", help=spec_help)
+    p.add_argument(
+        "--config",
+        metavar="CONFIG.json",
+        help="training configuration file (default: a preset's recommended settings)",
+    )
+    p.add_argument("--data", metavar="SOURCE", help="dataset source (default: $CNN_CORE_DATA)")
+    p.add_argument("--batch-size", type=int, help="override the configuration's batch size")
+    p.add_argument("--limit", type=int, help=cli_help("limit"))
+    p.add_argument(
+        "--steps", type=int, default=100, help="batches to train, the rate growing (default 100)"
+    )
+    p.add_argument("--out", metavar="FILE.json", help="also write the result to this file")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.set_defaults(run=_lr_find)
+
     p = sub.add_parser("resume", help="continue a run from its last completed epoch")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--epochs", type=int, help="train this many more epochs (also after the end)")
@@ -411,6 +432,7 @@ def _run_summary(run: Run, status: RunStatus) -> dict:
         "placement": status.placement,
         "images_per_second": status.images_per_second,
         "images_per_second_per_device": per_device(status),
+        "not_learning": status.not_learning,
         "error": status.error,
     }
 
@@ -446,6 +468,8 @@ def _report(run: Run, status: RunStatus, *, as_json: bool, outcome: Outcome | No
         say(line)
     if status.error:
         say(f"error: {status.error}", file=sys.stderr)
+    if status.not_learning:
+        say(f"warning: {status.not_learning}", file=sys.stderr)
     for note in status.notes:
         say(f"note: {note}", file=sys.stderr)
     return _exit_code(status, outcome)
@@ -533,6 +557,35 @@ def _setting_pair(text: str) -> tuple[str, Any]:
         return name.strip(), json.loads(value)
     except ValueError:
         return name.strip(), value
+
+
+def _lr_find(args: argparse.Namespace) -> int:
+    from cnn_core.files import atomic_write_json
+
+    if not 10 <= args.steps <= 10_000:
+        raise UserError(f"--steps must be from 10 to 10,000; got {args.steps}.")
+    spec = resolve_spec(args.spec)
+    config = _base_config(args)
+    changes = {"batch_size": args.batch_size, "limit": args.limit}
+    config = config.with_changes(**changes)
+    from cnn_core.training.lr_find import find_lr
+
+    if not args.json:
+        say(f"learning-rate range test: {args.steps} batches, 1e-07 to 10", file=sys.stderr)
+    finding = find_lr(spec, config, args.data, steps=args.steps)
+    if args.out:
+        atomic_write_json(Path(args.out), finding.to_dict())
+    if args.json:
+        say(json.dumps(finding.to_dict()))
+        return 0
+    say(
+        f"suggested learning rate: {finding.suggestion:.2g} (steepest fall of the loss); "
+        f"a tenth of the lowest point's: {finding.minimum_tenth:.2g}; configured: "
+        f"{finding.configured:g} ({finding.steps} batches, {finding.seconds:.0f} s)"
+    )
+    if finding.note:
+        say(f"note: {finding.note}", file=sys.stderr)
+    return 0
 
 
 def _resume(args: argparse.Namespace) -> int:

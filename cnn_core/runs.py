@@ -213,6 +213,7 @@ class RunStatus:
     devices: int | None = None  # how many devices the last part trained on (all processes)
     placement: str | None = None  # what they are, as people read it ("2 GPU devices (…)")
     images_per_second: float | None = None  # training throughput of the last epoch, all devices
+    not_learning: str | None = None  # why the run seems not to learn (after its first epoch)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -291,7 +292,8 @@ def _text(value: Any) -> bool:
     return value is None or (isinstance(value, str) and len(value) <= 10_000)
 
 
-_LATER_FIELDS = ("devices", "placement", "images_per_second")  # added with several devices
+# Added after the first format (several devices, the not-learning warning): written once known.
+_LATER_FIELDS = ("devices", "placement", "images_per_second", "not_learning")
 _MANY = 10**9  # more epochs than anyone trains; bounds what a hand-edited file can claim
 # Each status.json field: its check, and what it must be (said when it is not).
 _STATUS_FIELDS: dict[str, tuple[Any, str]] = {
@@ -316,6 +318,7 @@ _STATUS_FIELDS: dict[str, tuple[Any, str]] = {
     "devices": (_int_in(1, 10**6, optional=True), "a number of devices"),
     "placement": (_text, "text"),
     "images_per_second": (_number_in(0.0, 1e12, optional=True), "a number of images a second"),
+    "not_learning": (_text, "text"),
 }
 
 

@@ -46,6 +46,7 @@ def test_a_run_completes_with_every_artefact(data_dir, tmp_path):
     assert status.state == "completed", status.error
     assert status.epochs_completed == 3 and status.seed == 7
     assert status.best_val_accuracy is not None and status.ended_at
+    assert status.not_learning is None  # it learns: no warning
     for name in (
         "spec.json",
         "config.json",

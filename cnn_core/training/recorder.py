@@ -57,6 +57,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.test_start: float | None = None
         self.first_batch: tuple[int, float] | None = None
         self.epoch = 0
+        self.first_loss: float | None = None  # this part's first batch's loss
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
@@ -68,6 +69,8 @@ class RunRecorder(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise Diverged(self.epoch, batch, float(loss))
+        if self.first_loss is None and loss is not None:
+            self.first_loss = float(loss)
         if self.agree(self.run.writes and self.run.stop_requested()):
             raise StopRequested
         now = time.perf_counter()
@@ -110,6 +113,9 @@ class RunRecorder(keras.callbacks.Callback):
             best_epoch=best_epoch,
             images_per_second=round(self.batch_size / per_batch, 1) if per_batch else None,
         )
+        if epoch == 0:  # after the run's first epoch: is it learning at all?
+            stalled = not_learning(row, self.first_loss, self.model.output_shape[-1], row["lr"])
+            self.status = replace(self.status, not_learning=stalled)
         self.run.write_status(self.status)
         self._progress(self.batches, phase=Phase.EPOCH_DONE)
         if self.echo:
@@ -140,6 +146,38 @@ class RunRecorder(keras.callbacks.Callback):
                 eta_seconds=round(eta, 1) if eta is not None else None,
             )
         )
+
+
+NOT_MOVED = 0.02  # a loss within 2% of its first value after an epoch has not moved
+BLOWN_UP = 10.0  # a loss this many times its first value after an epoch has blown up
+CHANCE_MARGIN = 0.02  # accuracy within 2 points of 1/classes sits at chance
+
+
+def not_learning(
+    row: dict[str, Any], first_loss: float | None, classes: int, learning_rate: float
+) -> str | None:
+    """Why a run seems not to learn after its first epoch (its history row), or None: the
+    training loss has not moved from its first batch's, or the accuracy sits at chance."""
+    loss, accuracy = row.get("loss"), row.get("accuracy")
+    chance = 1 / max(classes, 1)
+    still = first_loss is not None and loss is not None and first_loss > 0
+    blown = still and loss > BLOWN_UP * first_loss
+    still = still and abs(first_loss - loss) <= NOT_MOVED * first_loss
+    at_chance = accuracy is not None and classes > 1 and accuracy <= chance + CHANCE_MARGIN
+    if still:
+        seen = f"the training loss stayed at {loss:.4f} (its first batch: {first_loss:.4f})"
+    elif blown:
+        seen = f"the training loss rose to {loss:.4g} (its first batch: {first_loss:.4f})"
+    elif at_chance:
+        seen = f"the training accuracy is {accuracy:.1%}, chance for {classes} classes"
+    else:
+        return None
+    return (
+        f"Not learning: after the first epoch {seen}. The learning rate ({learning_rate:g}) is "
+        "the likely cause: too high a rate kills the network (its loss then sits at chance), "
+        "too low barely moves it. Try the learning-rate finder (Train page, or "
+        "`cnn-workbench lr-find`), or check that the labels match the images."
+    )
 
 
 def describe_epoch(row: dict[str, Any], epochs: int) -> str:
