@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import ROOT, TINY, write_colours
+from support import TINY, write_colours
 
 from cnn_core import api
 from cnn_core.config import TrainConfig
