@@ -61,6 +61,39 @@ def curve_figure(
     return figure
 
 
+def lr_figure(finding: Mapping[str, Any]) -> go.Figure:
+    """The learning-rate finder's curve: the smoothed loss against the rate (log scale), with
+    the suggested rate and the configured one marked."""
+    figure = go.Figure(
+        go.Scatter(
+            x=list(finding["learning_rates"]),
+            y=list(finding["losses"]),
+            mode="lines",
+            name="loss (smoothed)",
+            line={"color": "#2f6fde"},
+        )
+    )
+    marks = (("suggestion", "#17a589", "suggested"), ("configured", "#e4572e", "configured"))
+    for key, colour, label in marks:
+        value = finding.get(key)
+        if value:
+            figure.add_vline(
+                x=value,
+                line={"color": colour, "dash": "dash"},
+                annotation_text=f"{label} {value:.2g}",
+                annotation_position="top left" if key == "configured" else "top right",
+            )
+    figure.update_layout(
+        title="Loss as the learning rate grows",
+        xaxis={"type": "log", "title": "learning rate"},
+        yaxis_title="loss",
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        showlegend=False,
+    )
+    return figure
+
+
 def top_k_figure(top: Sequence[tuple[str, float]]) -> go.Figure:
     names = [plotly_text(name) for name, _ in top][::-1]
     values = [p * 100 for _, p in top][::-1]

@@ -35,6 +35,7 @@ from cnn_core.spec import parse_spec
 from cnn_core.uploads import save_upload
 from dashboard.access import who
 from dashboard.charts import curve_figure, dataset_report_ui, latest_rows
+from dashboard.lr_finder import OPEN_KEY, lr_finder_ui
 from dashboard.routing import ensure_routed
 from dashboard.settings_form import settings_form_ui, widget_key
 from dashboard.state import draft_ui, fingerprint, set_draft
@@ -75,6 +76,15 @@ def live_run_ui(name: str) -> None:
     where = placement_text(status)
     if where:
         st.caption(f"Trained {plain(where)}")
+    if status.not_learning:
+        st.warning(plain(status.not_learning), icon=":material/warning:")
+        st.button(
+            "Find a learning rate for this run",
+            key="not_learning_find",
+            icon=":material/search:",
+            on_click=find_lr_for,
+            args=(run,),
+        )
     if status.error:
         st.error(plain(status.error), icon=":material/error:")
     for note in status.notes:
@@ -237,6 +247,23 @@ def turn_fine_tuning_off(config: TrainConfig) -> None:
     st.session_state.config_base = replace(config, fine_tune=None)  # the rest as it was
     st.session_state.config_version = st.session_state.get("config_version", 0) + 1
     st.session_state.config_chosen = True
+
+
+def find_lr_for(run: Run) -> None:
+    """Set up a new run as `run` was (its spec as the draft, its settings and data) with the
+    learning-rate finder open: what the not-learning warning offers."""
+    try:
+        spec, config, source = run.spec(), run.config(), run.dataset().get("source")
+    except UserError:
+        return  # a damaged run: its own message is on the page
+    set_draft(spec)
+    st.session_state.update(arch_choice="draft", arch_chosen=True, config_base=config)
+    st.session_state.config_version = st.session_state.get("config_version", 0) + 1
+    st.session_state.config_chosen = True
+    if source:
+        st.session_state.data_source = str(source)
+    st.session_state[OPEN_KEY] = True  # the finder's section opens
+    del st.query_params["run"]
 
 
 def use_settings(values: dict) -> None:
@@ -501,6 +528,14 @@ blockers = [
     if blocked
 ]
 ready = not blockers
+finder_ready = checked and config is not None and source_info.problem is None
+lr_finder_ui(
+    spec,
+    config,
+    source.strip() or None,
+    ready=finder_ready,
+    use=lambda rate: use_settings({**values, "learning_rate": rate}),
+)
 if st.button(
     "Start training", type="primary", disabled=not ready, key="start", icon=":material/play_arrow:"
 ):

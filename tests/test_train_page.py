@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from support import TINY, open_page, rerun, wait_for_state, write_colours
+from support import TINY, open_page, rerun, wait_for_state, wait_until, write_colours
 
 from cnn_core.config import TrainConfig
 from cnn_core.drafts import new_draft_id, save_draft
@@ -484,3 +484,46 @@ def test_a_batch_size_that_does_not_divide_by_the_devices_is_fixed_in_one_click(
     batch = next(n for n in at.number_input if n.key.startswith("bs_"))
     devices = next(n for n in at.number_input if n.key.startswith("dev_"))
     assert (batch.value, devices.value) == (63, 3)  # the nearest multiple of 3 to 64
+
+
+def test_the_learning_rate_finder_runs_as_a_job_and_its_suggestion_is_applied(tmp_path):
+    from cnn_core.runs import list_runs
+
+    at = train_page(write_colours(tmp_path / "colours", train=20, test=2))
+    at.button(key="lr_find_start").click()
+    rerun(at)
+    assert "Finding a learning rate" in texts(at.info)
+    wait_until(lambda: rerun(at) and not any("Finding" in i.value for i in at.info), 120, every=1)
+    assert not at.error, texts(at.error)
+    assert at.get("plotly_chart")  # the curve
+    use = at.button(key="lr_use")
+    rate = float(use.label.removeprefix("Use "))
+    assert 1e-7 <= rate <= 10
+    use.click()
+    rerun(at)
+    lr = next(n for n in at.number_input if n.key.startswith("lr_"))
+    assert lr.value == pytest.approx(rate)
+    assert list_runs() == []  # the finder wrote no run
+
+
+def test_a_run_that_is_not_learning_is_warned_about_with_the_finder_one_click_away(tmp_path):
+    from dataclasses import replace
+
+    data = write_colours(tmp_path / "colours", train=4, test=2)
+    config = TrainConfig(epochs=2, learning_rate=10.0, batch_size=16)
+    run = create_run(TINY, config, data_source=str(data))
+    said = "Not learning: after the first epoch the training loss stayed at 1.0986 (…)."
+    status = replace(run.status(), state="completed", epochs_completed=2, not_learning=said)
+    run.write_status(status)
+    at = open_page("train", run=run.name)
+    assert said in texts(at.warning)
+    at.button(key="not_learning_find").click()
+    rerun(at)
+    # A new run set up as that one was, with the finder open.
+    finder = next(e for e in at.expander if e.label == "Find a learning rate")
+    assert finder.proto.expanded
+    assert at.text_input(key="data_source").value == str(data)
+    assert at.radio(key="arch_choice").value == "draft"
+    lr = next(n for n in at.number_input if n.key.startswith("lr_"))
+    assert lr.value == 10.0
+    assert not at.button(key="lr_find_start").disabled
