@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnn_core import runs, settings
+from cnn_core import devices, runs, settings
 from cnn_core.backends import check_backend
 from cnn_core.config import TrainConfig, check_backend_support, check_spec_support
 from cnn_core.datasets import check_source
@@ -36,6 +36,7 @@ from cnn_core.runs import (
 )
 from cnn_core.shapes import check_spec
 from cnn_core.spec import ModelSpec
+from cnn_core.training.queue import waiting_turn
 
 if TYPE_CHECKING:  # the trainer imports Keras: only for the type
     from cnn_core.train import Outcome
@@ -65,8 +66,8 @@ def prepare_run(
     """Check all that can be known before training, then create the run (state queued).
 
     Refuses, before anything is written, an unbuildable spec (`SpecError`), a Keras backend that
-    is not installed (`BackendError`), a setting that backend or that spec cannot run
-    (`ConfigError`) and a
+    is not installed (`BackendError`), a setting that backend or that spec cannot run, or more
+    GPUs than this machine has (`ConfigError`), and a
     data source that cannot be a dataset (`DataError`: a wrong path, a single image, an
     unreadable folder). The run records the source resolved to
     an absolute path, so it can be evaluated and resumed from any working directory.
@@ -74,6 +75,7 @@ def prepare_run(
     check_spec(spec)
     check_spec_support(config, spec)  # e.g. fine_tune without a frozen backbone
     check_backend_support(config, check_backend())  # e.g. a setting PyTorch's trainer refuses
+    devices.check_fits(config.devices)  # more GPUs than there are: it would wait for ever
     source = check_source(data_source or settings.data_source())
     return create_run(spec, config, data_source=source, root=root)
 
@@ -112,6 +114,7 @@ def resume_run(run: Run, *, more_epochs: int | None = None, detach: bool = True)
                 "epochs (e.g. --epochs 5) to train it further."
             )
         check_backend_support(run.config(), check_backend())  # the backend may differ from before
+        devices.check_fits(run.config().devices)  # and the machine
         check_source(run.dataset().get("source") or "")  # moved or deleted since: say so now
         queued = replace(
             status,
@@ -156,9 +159,9 @@ def launch_run(
     claim: Claim | None = None,
 ) -> Outcome | None:
     """Train a queued run: in a detached worker process, or here when `detach` is False (then
-    return how it ended). The process that trains it holds its claim (`claim`, else taken here)
-    for as long as it lives; a stop request older than the claim is an earlier part's and is
-    ignored."""
+    return how it ended; None if it was stopped while it waited in the queue). The process
+    that trains it holds its claim (`claim`, else taken here) for as long as it lives; a stop
+    request older than the claim is an earlier part's and is ignored."""
     claim = claim or claim_run(run)
     if detach:
         try:
@@ -169,12 +172,17 @@ def launch_run(
     with claim:
         # This process trains it: errors an earlier worker left in train.log are not about it.
         record_launch(run, os.getpid(), log_offset=run.log_size())
-        try:
-            from cnn_core.train import train_run  # imports Keras: only for foreground training
-        except Exception as exc:  # why: a run must not stay "queued" after its trainer is gone
-            fail_run(run, library_error(exc))
-            raise
-        return train_run(run, more_epochs=more_epochs, echo=True)
+        # Its turn first, then Keras: the GPUs the queue gives count only if Keras was not
+        # imported yet in this process (else it trains on the devices it already sees).
+        with waiting_turn(run, more_epochs=more_epochs) as slot:
+            if slot is None:  # stopped while it waited: the run reads stopped
+                return None
+            try:
+                from cnn_core.train import train_run  # imports Keras: only for foreground training
+            except Exception as exc:  # why: a run must not stay "queued" after its trainer is gone
+                fail_run(run, library_error(exc))
+                raise
+            return train_run(run, more_epochs=more_epochs, echo=True, slot=slot)
 
 
 def library_error(exc: Exception) -> str:

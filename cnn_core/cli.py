@@ -696,8 +696,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from cnn_core.api import library_error
-    from cnn_core.runs import FollowingRun, adopt_claim, claim_run, fail_run
+    from cnn_core.runs import FollowingRun, adopt_claim, claim_run
 
     # Below the dashboard's priority: training takes every core it gets, and a starved
     # dashboard froze for seconds at each epoch's end. Alone on the machine it loses nothing.
@@ -720,13 +719,29 @@ def _worker(args: argparse.Namespace) -> int:
     # process holding it (RunBusyError) ends this one before it writes anything.
     claim = adopt_claim(run, args.claim_fd) if args.claim_fd is not None else claim_run(run)
     with claim:
+        if distributed:  # whoever started the processes scheduled them: no queue
+            from cnn_core.train import train_run
+
+            return train_run(run, more_epochs=args.more_epochs).exit_code
+        return _train_in_turn(run, more_epochs=args.more_epochs)
+
+
+def _train_in_turn(run: Run, *, more_epochs: int | None) -> int:
+    """Wait for the run's turn and devices (`queue.waiting_turn`, no Keras yet), then import
+    Keras, which sees only the GPUs the queue gave (`CUDA_VISIBLE_DEVICES`), and train."""
+    from cnn_core.api import library_error
+    from cnn_core.runs import fail_run
+    from cnn_core.training.queue import waiting_turn
+
+    with waiting_turn(run, more_epochs=more_epochs) as slot:
+        if slot is None:  # stopped while it waited
+            return 0
         try:
             from cnn_core.train import train_run
         except Exception as exc:  # e.g. the Keras backend is not installed: the run says so
             fail_run(run, library_error(exc))
             raise
-        outcome = train_run(run, more_epochs=args.more_epochs)
-    return outcome.exit_code
+        return train_run(run, more_epochs=more_epochs, slot=slot).exit_code
 
 
 def _join_processes(args: argparse.Namespace) -> bool:

@@ -214,11 +214,14 @@ class RunStatus:
     placement: str | None = None  # what they are, as people read it ("2 GPU devices (…)")
     images_per_second: float | None = None  # training throughput of the last epoch, all devices
     not_learning: str | None = None  # why the run seems not to learn (after its first epoch)
+    gpus: tuple[int, ...] | None = None  # the GPUs the queue gave it (nvidia-smi's numbers)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["state"] = str(self.state)
         data["notes"] = list(self.notes)
+        if self.gpus is not None:
+            data["gpus"] = list(self.gpus)
         for name in _LATER_FIELDS:  # written once known: an older run's file stays the same
             if data[name] is None:
                 del data[name]
@@ -249,6 +252,8 @@ class RunStatus:
                 raise ValueError(f"{name} is {_shown(value)}, not {allowed}")
             values[name] = value
         values["notes"] = tuple(values.get("notes") or ())
+        if values.get("gpus") is not None:
+            values["gpus"] = tuple(values["gpus"])
         values["state"] = State(values["state"])
         return cls(**values)
 
@@ -292,8 +297,9 @@ def _text(value: Any) -> bool:
     return value is None or (isinstance(value, str) and len(value) <= 10_000)
 
 
-# Added after the first format (several devices, the not-learning warning): written once known.
-_LATER_FIELDS = ("devices", "placement", "images_per_second", "not_learning")
+# Added after the first format (several devices, the GPU queue, the not-learning warning): left
+# out while None, so older files stay the same.
+_LATER_FIELDS = ("devices", "placement", "images_per_second", "gpus", "not_learning")
 _MANY = 10**9  # more epochs than anyone trains; bounds what a hand-edited file can claim
 # Each status.json field: its check, and what it must be (said when it is not).
 _STATUS_FIELDS: dict[str, tuple[Any, str]] = {
@@ -319,6 +325,10 @@ _STATUS_FIELDS: dict[str, tuple[Any, str]] = {
     "placement": (_text, "text"),
     "images_per_second": (_number_in(0.0, 1e12, optional=True), "a number of images a second"),
     "not_learning": (_text, "text"),
+    "gpus": (
+        lambda v: v is None or (isinstance(v, list) and all(map(_int_in(0, 10**6), v))),
+        "a list of GPU numbers",
+    ),
 }
 
 

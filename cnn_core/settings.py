@@ -20,6 +20,17 @@ what they guard is held; each refusal names its setting. The defaults never refu
   (default 100).
 - ``CNN_CORE_MAX_PHOTOS``: the most photos the Predict page classifies from one upload (default
   200); the rest of a larger upload are named and left out.
+
+The queue (`cnn_core.training.queue`):
+
+- ``CNN_CORE_MAX_PARALLEL``: on a machine without GPUs, runs that train at once per runs root
+  (default 1). On a machine with GPUs the GPUs are the slots: a run waits for as many free GPUs
+  as its `devices` asks for.
+- ``CNN_CORE_GPU_INVENTORY``: a JSON file that stands for ``nvidia-smi``'s answer (for tests, or
+  to try the queue without GPUs): a list of ``{"index": 0, "name": "...", "busy_pids": [...]}``,
+  one per GPU, where ``busy_pids`` are processes of other programs computing on it. Unset: ask
+  ``nvidia-smi`` (none installed: no GPUs).
+- ``CNN_CORE_CPU_DEVICES``: split the CPU into this many devices, for trying `devices` (below).
 """
 
 from __future__ import annotations
@@ -188,6 +199,12 @@ DEFAULT_MAX_PARALLEL = 1  # runs training at once per runs root: one CPU machine
 def max_parallel() -> int:
     """``CNN_CORE_MAX_PARALLEL``: runs that may train at once per runs root (default 1)."""
     return int(_positive("CNN_CORE_MAX_PARALLEL", DEFAULT_MAX_PARALLEL, "runs"))
+
+
+def gpu_inventory() -> Path | None:
+    """``CNN_CORE_GPU_INVENTORY``: the fake GPU inventory's file, or None (ask nvidia-smi)."""
+    raw = os.environ.get("CNN_CORE_GPU_INVENTORY", "").strip()
+    return Path(raw) if raw else None
 
 
 def cpu_devices() -> int:

@@ -25,7 +25,7 @@ from cnn_core.training.data import RunPlan, plan_run
 from cnn_core.training.fine_tune import checkpoint_unfrozen, fit_phases, unfreeze
 from cnn_core.training.optim import compile_model, dtype_policy
 from cnn_core.training.placement import Placement, place, process_layout
-from cnn_core.training.queue import training_slot
+from cnn_core.training.queue import Slot, enqueue, training_slot
 from cnn_core.training.recorder import Diverged, RunRecorder, StopRequested
 
 log = logging.getLogger("cnn_core.train")  # one logger for the worker (`_attach_log`)
@@ -41,39 +41,37 @@ class Outcome:
     exit_code: int = 0
 
 
-def train_run(run: Run, *, more_epochs: int | None = None, echo: bool = False) -> Outcome:
+def train_run(
+    run: Run, *, more_epochs: int | None = None, echo: bool = False, slot: Slot | None = None
+) -> Outcome:
     """Train (or resume) `run` in this process; return how it ended. Never raises for problems
     of the run itself: they end up in status.json, where the dashboard reads them.
 
+    It waits in the queue (`training_slot`) unless given the `slot` this process already holds
+    (the worker waits before it imports Keras, so that the GPUs it is given count).
     In a run trained by several processes (`keras.distribution.initialize`), every process calls
     this; the first writes the run directory, the others only their own log (`FollowingRun`),
     and none waits in the queue: whoever started them on the cluster scheduled them."""
     processes, process_id = process_layout()
     if process_id:
         run = FollowingRun(run.path, process_id)
-    status = run.raw_status() or RunStatus(created_at=now_iso(), queued_at=now_iso())
-    pid = os.getpid()
-    target = status.epochs_completed + more_epochs if more_epochs else None
-    status = replace(
-        status,
-        state=State.QUEUED,
-        queued_at=status.queued_at if status.state == State.QUEUED else now_iso(),
-        pid=pid,
-        pid_started=runs.process_start_time(pid),
-        error=None,
-        ended_at=None,
-        epochs_target=target or status.epochs_target or run.config().epochs,
-    )
-    write_status(run, status)
+    status = enqueue(run, more_epochs=more_epochs)
     if run.writes:
         runs.remove_dead_writers_files(run.path)  # a killed predecessor's half-written files
     _attach_log(run, echo=echo)
-    slot = training_slot(run, status) if processes == 1 else contextlib.nullcontext(True)
+    if slot is not None or processes > 1:
+        waiting = contextlib.nullcontext(slot or Slot())
+    else:
+        waiting = training_slot(run, status)
     try:
-        with slot as go:
-            if not go:
+        with waiting as go:
+            if go is None:
                 return Outcome(_finish(run, status, State.STOPPED, error=None))
-            status = replace(status, state=State.RUNNING, started_at=now_iso())
+            if go.gpus is not None:
+                shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+                gpus = ", ".join(map(str, go.gpus))
+                log.info("the queue gave it GPU %s (CUDA_VISIBLE_DEVICES=%s)", gpus, shown)
+            status = replace(status, state=State.RUNNING, started_at=now_iso(), gpus=go.gpus)
             write_status(run, status)
             status = _train(run, status, echo=echo)
             diverged = status.state == State.DIVERGED
