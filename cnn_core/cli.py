@@ -433,6 +433,7 @@ def _run_summary(run: Run, status: RunStatus) -> dict:
         "images_per_second": status.images_per_second,
         "images_per_second_per_device": per_device(status),
         "not_learning": status.not_learning,
+        "gpus": list(status.gpus) if status.gpus is not None else None,  # the queue's, if any
         "error": status.error,
     }
 

@@ -10,10 +10,11 @@ import json
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from support import TINY, wait_for_state, write_colours
+from support import TINY, wait_for_state, wait_until, write_colours
 
 from cnn_core import api, devices
 from cnn_core.config import TrainConfig
@@ -215,3 +216,24 @@ def test_four_one_gpu_runs_train_at_once_each_on_its_own_gpu(four_gpus, tmp_path
             api.request_stop(run)
         for run in started:
             wait_for_state(run, lambda s: s.finished, 60)
+
+
+def test_the_queue_alternates_between_users(four_gpus, tmp_path, monkeypatch):
+    """One GPU; Ann queued two runs before Bob's one: Bob's goes second, not third. Every
+    claim is taken as held, as a live worker's would be."""
+    fake_gpus(four_gpus, count=1)
+    monkeypatch.setenv("CNN_CORE_SHARED", "1")
+    monkeypatch.setenv("CNN_CORE_USER_MAX_RUNNING", "5")
+    monkeypatch.setattr(Run, "claimed", lambda self: True)
+    root = tmp_path / "runs"
+    ann0, ann1, bob0 = (queued_run(root, devices=1) for _ in range(3))
+    for second, (run, user) in enumerate(((ann0, "ann@x"), (ann1, "ann@x"), (bob0, "bob@x"))):
+        run.write_owner(user)
+        run.write_status(replace(run.raw_status(), queued_at=f"2026-12-01T10:00:0{second}"))
+    for run, ahead in ((bob0, 1), (ann1, 2)):  # ann0 is first and holds nobody's GPU
+        thread, got = wait_in_thread(run)
+        wait_until(lambda r=run: r.progress().runs_ahead is not None, 5)
+        assert run.progress().runs_ahead == ahead, run.name
+        run.request_stop()
+        thread.join(timeout=10)
+        assert got == [None]
