@@ -237,3 +237,18 @@ def test_the_queue_alternates_between_users(four_gpus, tmp_path, monkeypatch):
         run.request_stop()
         thread.join(timeout=10)
         assert got == [None]
+
+
+def test_without_gpus_the_slots_are_cpu_runs_as_before(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    monkeypatch.setenv("CNN_CORE_MAX_PARALLEL", "1")
+    root = tmp_path / "runs"
+    first, second = queued_run(root, devices=2), queued_run(root, devices=2)
+    with queue.training_slot(first, first.raw_status()) as slot:
+        assert slot == Slot(gpus=None) and "CUDA_VISIBLE_DEVICES" not in os.environ
+        assert [p.name for p in (root / ".slots").iterdir()] == ["slot-0.lock"]
+        thread, got = wait_in_thread(second)
+        wait_until(lambda: second.progress().phase == "queued", 5)
+        assert got == [] and second.progress().runs_ahead == 0  # behind a run that trains
+    thread.join(timeout=10)
+    assert got == [Slot(gpus=None)]

@@ -238,7 +238,8 @@ def training_slot(run: Run, status: RunStatus) -> Iterator[Slot | None]:
             run.write_progress(Progress(phase=Phase.QUEUED, runs_ahead=ahead))
             time.sleep(QUEUE_POLL)
             if found and time.monotonic() - asked >= INVENTORY_POLL:
-                found, asked = devices.gpus(), time.monotonic()
+                # why `or found`: an nvidia-smi that fails once must not turn GPUs into CPU slots
+                found, asked = devices.gpus() or found, time.monotonic()
         if not found:
             yield Slot()
             return
