@@ -121,7 +121,7 @@ def check_quota(who: Principal, *, root: str | os.PathLike[str] | None = None) -
 def may_train_now(run: Run) -> bool:
     """Whether `run` may take a training slot now: on a shared server, while its owner has fewer
     than `CNN_CORE_USER_MAX_RUNNING` other runs training (liveness from their workers' locks). A
-    run that may not waits; the queue lets others' runs pass it (`runs.queued_ahead`)."""
+    run that may not waits; the queue lets others' runs pass it (`training.queue.schedule`)."""
     owner = owner_of(run)
     if owner is None or not settings.shared_mode():
         return True
