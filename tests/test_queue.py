@@ -199,19 +199,38 @@ def test_asking_for_more_gpus_than_the_machine_now_has_fails_the_run(four_gpus, 
 # --- end to end --------------------------------------------------------------------------
 
 
+def backend_loaded(pid: int) -> bool:
+    """Whether process `pid` has loaded a Keras backend's native library (Linux's maps)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    assert "python" in maps  # the check can see what a process loaded
+    return any(name in maps for name in ("tensorflow", "jaxlib", "torch"))
+
+
 def test_four_one_gpu_runs_train_at_once_each_on_its_own_gpu(four_gpus, tmp_path):
+    """GPU 3 is taken at first: the fourth run waits, without Keras, and starts when it frees."""
     data = write_colours(tmp_path / "data", train=4, test=1)
     config = TrainConfig(epochs=500, batch_size=4, devices=1)
+    (tmp_path / "runs" / ".slots").mkdir(parents=True)
+    taken = open(tmp_path / "runs" / ".slots" / "gpu-3.lock", "a+")  # noqa: SIM115
+    fcntl.flock(taken, fcntl.LOCK_EX)
     started = [
         api.start_run(TINY, config, data_source=str(data), root=tmp_path / "runs") for _ in range(4)
     ]
     try:
+        wait_until(lambda: sum(r.status().state == "running" for r in started) == 3, 120)
+        (waiting,) = (run for run in started if run.status().state == "queued")
+        time.sleep(3 * queue.QUEUE_POLL)
+        assert waiting.status().state == "queued" and waiting.progress().phase == "queued"
+        assert not backend_loaded(waiting.status().pid)  # it waits before importing Keras
+        taken.close()
         statuses = [wait_for_state(run, lambda s: s.state == "running", 120) for run in started]
         assert sorted(s.gpus for s in statuses) == [(0,), (1,), (2,), (3,)]
+        assert waiting.status().gpus == (3,) and backend_loaded(waiting.status().pid)
         for run, status in zip(started, statuses, strict=True):
             assert f"CUDA_VISIBLE_DEVICES={status.gpus[0]})" in run.log_text()
             assert json.loads(run.file("status.json").read_text())["gpus"] == list(status.gpus)
     finally:
+        taken.close()
         for run in started:
             api.request_stop(run)
         for run in started:
