@@ -271,3 +271,25 @@ def test_without_gpus_the_slots_are_cpu_runs_as_before(tmp_path, monkeypatch):
         assert got == [] and second.progress().runs_ahead == 0  # behind a run that trains
     thread.join(timeout=10)
     assert got == [Slot(gpus=None)]
+
+
+def test_a_stop_while_waiting_ends_the_run_stopped_without_keras(four_gpus, tmp_path):
+    root = tmp_path / "runs"
+    run = queued_run(root, devices=4)
+    (root / ".slots").mkdir()
+    got: list = []
+
+    def wait() -> None:
+        with queue.waiting_turn(run) as slot:
+            got.append(slot)
+
+    with open(root / ".slots" / "gpu-0.lock", "a+") as taken:
+        fcntl.flock(taken, fcntl.LOCK_EX)
+        thread = threading.Thread(target=wait, daemon=True)
+        thread.start()
+        wait_until(lambda: run.progress().phase == "queued", 5)
+        run.request_stop()
+        thread.join(timeout=10)
+    status = run.raw_status()
+    assert got == [None] and status.state == "stopped" and status.ended_at
+    assert run.progress().phase == "stopped" and not run.stop_requested()
