@@ -1,7 +1,7 @@
 """The learning-rate finder as a short job in its own process, for the dashboard: like training,
 it never runs in the server, and like training its folder is the only channel between the two.
-It is not a run: its folder lives in the cache (`<cache>/lr-find/<id>/`) and holds the spec, the
-configuration, the job's log and, once done, `result.json` (`LrFinding.to_dict()`). Pure: no
+It is not a run: its folder lives in the cache (`<cache>/lr-find/<id>/`) and holds the spec
+(model.json), the configuration (settings.json), the job's log and, once done, `result.json` (`LrFinding.to_dict()`). Pure: no
 Keras here (the job imports it).
 """
 
@@ -24,7 +24,8 @@ from cnn_core.runs import first_error
 from cnn_core.spec import ModelSpec
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]
-RESULT, LOG, PID = "result.json", "job.log", "pid"
+# The job's files (named apart from a run's: this folder is not a run).
+SPEC, CONFIG, RESULT, LOG, PID = "model.json", "settings.json", "result.json", "job.log", "pid"
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,10 @@ def start_lr_job(spec: ModelSpec, config: TrainConfig, source: str | None) -> Lr
     """Start `cnn-workbench lr-find` for `spec` and `config` on `source` in its own process."""
     folder = settings.cache_dir() / "lr-find" / secrets.token_hex(8)
     folder.mkdir(parents=True)
-    atomic_write_text(folder / "spec.json", spec.to_json())
-    atomic_write_text(folder / "config.json", config.to_json())
-    command = [sys.executable, "-m", "cnn_core", "lr-find", str(folder / "spec.json")]
-    command += ["--config", str(folder / "config.json"), "--out", str(folder / RESULT)]
+    atomic_write_text(folder / SPEC, spec.to_json())
+    atomic_write_text(folder / CONFIG, config.to_json())
+    command = [sys.executable, "-m", "cnn_core", "lr-find", str(folder / SPEC)]
+    command += ["--config", str(folder / CONFIG), "--out", str(folder / RESULT)]
     if source:
         command += ["--data", source]
     env = dict(os.environ)
