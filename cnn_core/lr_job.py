@@ -1,8 +1,8 @@
 """The learning-rate finder as a short job in its own process, for the dashboard: like training,
 it never runs in the server, and like training its folder is the only channel between the two.
 It is not a run: its folder lives in the cache (`<cache>/lr-find/<id>/`) and holds the spec
-(model.json), the configuration (settings.json), the job's log and, once done, `result.json` (`LrFinding.to_dict()`). Pure: no
-Keras here (the job imports it).
+(model.json), the configuration (settings.json), the job's log and, once done, `result.json`
+(`LrFinding.to_dict()`). Pure: no Keras here (the job imports it).
 """
 
 from __future__ import annotations
