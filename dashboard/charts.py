@@ -5,6 +5,7 @@ thins long histories). Nothing here imports Keras or TensorFlow.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -73,15 +74,24 @@ def lr_figure(finding: Mapping[str, Any]) -> go.Figure:
             line={"color": "#2f6fde"},
         )
     )
+    losses = [y for y in finding["losses"] if math.isfinite(y)] or [0.0]
+    low, high = min(losses), max(losses)
     marks = (("suggestion", "#17a589", "suggested"), ("configured", "#e4572e", "configured"))
     for key, colour, label in marks:
         value = finding.get(key)
-        if value:
-            figure.add_vline(
-                x=value,
-                line={"color": colour, "dash": "dash"},
-                annotation_text=f"{label} {value:.2g}",
-                annotation_position="top left" if key == "configured" else "top right",
+        if value:  # a vertical line as a trace: data coordinates, whatever the axis type
+            figure.add_trace(
+                go.Scatter(
+                    x=[value, value],
+                    y=[low, high],
+                    mode="lines+text",
+                    # the suggestion's label at the top, the configured one's at the bottom
+                    text=["", f"{label} {value:.2g}"][:: 1 if key == "suggestion" else -1],
+                    textposition="top right" if key == "suggestion" else "bottom left",
+                    line={"color": colour, "dash": "dash"},
+                    name=label,
+                    hoverinfo="skip",
+                )
             )
     figure.update_layout(
         title="Loss as the learning rate grows",

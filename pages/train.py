@@ -78,13 +78,12 @@ def live_run_ui(name: str) -> None:
         st.caption(f"Trained {plain(where)}")
     if status.not_learning:
         st.warning(plain(status.not_learning), icon=":material/warning:")
-        st.button(
-            "Find a learning rate for this run",
-            key="not_learning_find",
-            icon=":material/search:",
-            on_click=find_lr_for,
-            args=(run,),
-        )
+        if st.button(
+            "Find a learning rate for this run", key="not_learning_find", icon=":material/search:"
+        ):
+            find_lr_for(run)  # why not on_click: a callback cannot leave the run's page
+            st.query_params.pop("run", None)
+            st.rerun()
     if status.error:
         st.error(plain(status.error), icon=":material/error:")
     for note in status.notes:
@@ -263,7 +262,6 @@ def find_lr_for(run: Run) -> None:
     if source:
         st.session_state.data_source = str(source)
     st.session_state[OPEN_KEY] = True  # the finder's section opens
-    del st.query_params["run"]
 
 
 def use_settings(values: dict) -> None:

@@ -175,8 +175,8 @@ def not_learning(
     return (
         f"Not learning: after the first epoch {seen}. The learning rate ({learning_rate:g}) is "
         "the likely cause: too high a rate kills the network (its loss then sits at chance), "
-        "too low barely moves it. Try the learning-rate finder (Train page, or "
-        "`cnn-workbench lr-find`), or check that the labels match the images."
+        "too low barely moves it. Try the learning-rate finder (on the Train page, or "
+        "cnn-workbench lr-find), or check that the labels match the images."
     )
 
 
