@@ -35,13 +35,15 @@ MEASURE = (
 )
 
 
-def measured(command: list[str]) -> tuple[list[str], dict]:
-    """Run `command` under a wrapper that reports its peak memory and wall time."""
+def measured(command: list[str], *, env: dict[str, str] | None = None) -> tuple[list[str], dict]:
+    """Run `command` (in `env`, else this environment) under a wrapper that reports its peak
+    memory and wall time."""
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, *command],
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env=env,
         check=False,
     )
     lines = done.stdout.strip().splitlines()

@@ -6,6 +6,9 @@ Flatten-Dense64-Dense10 network (319,178 parameters), Adam, batch 64, validation
 hands back the same uint8 arrays `keras.datasets.cifar10.load_data()` would).
 
     python -m bench.tutorial_script --epochs 15     (prints one JSON line)
+    python -m bench.tutorial_script --epochs 1 --limit 600     (a smoke test: 600 images)
+
+It runs on any Keras backend (`KERAS_BACKEND=jax` on a GPU machine: no TensorFlow needed).
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from cnn_core.datasets import load_dataset  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--limit", type=int, help="only this many training images (a smoke test)")
     args = parser.parse_args()
-    data = load_dataset(cifar_source())
+    data = load_dataset(cifar_source(), limit=args.limit)
     # Keras' CIFAR-10 loader hands the images over in a mixed order; validation_split takes the
     # last 20% as they come, so mix them the same way (image folders come class by class).
     order = np.random.default_rng(0).permutation(len(data.y_train))
