@@ -43,6 +43,7 @@ from pathlib import Path
 
 from bench.common import RESULTS, ROOT, cifar_source, machine
 from bench.training import measured
+from cnn_core.config import TrainConfig, fit_batch
 from cnn_core.presets import load_preset
 from cnn_core.runs import Run
 from cnn_core.shapes import analyze
@@ -92,15 +93,23 @@ def devices_here(env: dict[str, str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def ours(preset: str, devices: int, *, source: str, runs: str, env: dict, quick: int) -> dict:
-    """One run of `preset` through `python -m cnn_core train`, then its test accuracy; `quick`:
-    1 epoch on that many training images, in small batches (0: the preset as it is)."""
+def train_command(preset: str, devices: int, *, source: str, runs: str, quick: int) -> list[str]:
+    """`python -m cnn_core train` for `preset` on `devices`, in the preset's own global batch
+    unless that does not divide by `devices` (3 GPUs); `quick`: 1 epoch on that many training
+    images, in small batches (0: the preset as it is)."""
+    batch = QUICK_BATCH if quick else load_preset(preset).config.get("batch_size")
+    batch = fit_batch(batch or TrainConfig.batch_size, devices)
     command = [
         *(sys.executable, "-m", "cnn_core", "train", preset, "--data", source),
-        *("--runs-dir", runs, "--json", "--devices", str(devices)),
+        *("--runs-dir", runs, "--json", "--devices", str(devices), "--batch-size", str(batch)),
     ]
-    if quick:
-        command += ["--epochs", "1", "--limit", str(quick), "--batch-size", str(QUICK_BATCH)]
+    return command + (["--epochs", "1", "--limit", str(quick)] if quick else [])
+
+
+def ours(preset: str, devices: int, *, source: str, runs: str, env: dict, quick: int) -> dict:
+    """One run of `preset` through our `train` command, then its test accuracy."""
+    command = train_command(preset, devices, source=source, runs=runs, quick=quick)
+    batch = int(command[command.index("--batch-size") + 1])
     lines, stats = measured(command, env=env)
     summary = json.loads(lines[-1])
     evaluation = subprocess.run(
@@ -119,6 +128,7 @@ def ours(preset: str, devices: int, *, source: str, runs: str, env: dict, quick:
         "devices": summary["devices"],
         "placement": summary["placement"],
         "precision": "bfloat16 mixed" if "bfloat16 mixed precision" in log else "float32",
+        "batch_size": batch,
         "epoch_seconds": seconds,
         "steady_epoch_seconds": steady(seconds),
         "training_seconds": sum(seconds),
@@ -177,13 +187,13 @@ def table(rows: list[dict], bare: dict) -> str:
         return "unknown" if value is None else format(value, spec)
 
     lines = [
-        "| model | devices | precision | s/epoch | first epoch s | training s | wall s | "
+        "| model | devices | batch | precision | s/epoch | first epoch s | training s | wall s | "
         "images/s | per device | TFLOP/s per device | MFU | test accuracy |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['preset']} | {r['placement']} | {r['precision']} | "
+            f"| {r['preset']} | {r['placement']} | {r['batch_size']} | {r['precision']} | "
             f"{r['steady_epoch_seconds']:.2f} | {r['epoch_seconds'][0]:.2f} | "
             f"{r['training_seconds']:.1f} | {r['wall_seconds']:.1f} | "
             f"{cell(r['images_per_second'], ',.0f')} | "
@@ -192,7 +202,7 @@ def table(rows: list[dict], bare: dict) -> str:
             f"{r['test_accuracy']:.4f} |"
         )
     lines.append(
-        f"| bare Keras tutorial script | 1 | float32 | {bare['steady_epoch_seconds']:.2f} | "
+        f"| bare Keras tutorial script | 1 | 64 | float32 | {bare['steady_epoch_seconds']:.2f} | "
         f"{bare['epoch_seconds'][0]:.2f} | {sum(bare['epoch_seconds']):.1f} | "
         f"{bare['wall_seconds']:.1f} | | | | | {bare['test_accuracy']:.4f} |"
     )

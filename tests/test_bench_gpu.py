@@ -75,7 +75,7 @@ def test_gpu_check_runs_quick_on_jax_without_tensorflow(tmp_path: Path):
     assert runs[2]["training_gflops_per_image"] > 10 * runs[0]["training_gflops_per_image"]
     assert result["bare_tutorial"]["params"] == 319_178
     assert set(result["goals"].values()) == {"not judged (--quick)", "not judged"}
-    assert "| resnet_gpu | 2 CPU devices |" in done.stdout
+    assert "| resnet_gpu | 2 CPU devices | 32 |" in done.stdout
     assert "| bare Keras tutorial script |" in done.stdout
 
 
@@ -102,6 +102,7 @@ def run_row(preset: str, *, accuracy: float, seconds: list[float], per_second: f
         "devices": 1,
         "placement": "1 GPU device (NVIDIA H200)",
         "precision": "bfloat16 mixed",
+        "batch_size": 512,
         "epoch_seconds": seconds,
         "steady_epoch_seconds": seconds[-1],
         "training_seconds": sum(seconds),
@@ -166,7 +167,28 @@ def test_the_report_shows_a_gpu_result_or_how_to_measure_one():
     )
     assert "1 GPU device(s), NVIDIA H200." in text
     assert (
-        "| resnet_gpu | 1 GPU device (NVIDIA H200) | bfloat16 mixed | 3.00 | 8.00 | 11.0 |" in text
+        "| resnet_gpu | 1 GPU device (NVIDIA H200) | 512 | bfloat16 mixed | 3.00 | 8.00 | 11.0 |"
+        in text
     )
     assert "| 4.6% | 0.9350 |" in text  # 2.28 GFLOPs x 20,000/s of 989.4 TFLOP/s
     assert "93% test accuracy within 60 s of training on one H100/H200: not met" in text
+
+
+@pytest.mark.parametrize(
+    ("preset", "devices", "quick", "batch"),
+    [
+        ("resnet_gpu", 1, 0, "512"),  # the preset's own
+        ("resnet_gpu", 8, 0, "512"),
+        ("tutorial_cnn", 3, 0, "63"),  # 64 does not divide by 3: the nearest that does
+        ("resnet_gpu", 2, 120, "32"),  # --quick
+    ],
+)
+def test_each_run_trains_the_preset_in_a_global_batch_its_devices_divide(
+    preset, devices, quick, batch
+):
+    from bench.gpu import train_command
+
+    command = train_command(preset, devices, source="data.tar.gz", runs="runs", quick=quick)
+    assert command[command.index("--batch-size") + 1] == batch
+    assert command[command.index("--devices") + 1] == str(devices)
+    assert ("--limit" in command) == bool(quick)
