@@ -283,7 +283,7 @@ def gpu_section(gpu: dict | None) -> list[str]:
             "`bench/gpu.py` is ready for one (JAX, no TensorFlow, no network): on a machine "
             'with `pip install "jax[cuda12]" "keras>=3.15.1" pillow numpy` and this '
             "repository, `PYTHONPATH=$PWD KERAS_BACKEND=jax python -m bench.gpu --data "
-            "PATH/cifar10-jpeg.tar.gz`, then `python -m bench --report`. It trains "
+            "PATH/cifar10-jpeg.tar.gz`, then its table goes here. It trains "
             "`tutorial_cnn` and `resnet_gpu` on 1 device and on all, runs the bare Keras "
             "tutorial script on the same GPU, and judges the goals: the tutorial model at least "
             "as fast as the bare Keras tutorial; the ResNet preset at 93% test accuracy within "

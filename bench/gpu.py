@@ -1,7 +1,7 @@
 """The GPU check of issue 16: the tutorial model and the ResNet preset on CIFAR-10, on one device
 and on all devices, through our own `train` command, against the bare Keras tutorial on the same
-GPU. It prints a table and writes `gpu.json`; it is not part of `python -m bench` (a CPU machine
-has no GPU to measure).
+GPU. It prints a table and writes `gpu.json`; it is not in `python -m bench`'s suite, which runs on
+a CPU (`python -m bench --only gpu` runs it).
 
 For each model and device count: seconds per epoch (median after the first, which compiles),
 the first epoch, the sum of all epochs, the command's wall time, images per second (all devices
@@ -16,13 +16,19 @@ The goals of issue 16 it judges (only on a full run, not with --quick):
 - the ResNet preset (`resnet_gpu`) at 93% test accuracy within 60 s of training (the sum of its
   epochs) on one H100 or H200.
 
-On a GPU machine, no network needed after the wheels, no TensorFlow (the JAX training path does
-not import it; Keras only looks whether it is there when seeding):
+On a GPU machine: the wheels below, our package as this clone (on PYTHONPATH; not `pip install
+-e .`, whose requirements.txt brings TensorFlow and Streamlit; `pip install --no-deps -e .` does
+too), the CIFAR-10 copy, no network and no TensorFlow (the JAX training path does not import it;
+Keras only looks whether it is there when seeding). No GPU was lent to the session that wrote
+this, so its GPU figures are not measured yet; a few minutes on one GPU is an estimate.
 
-    pip install "jax[cuda12]" "keras>=3.15.1" pillow numpy    # not our requirements.txt
+    pip install "jax[cuda12]" "keras>=3.15.1" pillow numpy
     cd cnn-workbench && export PYTHONPATH=$PWD KERAS_BACKEND=jax
-    python -m bench.gpu --data /path/to/cifar10-jpeg.tar.gz          # about 5 minutes on a GPU
-    python -m bench --report                                          # BENCHMARKS.md from it
+    python -m bench.gpu --data /path/to/cifar10-jpeg.tar.gz    # writes bench/results/gpu.json
+
+then copy the table it prints into BENCHMARKS.md's GPU section (`python -m bench --report` renders
+the same from gpu.json, but rewrites the whole file from bench/results/, which does not hold every
+section BENCHMARKS.md has).
 
 A smoke test on a CPU (1 epoch on 600 training images in batches of 32, two virtual devices),
 as tests/test_bench_gpu.py runs it (`--quick 120`) on a tiny synthetic JPEG tar:
