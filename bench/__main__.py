@@ -1,7 +1,7 @@
 """The benchmark suite: `python -m bench` runs every benchmark on the real CIFAR-10 copy, each in
 a fresh process, then writes BENCHMARKS.md from `bench/results/*.json`.
 
-    python -m bench                 # everything (about 20 minutes on a 2-core CPU)
+    python -m bench                 # everything (about 25 minutes on a 2-core CPU)
     python -m bench --only training inference
     python -m bench --report        # only rewrite BENCHMARKS.md from the stored results
     python -m bench --only gpu      # on a GPU machine only (see bench/gpu.py); not in the suite
