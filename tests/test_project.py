@@ -115,3 +115,20 @@ def test_the_helpers_tests_and_benchmarks_share_live_only_in_support():
 def test_the_test_kit_is_light_and_importable_as_the_benchmarks_import_it():
     heavy = ("keras", "tensorflow", "jax", "torch", "streamlit", "playwright")
     assert imported_frameworks("tests.support", frameworks=heavy) == []
+
+
+def test_the_package_ships_every_sub_package():
+    """A wheel (pip install . without -e) must hold cnn_core.training, cnn_core.data and the
+    presets: the packaging finds every package under cnn_core, not a list that can fall behind."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = set(find_packages(str(ROOT), include=include))
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "cnn_core").rglob("__init__.py")
+    }
+    assert on_disk <= found and {"cnn_core.training", "cnn_core.data"} <= found

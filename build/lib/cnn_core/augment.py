@@ -1,0 +1,141 @@
+"""Data augmentation settings and the Keras layers that apply them.
+
+`Augmentation` is plain data (it lives in the training configuration); `augmentation_nodes` turns
+it into Keras layers, as `KerasNode` data that the builder and code export both read. All are
+active only in training. Nothing here imports Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from cnn_core.errors import ConfigError
+from cnn_core.layers import KerasNode
+
+_BOUNDS = {  # name: (highest allowed, what it means)
+    "translation": (0.5, "the largest shift, as a fraction of the image's height and width"),
+    "rotation": (0.5, "the largest rotation, as a fraction of a full turn"),
+    "zoom": (0.9, "the largest zoom in or out, as a fraction of the image size"),
+    "contrast": (1.0, "the largest change of contrast, as a fraction"),
+}
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random changes applied to each training image; all off by default (as in the tutorial)."""
+
+    flip: bool = False  # mirror left-right half of the time
+    translation: float = 0.0  # shift by up to this fraction of height and width
+    rotation: float = 0.0  # rotate by up to this fraction of a full turn
+    zoom: float = 0.0  # zoom in or out by up to this fraction
+    contrast: float = 0.0  # scale contrast by up to this fraction
+
+    @property
+    def active(self) -> bool:
+        return self != Augmentation()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "augmentation") -> Augmentation:
+        """Validate a JSON object such as {"flip": true, "translation": 0.1}."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f'{source} must be an object such as {{"flip": true, "translation": 0.1}}.'
+            )
+        names = [f.name for f in fields(cls)]
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in names:
+                raise ConfigError(
+                    f"{source} has unknown key {json.dumps(str(key)[:40], ensure_ascii=False)}; "
+                    "it takes " + ", ".join(names) + "."
+                )
+            if key == "flip":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{source}.flip must be true or false.")
+                values[key] = value
+                continue
+            high, meaning = _BOUNDS[key]
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or not 0 <= value <= high:
+                raise ConfigError(
+                    f"{source}.{key} is {meaning} and must be a number from 0 to {high:g}; "
+                    f"got {str(value)[:40]}."
+                )
+            values[key] = float(value)
+        return cls(**values)
+
+
+def augmentation_nodes(
+    augmentation: Augmentation | None, *, compiled: bool = False
+) -> tuple[list, list]:
+    """The Keras layers for `augmentation`: those that run on the raw uint8 pixels, before
+    `Rescaling`, and those that run on the scaled [0, 1] image after it.
+
+    Flips and shifts: when the training step is compiled with XLA (JAX; TensorFlow on a GPU),
+    our `RandomShiftFlip` on the raw pixels, which XLA fuses into a few cheap passes where Keras'
+    own layers cost a hundredfold. Without XLA (TensorFlow on a CPU) Keras' RandomFlip and
+    RandomTranslation are the cheaper ones (fused native kernels), so they are used there.
+    """
+    if augmentation is None:
+        return [], []
+    a = augmentation
+    raw, scaled = [], []
+    if compiled and (a.flip or a.translation):
+        raw.append(
+            KerasNode(
+                "augment_shift_flip", "RandomShiftFlip", {"shift": a.translation, "flip": a.flip}
+            )
+        )
+    elif a.flip or a.translation:
+        if a.flip:
+            scaled.append(KerasNode("augment_flip", "RandomFlip", {"mode": "horizontal"}))
+        if a.translation:
+            scaled.append(
+                KerasNode(
+                    "augment_translation",
+                    "RandomTranslation",
+                    {
+                        "height_factor": a.translation,
+                        "width_factor": a.translation,
+                        "fill_mode": "reflect",
+                    },
+                )
+            )
+    if a.rotation:
+        scaled.append(
+            KerasNode(
+                "augment_rotation", "RandomRotation", {"factor": a.rotation, "fill_mode": "reflect"}
+            )
+        )
+    if a.zoom:
+        scaled.append(
+            KerasNode(
+                "augment_zoom",
+                "RandomZoom",
+                {"height_factor": (-a.zoom, a.zoom), "fill_mode": "reflect"},
+            )
+        )
+    if a.contrast:
+        scaled.append(
+            KerasNode(
+                "augment_contrast", "RandomContrast", {"factor": a.contrast, "value_range": (0, 1)}
+            )
+        )
+    return _chain(raw), _chain(scaled)
+
+
+def _chain(nodes: list[KerasNode]) -> list[KerasNode]:
+    """Each node takes the previous one's output."""
+    return [
+        KerasNode(n.name, n.cls, n.kwargs, (nodes[i - 1].name,) if i else ("@in",))
+        for i, n in enumerate(nodes)
+    ]

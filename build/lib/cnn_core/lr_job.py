@@ -1,0 +1,97 @@
+"""The learning-rate finder as a short job in its own process, for the dashboard: like training,
+it never runs in the server, and like training its folder is the only channel between the two.
+It is not a run: its folder lives in the cache (`<cache>/lr-find/<id>/`) and holds the spec
+(model.json), the configuration (settings.json), the job's log and, once done, `result.json`
+(`LrFinding.to_dict()`). Pure: no Keras here (the job imports it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnn_core import settings
+from cnn_core.config import TrainConfig
+from cnn_core.files import atomic_write_text
+from cnn_core.runs import first_error
+from cnn_core.spec import ModelSpec
+
+PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+# The job's files (named apart from a run's: this folder is not a run).
+SPEC, CONFIG, RESULT, LOG, PID = "model.json", "settings.json", "result.json", "job.log", "pid"
+
+
+@dataclass(frozen=True)
+class LrJob:
+    """One learning-rate finder job's folder."""
+
+    path: Path
+
+    def result(self) -> dict[str, Any] | None:
+        """The finding, once the job has written it (None before, or if it is damaged)."""
+        try:
+            data = json.loads((self.path / RESULT).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and "suggestion" in data else None
+
+    def alive(self) -> bool:
+        try:
+            pid = int((self.path / PID).read_text())
+        except (OSError, ValueError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        try:  # a finished child not yet reaped is a zombie: not alive
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        return state != "Z"
+
+    def failure(self) -> str | None:
+        """Why the job ended without a result (its first error), once it has ended so."""
+        if self.result() is not None or self.alive():
+            return None
+        try:
+            log = (self.path / LOG).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            log = ""
+        return first_error(log) or "the learning-rate finder stopped without a result."
+
+
+def start_lr_job(spec: ModelSpec, config: TrainConfig, source: str | None) -> LrJob:
+    """Start `cnn-workbench lr-find` for `spec` and `config` on `source` in its own process."""
+    folder = settings.cache_dir() / "lr-find" / secrets.token_hex(8)
+    folder.mkdir(parents=True)
+    atomic_write_text(folder / SPEC, spec.to_json())
+    atomic_write_text(folder / CONFIG, config.to_json())
+    command = [sys.executable, "-m", "cnn_core", "lr-find", str(folder / SPEC)]
+    command += ["--config", str(folder / CONFIG), "--out", str(folder / RESULT)]
+    if source:
+        command += ["--data", source]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
+    )
+    with open(folder / LOG, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+        )
+    atomic_write_text(folder / PID, str(process.pid))
+    threading.Thread(target=process.wait, daemon=True).start()  # reaped: no zombie lingers
+    return LrJob(folder)
