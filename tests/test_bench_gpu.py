@@ -49,6 +49,7 @@ def test_gpu_check_runs_quick_on_jax_without_tensorflow(tmp_path: Path):
     data = write_jpeg_tar(tmp_path / "cifar.tar.gz")
     out = tmp_path / "out"
     command = [sys.executable, "-m", "bench.gpu", "--quick", "120", "--data", str(data)]
+    command += ["--presets", "tutorial_cnn"]  # the ResNet too doubles the time: its own test
     done = subprocess.run(
         [*command, "--out", str(out)],
         cwd=ROOT,
@@ -60,22 +61,15 @@ def test_gpu_check_runs_quick_on_jax_without_tensorflow(tmp_path: Path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "gpu-quick.json").read_text())
     runs = result["runs"]
-    assert [(r["preset"], r["devices"]) for r in runs] == [
-        ("tutorial_cnn", 1),
-        ("tutorial_cnn", 2),
-        ("resnet_gpu", 1),
-        ("resnet_gpu", 2),
-    ]
+    assert [(r["preset"], r["devices"]) for r in runs] == [("tutorial_cnn", 1), ("tutorial_cnn", 2)]
     assert result["device"] == {"kind": "CPU", "count": 2, "model": ""}
     for run in runs:
         assert run["images_per_second"] > 0 and run["tflops_per_device"] > 0
         assert run["mfu"] is None and run["peak_tflops"] is None  # a CPU: no known peak
         assert 0 <= run["test_accuracy"] <= 1 and len(run["epoch_seconds"]) == 1
-    # ResNet-9 costs far more per image than the tutorial network
-    assert runs[2]["training_gflops_per_image"] > 10 * runs[0]["training_gflops_per_image"]
     assert result["bare_tutorial"]["params"] == 319_178
     assert set(result["goals"].values()) == {"not judged (--quick)", "not judged"}
-    assert "| resnet_gpu | 2 CPU devices | 32 |" in done.stdout
+    assert "| tutorial_cnn | 2 CPU devices | 32 |" in done.stdout
     assert "| bare Keras tutorial script |" in done.stdout
 
 
