@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support import ROOT, TINY, free_port, write_colours
+from support import ROOT, TINY, free_port, wait_until, write_colours
 
 from cnn_core.config import TrainConfig, config_from_dict, fit_batch
 from cnn_core.errors import ConfigError
@@ -199,3 +199,37 @@ def test_a_following_process_writes_nothing_into_the_run(tmp_path):
         assert getattr(FollowingRun, name) is not getattr(Run, name), name
     follower = FollowingRun(tmp_path, 1)
     assert not follower.writes and follower.log_path.name == "process-1.log"
+
+
+def test_a_stop_reaches_both_processes_of_a_run_at_the_same_batch(setup, tmp_path):
+    """The first process reads the stop request and every process gets its answer (a small
+    collective each batch): none is left waiting for the other, the run ends stopped."""
+    long = tmp_path / "long.json"
+    long.write_text(json.dumps({**CONFIG, "epochs": 200}))
+    args = ["train", str(setup["spec"]), "--data", str(setup["data"]), "--config", str(long)]
+    created = finish(cli(*args, "--runs-dir", str(tmp_path), "--create-only", backend="jax"))
+    run = Run(Path(created.strip().splitlines()[-1]))
+    address = f"127.0.0.1:{free_port(range(12400, 12500))}"
+    workers = [
+        cli(
+            "worker",
+            str(run.path),
+            "--coordinator",
+            address,
+            "--num-processes",
+            "2",
+            "--process-id",
+            str(i),
+            backend="jax",
+            cpus=1,
+        )
+        for i in (1, 0)
+    ]
+    wait_until(lambda: run.status().epochs_completed >= 1, 180, every=0.2)
+    run.request_stop()
+    for worker in workers:
+        finish(worker, timeout=60)
+    status = run.status()
+    assert status.state == "stopped" and status.epochs_completed < 200
+    assert (run.path / "model.keras").is_file()
+    assert "stopped" in (run.path / "process-1.log").read_text()
