@@ -31,6 +31,7 @@ SUITE = (
     "ui",
     "live",
     "scaling",
+    "roofline",
 )
 ON_DEMAND = ("gpu",)  # needs a GPU machine: run by name only
 
@@ -187,8 +188,57 @@ def report() -> str:
     scaling = load("scaling")
     if scaling:
         lines += scaling_section(scaling)
+    roofline = load("roofline")
+    if roofline:
+        lines += roofline_section(roofline)
     lines += gpu_section(load("gpu"))
     return "\n".join(lines)
+
+
+def roofline_section(roofline: dict) -> list[str]:
+    """The measured peak of this CPU against what each preset's training achieves."""
+    lines = [
+        "## How close training comes to this CPU's limit (`python -m bench.roofline`)",
+        "",
+        f"Peak: the best of {len(roofline['peaks']) // 2} operations per precision, each timed "
+        f"alone in TensorFlow (oneDNN) on {roofline['threads']} threads at batch "
+        f'{roofline["batch"]}, best of 20 after warm-up; "training" is the forward pass and both '
+        "backward passes of the convolution (6 FLOPs per multiply-add).",
+        "",
+        "| operation | float32 GFLOP/s | bfloat16 GFLOP/s |",
+        "| --- | --- | --- |",
+    ]
+    by_name: dict[str, dict[str, float]] = {}
+    for row in roofline["peaks"]:
+        by_name.setdefault(row["operation"], {})[row["dtype"]] = row["gflops"]
+    for name, rates in by_name.items():
+        lines.append(f"| {name} | {rates['float32']:.0f} | {rates['bfloat16']:.0f} |")
+    lines += [
+        "",
+        f"Each preset trained {roofline['epochs']} epochs on {roofline['limit']:,} images "
+        "through `python -m cnn_core train` (steady epochs); its FLOPs per training image from "
+        "our shape inference (6 x the forward multiply-adds):",
+        "",
+        "| preset | MFLOP per training image | images/s | achieved GFLOP/s | precision | "
+        "share of the training peak |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in roofline["presets"].items():
+        lines.append(
+            f"| {name} | {r['training_mflop_per_image']:.1f} | {r['images_per_second']:,.0f} | "
+            f"{r['achieved_gflops']:.0f} | {r['precision']} | {r['ratio']:.0%} of "
+            f"{r['peak_gflops']:.0f} |"
+        )
+    lines += [
+        "",
+        "Reading: a whole training step reaches a quarter of what its convolutions reach "
+        "alone; the rest of its time goes to what does not run at that rate: the first "
+        "convolution (3 input channels), BatchNormalization, activations, pooling, the loss, "
+        "the optimizer's update of every weight and reading the batch (not yet measured layer "
+        "by layer). Convolutions' backward passes run faster here than their forward pass.",
+        "",
+    ]
+    return lines
 
 
 def scaling_section(scaling: dict) -> list[str]:
