@@ -32,6 +32,7 @@ SUITE = (
     "live",
     "scaling",
     "roofline",
+    "lr_find",
 )
 ON_DEMAND = ("gpu",)  # needs a GPU machine: run by name only
 
@@ -191,8 +192,40 @@ def report() -> str:
     roofline = load("roofline")
     if roofline:
         lines += roofline_section(roofline)
+    found = load("lr_find")
+    if found:
+        lines += lr_find_section(found)
     lines += gpu_section(load("gpu"))
     return "\n".join(lines)
+
+
+def lr_find_section(found: dict) -> list[str]:
+    """The learning-rate finder's suggestion for the tutorial model beside its own 0.001."""
+    lines = [
+        "## The learning-rate finder on the tutorial model (`python -m bench.lr_find`)",
+        "",
+        "`cnn-workbench lr-find tutorial_cnn` on CIFAR-10 (Adam, batch 64, 100 batches from "
+        "1e-7 to 10), one range test per seed:",
+        "",
+        "| seed | suggested (steepest fall) | a tenth of the lowest point's | the tutorial's own | "
+        "seconds |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for run in found["runs"]:
+        lines.append(
+            f"| {run['seed']} | {run['suggestion']:.2g} | {run['minimum_tenth']:.2g} | "
+            f"{run['configured']:g} | {run['seconds']:.1f} |"
+        )
+    ratios = [run["suggestion"] / run["configured"] for run in found["runs"]]
+    tenths = [run["minimum_tenth"] / run["configured"] for run in found["runs"]]
+    lines += [
+        "",
+        f"The suggestions are {min(ratios):.1f}x to {max(ratios):.1f}x the tutorial's rate, and "
+        f"a tenth of the lowest point's {min(tenths):.1f}x to {max(tenths):.1f}x. Whether the "
+        "suggested rate trains better over 15 epochs is not measured here.",
+        "",
+    ]
+    return lines
 
 
 def roofline_section(roofline: dict) -> list[str]:

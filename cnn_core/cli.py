@@ -183,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps", type=int, default=100, help="batches to train, the rate growing (default 100)"
     )
+    p.add_argument("--seed", type=int, help="seeds the weights and the batches (default 0)")
     p.add_argument("--out", metavar="FILE.json", help="also write the result to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.set_defaults(run=_lr_find)
@@ -567,7 +568,7 @@ def _lr_find(args: argparse.Namespace) -> int:
         raise UserError(f"--steps must be from 10 to 10,000; got {args.steps}.")
     spec = resolve_spec(args.spec)
     config = _base_config(args)
-    changes = {"batch_size": args.batch_size, "limit": args.limit}
+    changes = {"batch_size": args.batch_size, "limit": args.limit, "seed": args.seed}
     config = config.with_changes(**changes)
     from cnn_core.training.lr_find import find_lr
 

@@ -2,7 +2,8 @@
 "Cyclical Learning Rates", 2015). The model trains for about 100 batches while the learning
 rate grows exponentially from 1e-7 to 10; the loss (smoothed) falls, flattens, then climbs as
 the rate gets too high. The suggestion is the rate where the smoothed loss falls fastest, taken
-before its lowest point; a tenth of the rate at the lowest point is given beside it, as a
+before its lowest point and after the first tenth of the batches (where the smoothed loss still
+swings); a tenth of the rate at the lowest point is given beside it, as a
 second opinion.
 
 It trains a throw-away copy of the model on the training images (validation split held out,
@@ -65,9 +66,11 @@ def suggest(rates: list[float], losses: list[float]) -> tuple[float, float, str 
     lowest = int(np.argmin(losses))
     logs = np.log10(rates)
     slopes = np.gradient(np.asarray(losses), logs)
-    # The steepest fall, before the lowest point (after it the loss only climbs).
-    window = slopes[: max(lowest, 1) + 1]
-    steepest = int(np.argmin(window))
+    # The steepest fall before the lowest point (after it the loss only climbs), past the first
+    # tenth of the batches, where the smoothed loss still swings with its first few batches.
+    skip = max(len(rates) // 10, 2)
+    window = slopes[skip : lowest + 1]
+    steepest = skip + int(np.argmin(window)) if len(window) else lowest
     note = None
     if losses[0] - losses[lowest] < 0.01 * max(abs(losses[0]), 1e-12):
         note = (
