@@ -37,6 +37,9 @@ def test_the_suggestion_is_the_steepest_fall_before_the_lowest_point():
     lowest = rates[int(np.argmin(losses))]
     assert tenth == pytest.approx(lowest / 10)
     assert note is None
+    # A smoothed loss that swings with its first batches is not a fall to follow.
+    swinging = [3.5, 2.6, *losses[2:]]
+    assert suggest(rates, swinging)[0] == pytest.approx(1e-3, rel=0.3)
     flat = suggest(rates, [2.3026] * len(rates))
     assert "hardly moved" in flat[2]
     with pytest.raises(UserError, match="at least 5 batches"):
