@@ -1278,6 +1278,7 @@ def run_row(run: Run) -> dict[str, Any]:
         "best val accuracy": status.best_val_accuracy,
         "test accuracy": None,
         "duration (s)": run.duration(status),
+        "trained on": trained_on(status),
         "started": status.started_at or status.created_at,
         "problem": status.error if status.state.troubled else None,
     }
@@ -1293,6 +1294,18 @@ def run_row(run: Run) -> dict[str, Any]:
     if evaluation is not None:
         row["test accuracy"] = evaluation.accuracy
     return row
+
+
+def trained_on(status: RunStatus) -> str | None:
+    """The devices a run trained on, as the runs table shows them ("1 CPU device", "2 GPU
+    devices (NVIDIA H200), GPUs 0,1"); None for a run that has not trained (or predates it)."""
+    if not status.placement:
+        return None
+    if status.gpus:
+        return f"{status.placement}, GPU{'s' if len(status.gpus) > 1 else ''} " + ",".join(
+            str(gpu) for gpu in status.gpus
+        )
+    return status.placement
 
 
 def delete_run(run: Run) -> None:

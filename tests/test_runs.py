@@ -354,3 +354,20 @@ def test_where_a_run_trained_is_said_once_known():
     assert placement_text(one) == "on 1 CPU device: 5,783 images/s"
     two = RunStatus(devices=2, placement="2 CPU devices in 2 processes", images_per_second=685.5)
     assert placement_text(two) == "on 2 CPU devices in 2 processes: 686 images/s (343 per device)"
+
+
+def test_the_runs_table_says_what_each_run_trained_on(tmp_path):
+    from dataclasses import replace
+
+    from support import TINY
+
+    from cnn_core.config import TrainConfig
+    from cnn_core.runs import create_run, run_row, trained_on
+
+    assert trained_on(RunStatus()) is None
+    assert trained_on(RunStatus(placement="1 CPU device", devices=1)) == "1 CPU device"
+    gpus = RunStatus(placement="2 GPU devices (NVIDIA H200)", devices=2, gpus=(0, 3))
+    assert trained_on(gpus) == "2 GPU devices (NVIDIA H200), GPUs 0,3"
+    run = create_run(TINY, TrainConfig(), data_source=str(tmp_path))
+    run.write_status(replace(run.status(), placement="1 CPU device", devices=1))
+    assert run_row(run)["trained on"] == "1 CPU device"
