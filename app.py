@@ -3,6 +3,7 @@
 
 import streamlit as st
 
+from cnn_core.backends import keep_this_process_off_gpus
 from dashboard.access import account_ui, gate, stand_ins
 from dashboard.memory import start_sweeper
 
@@ -16,6 +17,8 @@ pages = [
     st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
 ]
 start_sweeper()  # once per server: closed sessions' uploads and freed memory go back
+keep_this_process_off_gpus()  # the server predicts on the CPU: the GPUs are the runs'
+
 refusal = gate()
 if refusal is not None:  # every address shows the refusal, and nothing else: no page names
     st.navigation(stand_ins(pages, refusal), position="hidden").run()

@@ -11,7 +11,13 @@ from __future__ import annotations
 import os
 import sys
 
-from cnn_core.backends import CLUSTER_ENV, DISTRIBUTED_ENV, check_backend, keras_backend
+from cnn_core.backends import (
+    CLUSTER_ENV,
+    DISTRIBUTED_ENV,
+    check_backend,
+    keras_backend,
+    off_gpus,
+)
 from cnn_core.settings import cpu_devices
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,11 +31,25 @@ def _before_import() -> None:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
 
+def _cpu_only(backend: str) -> None:
+    """This process's Keras computes on the CPU (`backends.keep_this_process_off_gpus`)."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.set_visible_devices([], "GPU")  # before TensorFlow starts its devices
+    elif backend == "jax":
+        import jax
+
+        jax.config.update("jax_platforms", "cpu")
+
+
 def _start_devices(keras) -> None:
     """What must happen after Keras is imported and before any device is used: several
     processes joined into one (JAX), TensorFlow's CPU split into logical devices."""
     backend = keras.backend.backend()
-    if backend == "jax" and (os.environ.get(DISTRIBUTED_ENV) or os.environ.get(CLUSTER_ENV)):
+    if off_gpus():  # the dashboard's server: every GPU stays the training runs'
+        _cpu_only(backend)
+    elif backend == "jax" and (os.environ.get(DISTRIBUTED_ENV) or os.environ.get(CLUSTER_ENV)):
         keras.distribution.initialize()
     count = cpu_devices()
     if backend == "tensorflow" and count > 1:

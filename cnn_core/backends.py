@@ -38,6 +38,24 @@ DISTRIBUTED_ENV = "KERAS_DISTRIBUTION_NUM_PROCESSES"
 CLUSTER_ENV = "CNN_CORE_CLUSTER"
 
 
+_off_gpus = False  # this process only (never its children): see keep_this_process_off_gpus
+
+
+def keep_this_process_off_gpus() -> None:
+    """Let Keras in this process compute on the CPU only, leaving every GPU to the training
+    runs: the dashboard's server calls it (its predictions, Grad-CAM and evaluations are small),
+    since TensorFlow would otherwise take almost all the memory of every GPU it sees, and its
+    process would count as a foreign one in the GPU queue. It changes nothing in the
+    environment, so the workers the dashboard starts still see every GPU. Call it before
+    Keras is imported (`cnn_core._keras` reads it then)."""
+    global _off_gpus
+    _off_gpus = True
+
+
+def off_gpus() -> bool:
+    return _off_gpus
+
+
 class BackendError(UserError):
     """The chosen Keras backend is unknown or not installed."""
 

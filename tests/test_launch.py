@@ -374,3 +374,32 @@ def test_an_earlier_workers_error_does_not_fail_a_later_foreground_part(tmp_path
     recorded = replace(run.raw_status(), state="running", pid=999_999_999, pid_started="1")
     atomic_write_json(run.file("status.json"), recorded.to_dict())
     assert run.status().state == "interrupted"
+
+
+def test_the_dashboard_keeps_keras_off_the_gpus_and_its_workers_do_not(monkeypatch):
+    """The server's own Keras computes on the CPU (TensorFlow would take nearly all the memory
+    of every GPU it sees); nothing goes into the environment the workers inherit."""
+    import os
+    import types
+
+    import tensorflow as tf
+    from support import ROOT
+
+    from cnn_core import _keras, backends
+
+    hidden = []
+    monkeypatch.setattr(tf.config, "set_visible_devices", lambda d, kind: hidden.append((d, kind)))
+    fake = types.SimpleNamespace(
+        backend=types.SimpleNamespace(backend=lambda: "tensorflow"),
+        distribution=types.SimpleNamespace(list_devices=lambda: ["cpu:0"]),
+    )
+    monkeypatch.setattr(backends, "_off_gpus", False)
+    _keras._start_devices(fake)
+    assert hidden == []  # a worker, or the CLI: every device
+    environment = dict(os.environ)
+    backends.keep_this_process_off_gpus()  # as app.py does
+    _keras._start_devices(fake)
+    assert hidden == [([], "GPU")]
+    assert dict(os.environ) == environment
+    app = (ROOT / "app.py").read_text()
+    assert "keep_this_process_off_gpus()" in app
