@@ -75,7 +75,8 @@ def prepare_run(
     check_spec(spec)
     check_spec_support(config, spec)  # e.g. fine_tune without a frozen backbone
     check_backend_support(config, check_backend())  # e.g. a setting PyTorch's trainer refuses
-    devices.check_fits(config.devices)  # more GPUs than there are: it would wait for ever
+    # more GPUs than there are (it would wait for ever); a batch "all" GPUs cannot share
+    devices.check_fits(config.devices, batch_size=config.batch_size)
     source = check_source(data_source or settings.data_source())
     return create_run(spec, config, data_source=source, root=root)
 

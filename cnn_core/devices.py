@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnn_core import settings
+from cnn_core.config import fit_batch
 from cnn_core.errors import ConfigError, UserError
 
 NVIDIA_SMI_TIMEOUT = 5.0  # seconds; a driver in a bad state can hang nvidia-smi
@@ -127,13 +128,38 @@ def describe(found: tuple[Gpu, ...]) -> str:
     return f"{count} ({names})" if names else count
 
 
-def check_fits(wanted: int | None, found: tuple[Gpu, ...] | None = None) -> None:
-    """Refuse a run that asks for more GPUs than this machine has: it would wait for ever. On a
-    machine without GPUs nothing is refused here (the devices are the CPU's: `placement`)."""
+def check_fits(
+    wanted: int | None, found: tuple[Gpu, ...] | None = None, *, batch_size: int | None = None
+) -> None:
+    """Refuse a run that asks for more GPUs than this machine has: it would wait for ever; and,
+    given its `batch_size`, one on "all" whose batch does not divide by the GPUs here (see
+    `batch_misfit`). On a machine without GPUs nothing is refused here (the devices are the
+    CPU's: `placement`)."""
     found = gpus() if found is None else found
+    if batch_size is not None:
+        misfit = batch_misfit(wanted, batch_size, found)
+        if misfit:
+            raise ConfigError(misfit[0])
     if wanted is None or not found or wanted <= len(found):
         return
     raise ConfigError(
         f"devices {wanted} asks for more GPUs than this machine has: {describe(found)}; set "
         f'devices to {len(found)} or fewer, or "all".'
+    )
+
+
+def batch_misfit(
+    wanted: int | None, batch_size: int, found: tuple[Gpu, ...]
+) -> tuple[str, int] | None:
+    """For devices "all" (None) on a machine with several GPUs, a batch size that does not
+    divide by them: the message, and the nearest batch size that does (the one-click fix). An
+    explicit device count is checked with the configuration (`config.config_from_dict`)."""
+    if wanted is not None or len(found) < 2 or batch_size % len(found) == 0:
+        return None
+    fitted = fit_batch(batch_size, len(found))
+    return (
+        f'batch_size ({batch_size}) must divide by the {describe(found)} that devices "all" '
+        f"trains on here, so that each gets the same share of every batch; use batch_size "
+        f"{fitted}, or set devices.",
+        fitted,
     )

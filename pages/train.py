@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from cnn_core import access, api, imagenet, settings
+from cnn_core import access, api, devices, imagenet, settings
 from cnn_core.advice import overfitting_advice
 from cnn_core.backbones import Backbone
 from cnn_core.backends import keras_backend
@@ -264,6 +264,29 @@ def find_lr_for(run: Run) -> None:
     st.session_state[OPEN_KEY] = True  # the finder's section opens
 
 
+def machine_gpus() -> tuple:
+    """This machine's GPUs (nvidia-smi, at most every 30 s: it takes a moment to answer)."""
+    try:
+        return _gpus(settings.gpu_inventory())
+    except UserError:  # a damaged fake inventory: Start says so, with its name
+        return ()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _gpus(inventory: object) -> tuple:  # keyed by the inventory setting, so a new one is read
+    return devices.gpus()
+
+
+def fit_batch_ui(values: dict, fitted: int) -> None:
+    st.button(
+        f"Use batch size {fitted}",
+        key="fit_batch",
+        icon=":material/build:",
+        on_click=use_settings,
+        args=({**values, "batch_size": fitted},),
+    )
+
+
 def use_settings(values: dict) -> None:
     """A one-click fix: the form's settings with one changed (checked again as they load)."""
     try:
@@ -490,16 +513,15 @@ try:
 except UserError as exc:
     show_error(exc)
     config = None
-    devices, batch = values.get("devices"), values.get("batch_size")
-    if isinstance(devices, int) and isinstance(batch, int) and devices > 0 and batch % devices:
-        fitted = fit_batch(batch, devices)  # the batch size must divide by the devices
-        st.button(
-            f"Use batch size {fitted}",
-            key="fit_batch",
-            icon=":material/build:",
-            on_click=use_settings,
-            args=({**values, "batch_size": fitted},),
-        )
+    wanted, batch = values.get("devices"), values.get("batch_size")
+    if isinstance(wanted, int) and isinstance(batch, int) and wanted > 0 and batch % wanted:
+        fit_batch_ui(values, fit_batch(batch, wanted))  # the batch must divide by the devices
+if config is not None:  # "all" GPUs of this machine must share the batch too
+    misfit = devices.batch_misfit(config.devices, config.batch_size, machine_gpus())
+    if misfit:
+        st.error(plain(misfit[0]), icon=":material/error:")
+        fit_batch_ui(values, misfit[1])
+        config = None
 refusal = fine_tune_refusal(spec) if checked and config and config.fine_tune else None
 if refusal:  # e.g. a Transfer preset's settings, then another model: refused, never dropped
     st.error(

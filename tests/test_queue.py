@@ -293,3 +293,15 @@ def test_a_stop_while_waiting_ends_the_run_stopped_without_keras(four_gpus, tmp_
     status = run.raw_status()
     assert got == [None] and status.state == "stopped" and status.ended_at
     assert run.progress().phase == "stopped" and not run.stop_requested()
+
+
+def test_a_batch_that_all_the_gpus_cannot_share_is_refused_before_the_run_is_made(tmp_path):
+    from cnn_core.devices import Gpu, batch_misfit, check_fits
+
+    three = tuple(Gpu(i, "Fake GPU") for i in range(3))
+    assert batch_misfit(None, 64, three)[1] == 63
+    assert batch_misfit(None, 66, three) is None
+    assert batch_misfit(2, 64, three) is None  # a count given: the configuration checks it
+    assert batch_misfit(None, 64, three[:1]) is None  # one GPU takes any batch
+    with pytest.raises(ConfigError, match=r'divide by the 3 GPUs .* that devices "all"'):
+        check_fits(None, three, batch_size=64)

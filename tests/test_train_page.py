@@ -8,6 +8,7 @@ made; a run whose worker died before training reads failed, offers Resume and no
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from pathlib import Path
 
@@ -527,3 +528,20 @@ def test_a_run_that_is_not_learning_is_warned_about_with_the_finder_one_click_aw
     lr = next(n for n in at.number_input if n.key.startswith("lr_"))
     assert lr.value == 10.0
     assert not at.button(key="lr_find_start").disabled
+
+
+def test_all_the_gpus_of_the_machine_must_share_the_batch_with_a_fix(tmp_path, monkeypatch):
+    inventory = tmp_path / "gpus.json"
+    three = [{"index": i, "name": "Fake GPU", "busy_pids": []} for i in range(3)]
+    inventory.write_text(json.dumps(three))
+    monkeypatch.setenv("CNN_CORE_GPU_INVENTORY", str(inventory))
+    at = train_page(write_colours(tmp_path / "colours", train=4, test=2))
+    assert any(
+        'must divide by the 3 GPUs (Fake GPU) that devices "all"' in e.value for e in at.error
+    )
+    assert at.button(key="start").disabled
+    at.button(key="fit_batch").click()
+    rerun(at)
+    assert not any("must divide" in e.value for e in at.error)
+    batch = next(n for n in at.number_input if n.key.startswith("bs_"))
+    assert batch.value == 63
