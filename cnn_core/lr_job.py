@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,9 +70,30 @@ class LrJob:
         return first_error(log) or "the learning-rate finder stopped without a result."
 
 
+KEEP_SECONDS = 86_400  # a finished job's folder is kept a day (a page may still show it)
+
+
+def _forget_old(jobs: Path) -> None:
+    try:
+        found = list(jobs.iterdir())
+    except OSError:
+        return
+    for folder in found:
+        job = LrJob(folder)
+        try:
+            old = time.time() - folder.stat().st_mtime > KEEP_SECONDS
+        except OSError:
+            continue
+        if old and folder.is_dir() and not folder.is_symlink() and not job.alive():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def start_lr_job(spec: ModelSpec, config: TrainConfig, source: str | None) -> LrJob:
-    """Start `cnn-workbench lr-find` for `spec` and `config` on `source` in its own process."""
-    folder = settings.cache_dir() / "lr-find" / secrets.token_hex(8)
+    """Start `cnn-workbench lr-find` for `spec` and `config` on `source` in its own process
+    (and forget jobs older than a day)."""
+    jobs = settings.cache_dir() / "lr-find"
+    _forget_old(jobs)
+    folder = jobs / secrets.token_hex(8)
     folder.mkdir(parents=True)
     atomic_write_text(folder / SPEC, spec.to_json())
     atomic_write_text(folder / CONFIG, config.to_json())

@@ -97,3 +97,21 @@ def test_not_learning_names_what_it_saw(row, first, said):
         assert found is None
     else:
         assert said in found and "learning rate (10)" in found
+
+
+def test_finished_finder_jobs_are_forgotten_after_a_day(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from cnn_core import lr_job
+
+    monkeypatch.setenv("CNN_CORE_CACHE", str(tmp_path))
+    jobs = tmp_path / "lr-find"
+    old, recent = jobs / "old", jobs / "recent"
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+        (folder / lr_job.RESULT).write_text("{}")
+    day_ago = time.time() - lr_job.KEEP_SECONDS - 60
+    os.utime(old, (day_ago, day_ago))
+    lr_job._forget_old(jobs)
+    assert not old.exists() and recent.exists()
