@@ -239,6 +239,17 @@ class TrainConfig:
         step=0.05,
     )
     augmentation: Augmentation = field(default_factory=Augmentation)  # settings: AUGMENTATION
+    test_time_flip: bool = setting(
+        "boolean",
+        False,
+        "Evaluation and prediction average each image's probabilities with its mirror image's "
+        "(test-time augmentation): usually a little more accurate, twice the time to predict. "
+        "Exports hold the one model, without it.",
+        label="Test-time flip: predict on each image and its mirror",
+        key="ttf",
+        section="Augmentation",
+        wide=True,
+    )
     early_stopping_patience: int | None = setting(
         "integer",
         None,

@@ -26,7 +26,7 @@ import numpy as np
 from cnn_core.balance import IMBALANCE_HINT, imbalance_ratio
 from cnn_core.data.cache import source_fingerprint
 from cnn_core.errors import DataError, UserError
-from cnn_core.predict import class_names, load_run_model, output_size, run_model
+from cnn_core.predict import class_names, load_run_model, output_size, run_model, test_time_flip
 from cnn_core.runs import (
     EvaluationReport,
     Run,
@@ -75,7 +75,9 @@ def evaluate_run(
     if len(dataset.x_test) == 0:
         raise DataError(f"{source} has no test images; put some in its test/<class>/ folders.")
 
-    probabilities = run_model(model, dataset.x_test, batch_size=max(1, int(batch_size)))
+    probabilities = run_model(
+        model, dataset.x_test, batch_size=max(1, int(batch_size)), flip=test_time_flip(run)
+    )
     if not np.all(np.isfinite(probabilities)):
         raise RunError(
             f"run {run.name}: the model's outputs are not numbers; its training diverged: train "

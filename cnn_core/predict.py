@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cnn_core.data.pixels import RowReader
-from cnn_core.errors import ImageError
+from cnn_core.errors import ImageError, UserError
 from cnn_core.images import DEFAULT_MAX_BYTES, open_image, to_array
 from cnn_core.layers import format_shape
 from cnn_core.runs import Run, RunError
@@ -175,8 +175,20 @@ def output_size(model: keras.Model) -> int:
     return int(model.outputs[0].shape[-1])
 
 
-def run_model(model: keras.Model, x: np.ndarray, *, batch_size: int = CHUNK) -> np.ndarray:
-    """Class probabilities (N, classes) as float32 for uint8 images `x`, in inference mode.
+def test_time_flip(run: Run) -> bool:
+    """Whether the run predicts on each image and its mirror (`test_time_flip`); False for a run
+    whose configuration cannot be read (its model still predicts)."""
+    try:
+        return run.config().test_time_flip
+    except UserError:
+        return False
+
+
+def run_model(
+    model: keras.Model, x: np.ndarray, *, batch_size: int = CHUNK, flip: bool = False
+) -> np.ndarray:
+    """Class probabilities (N, classes) as float32 for uint8 images `x`, in inference mode;
+    with `flip` (the run's `test_time_flip`), the mean of each image's and its mirror's.
 
     `predict_on_batch` runs Keras' compiled predict step (always in inference mode) without the
     per-call set-up of `model.predict`, which costs tens of milliseconds, and without the eager
@@ -190,7 +202,11 @@ def run_model(model: keras.Model, x: np.ndarray, *, batch_size: int = CHUNK) -> 
     try:
         for start in range(0, len(x), batch_size):
             stop = min(start + batch_size, len(x))
-            out[start:stop] = np.asarray(model.predict_on_batch(read.span(start, stop)))
+            chunk = read.span(start, stop)
+            out[start:stop] = np.asarray(model.predict_on_batch(chunk))
+            if flip:  # why a copy: Keras wants contiguous arrays, a reversed view is not
+                mirror = np.ascontiguousarray(chunk[:, :, ::-1])
+                out[start:stop] = (out[start:stop] + np.asarray(model.predict_on_batch(mirror))) / 2
     finally:
         read.close()
     return out
@@ -299,7 +315,8 @@ def predict_images(
         photos.append(picture if photo_size is not None else None)
 
     good = [i for i, array in enumerate(arrays) if array is not None]
-    probs = run_model(model, np.stack([arrays[i] for i in good])) if good else None
+    flip = test_time_flip(run)
+    probs = run_model(model, np.stack([arrays[i] for i in good]), flip=flip) if good else None
     row_of = {index: row for row, index in enumerate(good)}
 
     results: list[Prediction] = []

@@ -357,3 +357,47 @@ def test_largest_confusion_of_the_stored_matrix(run: Run):
 def test_largest_confusion_wants_a_square_matrix(matrix: list):
     with pytest.raises(ValueError, match="square"):
         largest_confusion(matrix)
+
+
+def test_test_time_flip_averages_each_image_with_its_mirror():
+    import keras
+
+    from cnn_core.predict import run_model
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 6, 3), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    images = np.random.default_rng(0).integers(0, 256, (10, 4, 6, 3), dtype=np.uint8)
+    plain = run_model(model, images, batch_size=4)
+    mirrored = run_model(model, images[:, :, ::-1].copy(), batch_size=4)
+    both = run_model(model, images, batch_size=4, flip=True)
+    np.testing.assert_allclose(both, (plain + mirrored) / 2, rtol=1e-6)
+    assert not np.allclose(both, plain)  # the mirror does change what a dense layer sees
+
+
+def test_a_run_with_test_time_flip_is_evaluated_and_predicts_with_it(
+    tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import cnn_core.predict as predict
+
+    flipped = create_run(
+        TINY, TrainConfig(test_time_flip=True), data_source=str(data), root=tmp_path / "r"
+    )
+    colour_model().save(flipped.file(MODEL))
+    atomic_write_json(flipped.file(DATASET), {"source": str(data), "class_names": CLASSES})
+    seen: list[bool] = []
+    real = predict.run_model
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("flip", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "run_model", recording)
+    monkeypatch.setattr(predict, "run_model", recording)
+    report = evaluate_run(flipped)
+    assert seen == [True] and report.accuracy == evaluate_run(flipped, force=True).accuracy
+    photo = next((data / "test").rglob("*.png")).read_bytes()
+    predict.predict_images(flipped, [("red.png", photo)])
+    assert seen[-1] is True
