@@ -125,13 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_data)
 
     p = sub.add_parser("train", help="train SPEC in a new run; prints each epoch")
-    p.add_argument("spec", metavar="SPEC", help=spec_help)
-    p.add_argument(
-        "--config",
-        metavar="CONFIG.json",
-        help="training configuration file (default: a preset's recommended settings)",
-    )
-    p.add_argument("--data", metavar="SOURCE", help="dataset source (default: $CNN_CORE_DATA)")
+    _spec_and_data(p, spec_help)
     p.add_argument("--epochs", type=int, help="override the configuration's epochs")
     p.add_argument(
         "--limit",
@@ -171,13 +165,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a learning-rate range test: the loss as the rate grows, and a suggested rate "
         "(writes no run)",
     )
-    p.add_argument("spec", metavar="SPEC", help=spec_help)
-    p.add_argument(
-        "--config",
-        metavar="CONFIG.json",
-        help="training configuration file (default: a preset's recommended settings)",
-    )
-    p.add_argument("--data", metavar="SOURCE", help="dataset source (default: $CNN_CORE_DATA)")
+    _spec_and_data(p, spec_help)
     p.add_argument("--batch-size", type=int, help="override the configuration's batch size")
     p.add_argument("--limit", type=int, help=cli_help("limit"))
     p.add_argument(
@@ -258,6 +246,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_worker)
     return parser
+
+
+def _spec_and_data(parser: argparse.ArgumentParser, spec_help: str) -> None:
+    """SPEC, --config and --data: what a command that trains needs."""
+    parser.add_argument("spec", metavar="SPEC", help=spec_help)
+    parser.add_argument(
+        "--config",
+        metavar="CONFIG.json",
+        help="training configuration file (default: a preset's recommended settings)",
+    )
+    parser.add_argument("--data", metavar="SOURCE", help="dataset source (default: $CNN_CORE_DATA)")
 
 
 def _run_options(parser: argparse.ArgumentParser, *, json_help: bool) -> None:

@@ -64,6 +64,17 @@ def train(setup: dict[str, Path], root: Path, *extra: str, backend: str) -> dict
     return json.loads(out.strip().splitlines()[-1])
 
 
+def two_workers(run_dir: Path, ports: range) -> list[subprocess.Popen]:
+    """The run's two processes on JAX, talking over 127.0.0.1 (gloo); one CPU device each, two
+    in all, as two machines of one GPU would be. The second starts first."""
+    address = f"127.0.0.1:{free_port(ports)}"
+    options = ("--coordinator", address, "--num-processes", "2")
+    return [
+        cli("worker", str(run_dir), *options, "--process-id", str(i), backend="jax", cpus=1)
+        for i in (1, 0)
+    ]
+
+
 def history(run_dir: str | Path) -> np.ndarray:
     with open(Path(run_dir) / "history.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -111,22 +122,7 @@ def test_two_processes_learn_what_one_learns_and_only_the_first_writes(setup, tm
     )
     run_dir = Path(created.strip().splitlines()[-1])
     before = {p.name for p in run_dir.iterdir()}
-    address = f"127.0.0.1:{free_port(range(12300, 12400))}"
-    workers = [
-        cli(
-            "worker",
-            str(run_dir),
-            "--coordinator",
-            address,
-            "--num-processes",
-            "2",
-            "--process-id",
-            str(i),
-            backend="jax",
-            cpus=1,  # one device each: two in all, as with two machines of one GPU
-        )
-        for i in (1, 0)
-    ]
+    workers = two_workers(run_dir, range(12300, 12400))
     for worker in workers:
         finish(worker)
     status = json.loads((run_dir / "status.json").read_text())
@@ -209,22 +205,7 @@ def test_a_stop_reaches_both_processes_of_a_run_at_the_same_batch(setup, tmp_pat
     args = ["train", str(setup["spec"]), "--data", str(setup["data"]), "--config", str(long)]
     created = finish(cli(*args, "--runs-dir", str(tmp_path), "--create-only", backend="jax"))
     run = Run(Path(created.strip().splitlines()[-1]))
-    address = f"127.0.0.1:{free_port(range(12400, 12500))}"
-    workers = [
-        cli(
-            "worker",
-            str(run.path),
-            "--coordinator",
-            address,
-            "--num-processes",
-            "2",
-            "--process-id",
-            str(i),
-            backend="jax",
-            cpus=1,
-        )
-        for i in (1, 0)
-    ]
+    workers = two_workers(run.path, range(12400, 12500))
     wait_until(lambda: run.status().epochs_completed >= 1, 180, every=0.2)
     run.request_stop()
     for worker in workers:
