@@ -370,7 +370,7 @@ class TrainConfig:
         False,
         "Multiply the learning rate by the number of devices (the linear scaling rule, Goyal et "
         "al. 2017), for a batch size raised as many times; off: the rate stays as given.",
-        label="Scale the learning rate with the devices",
+        label="Scale rate",
         key="slr",
         section="Advanced",
     )
@@ -471,10 +471,9 @@ AUGMENTATION = (  # the keys of the "augmentation" object; Augmentation.from_dic
         "boolean",
         Augmentation().flip,
         "Mirror left-right half of the time.",
-        "Horizontal flip",
+        "Flip",
         "flip",
         section="Augmentation",
-        tooltip=False,  # the label says it; the column has no room
     ),
     _augmentation("translation", "Translation", "tr", 0.025),
     _augmentation("rotation", "Rotation", "rot", 0.025),
