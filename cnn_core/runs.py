@@ -15,6 +15,8 @@ says what it is (`20261125-101500-tutorial-cnn`). It holds:
     split.json       which files trained, validated and tested it
     owner.json       who started it, on a shared server   stop.request    a Stop asked for
     worker.lock      flock()ed by the run's process for as long as it lives (see `claim_run`)
+    tensorboard/     TensorBoard's event files (train/, validation/), for `tensorboard --logdir`
+    process-<i>.log  the log of process i > 0 of a run trained by several (`FollowingRun`)
 
 This module is the only one that knows these names: everyone else reads and writes them through
 `Run` (`run.status()`, `run.write_progress(...)`), and their contents cross as typed values
@@ -80,6 +82,7 @@ EXPORTS = "exports.json"  # the last export per format, with its proof (see `cnn
 EXPORTS_LOCK = "exports.lock"  # flock()ed by whoever updates exports.json, for that moment
 
 OWNER = "owner.json"  # who started the run, on a shared server (see `cnn_core.access`)
+TENSORBOARD = "tensorboard"  # a folder: Keras' TensorBoard event files (`tensorboard --logdir`)
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{5})\.weights\.h5$")  # the epochs it holds
 
 
@@ -686,6 +689,12 @@ class Run:
     def log_path(self) -> Path:
         """train.log, where the training process logs (appended to by every part)."""
         return self.file(LOG)
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """The folder of the run's TensorBoard event files (train/, validation/), so that
+        `tensorboard --logdir <runs root>` shows every run by its name."""
+        return self.file(TENSORBOARD)
 
     def log_size(self) -> int:
         try:

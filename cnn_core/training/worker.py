@@ -27,6 +27,7 @@ from cnn_core.training.optim import compile_model, dtype_policy
 from cnn_core.training.placement import Placement, place, process_layout
 from cnn_core.training.queue import Slot, enqueue, training_slot
 from cnn_core.training.recorder import Diverged, RunRecorder, StopRequested
+from cnn_core.training.tracking import close_trackers, tracking_callbacks
 
 log = logging.getLogger("cnn_core.train")  # one logger for the worker (`_attach_log`)
 
@@ -161,7 +162,8 @@ def _fit(
         echo=echo,
         agree=placement.agree,
     )
-    callbacks: list[keras.callbacks.Callback] = [recorder]
+    trackers = tracking_callbacks(run)
+    callbacks: list[keras.callbacks.Callback] = [recorder, *trackers]
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -213,6 +215,8 @@ def _fit(
         return _finish(run, recorder.status, State.STOPPED, model=model)
     except Diverged as exc:
         return _diverged(run, recorder.status, model, exc, config)
+    finally:
+        close_trackers(trackers)  # a stop or a divergence ends fit before they close
     status = recorder.status
     if recorder.status.epochs_completed < target:
         status = replace(
