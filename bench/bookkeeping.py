@@ -25,7 +25,7 @@ from cnn_core.datasets import load_dataset
 from cnn_core.presets import load_preset
 from cnn_core.runs import create_run
 from cnn_core.train import RunRecorder
-from cnn_core.training.tracking import tracking_callbacks
+from cnn_core.training.tracking import Tracking
 
 CALLBACK_METHODS = (
     "on_train_begin",
@@ -91,7 +91,7 @@ def main() -> None:
                         epochs=args.epochs,
                         echo=False,
                     )
-                    trackers = tracking_callbacks(run)  # TensorBoard, as every run has it
+                    trackers = Tracking.start(run, TrainConfig(), spec).callbacks  # TensorBoard
                     spent = [0.0]
                     timed([recorder, *trackers], spent)
                     callbacks[:0] = [recorder, *trackers]

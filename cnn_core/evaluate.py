@@ -15,6 +15,7 @@ does not draw anything, and Keras is imported only when a model is loaded.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import time
 import zipfile
@@ -104,6 +105,15 @@ def evaluate_run(
             not_saved=f"the evaluation could not be saved in {run.path} ({exc.strerror}), so it "
             "will be computed again next time; make the run folder writable to keep it.",
         )
+    if os.environ.get("MLFLOW_TRACKING_URI", "").strip():  # else MLflow is never imported
+        from cnn_core.training.tracking import log_evaluation
+
+        figures = {"test_accuracy": report.accuracy, "test_loss": report.loss}
+        if report.top5_accuracy is not None:
+            figures["test_top5_accuracy"] = report.top5_accuracy
+        problem = log_evaluation(run, figures)
+        if problem:
+            logging.getLogger("cnn_core").warning("run %s: %s", run.name, problem)
     return report
 
 

@@ -16,6 +16,7 @@ says what it is (`20261125-101500-tutorial-cnn`). It holds:
     owner.json       who started it, on a shared server   stop.request    a Stop asked for
     worker.lock      flock()ed by the run's process for as long as it lives (see `claim_run`)
     tensorboard/     TensorBoard's event files (train/, validation/), for `tensorboard --logdir`
+    mlflow.json      its MLflow run (id, experiment, tracking URI), when MLFLOW_TRACKING_URI is set
     process-<i>.log  the log of process i > 0 of a run trained by several (`FollowingRun`)
 
 This module is the only one that knows these names: everyone else reads and writes them through
@@ -83,6 +84,7 @@ EXPORTS_LOCK = "exports.lock"  # flock()ed by whoever updates exports.json, for 
 
 OWNER = "owner.json"  # who started the run, on a shared server (see `cnn_core.access`)
 TENSORBOARD = "tensorboard"  # a folder: Keras' TensorBoard event files (`tensorboard --logdir`)
+MLFLOW = "mlflow.json"  # the run's MLflow run (id, experiment, tracking URI), when it has one
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{5})\.weights\.h5$")  # the epochs it holds
 
 
@@ -599,6 +601,17 @@ class Run:
     def has_predictions(self) -> bool:
         return is_regular(self.file(PREDICTIONS))
 
+    def mlflow(self) -> dict[str, Any] | None:
+        """The run's MLflow run (`run_id`, `experiment_id`, `tracking_uri`), or None."""
+        try:
+            data = json.loads(read_bytes(self.file(MLFLOW), cap=10_000))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("run_id"), str) else None
+
+    def write_mlflow(self, record: dict[str, Any]) -> None:
+        atomic_write_json(self.file(MLFLOW), record)
+
     def exports(self) -> dict[str, dict[str, Any]]:
         """exports.json: the last export per key ("onnx", "litert-int8"...), each as written;
         empty if there is none, and a damaged file or entry is left out, not an error."""
@@ -774,6 +787,9 @@ class FollowingRun(Run):
         pass
 
     def write_export(self, key: str, record: dict[str, Any]) -> None:
+        pass
+
+    def write_mlflow(self, record: dict[str, Any]) -> None:
         pass
 
     def write_owner(self, user: str) -> None:

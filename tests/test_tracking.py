@@ -44,3 +44,68 @@ def test_a_run_writes_tensorboard_scalars_per_epoch_and_a_resume_adds_to_them(tm
     assert "keras" in reader.Tags()["tensors"]  # the model, as TensorBoard's graph tab shows it
     api.resume_run(run, more_epochs=1, detach=False)
     assert len(scalars(run.tensorboard_dir / "train")["epoch_loss"]) == 3
+
+
+def test_with_an_mlflow_store_a_run_logs_its_settings_epochs_model_and_evaluation(
+    tmp_path, monkeypatch
+):
+    """Against a real local MLflow store (SQLite), as CI has it: no mock."""
+    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    from cnn_core.evaluate import evaluate_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "tests")
+    monkeypatch.chdir(tmp_path)  # the store's default artifact root is relative to here
+    data = write_colours(tmp_path / "colours", train=20, test=4)
+    config = TrainConfig(epochs=2, batch_size=16, seed=1, learning_rate=0.01)
+    run = api.start_run(TINY, config, data_source=str(data), root=tmp_path / "runs", detach=False)
+    assert run.status().state == "completed", run.status().error
+    record = run.mlflow()
+    assert record is not None and record["tracking_uri"] == uri
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    logged = client.get_run(record["run_id"])
+    assert logged.info.status == "FINISHED" and logged.info.run_name == run.name
+    assert logged.data.params["learning_rate"] == "0.01"
+    assert logged.data.params["architecture"] == TINY.name
+    losses = [m.value for m in client.get_metric_history(record["run_id"], "loss")]
+    assert losses == pytest.approx([row["loss"] for row in run.history()], rel=1e-5)
+    artifacts = [a.path for a in client.list_artifacts(record["run_id"], "model")]
+    assert artifacts == ["model/model.keras"]
+    report = evaluate_run(run)
+    logged = client.get_run(record["run_id"])
+    assert logged.data.metrics["test_accuracy"] == pytest.approx(report.accuracy)
+    # A resumed run goes on in the same MLflow run.
+    api.resume_run(run, more_epochs=1, detach=False)
+    assert run.mlflow()["run_id"] == record["run_id"]
+    assert len(client.get_metric_history(record["run_id"], "loss")) == 3
+
+
+def test_an_unreachable_mlflow_server_does_not_fail_the_run(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    data = write_colours(tmp_path / "colours", train=20, test=4)
+    config = TrainConfig(epochs=1, batch_size=16, seed=1)
+    run = api.start_run(TINY, config, data_source=str(data), root=tmp_path / "runs", detach=False)
+    status = run.status()
+    assert status.state == "completed" and run.mlflow() is None
+    assert any("MLflow (http://127.0.0.1:9) could not be reached" in n for n in status.notes)
+
+
+def test_without_the_variable_mlflow_is_never_imported(tmp_path):
+    import subprocess
+    import sys
+
+    from support import ROOT
+
+    code = (
+        "import os, sys; os.environ.pop('MLFLOW_TRACKING_URI', None)\n"
+        "from cnn_core.training import worker, tracking\n"
+        "from cnn_core import evaluate\n"
+        "print('mlflow' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stderr[-1000:]

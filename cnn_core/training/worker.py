@@ -27,7 +27,7 @@ from cnn_core.training.optim import compile_model, dtype_policy
 from cnn_core.training.placement import Placement, place, process_layout
 from cnn_core.training.queue import Slot, enqueue, training_slot
 from cnn_core.training.recorder import Diverged, RunRecorder, StopRequested
-from cnn_core.training.tracking import close_trackers, tracking_callbacks
+from cnn_core.training.tracking import Tracking
 
 log = logging.getLogger("cnn_core.train")  # one logger for the worker (`_attach_log`)
 
@@ -116,11 +116,16 @@ def _train(run: Run, status: RunStatus, *, echo: bool) -> RunStatus:
     status = replace(status, seed=seed, devices=placement.count, placement=placement.describe())
     keras.utils.set_random_seed(seed)
     plan, notes = plan_run(run, config, seed, devices=placement.count, notes=status.notes)
-    status = replace(status, notes=notes)
-    write_status(run, status)
     check_spec_support(config, plan.spec)  # a run made before the check, or by hand
-    with placement.scope():
-        return _fit(run, status, config, plan, placement, echo=echo)
+    tracking = Tracking.start(run, config, plan.spec)  # TensorBoard; MLflow where it is set up
+    status = replace(status, notes=tuple(dict.fromkeys((*notes, *tracking.notes))))
+    write_status(run, status)
+    try:
+        with placement.scope():
+            status = _fit(run, status, config, plan, placement, tracking, echo=echo)
+    finally:
+        tracking.finish(run.raw_status() or status)  # the model, and how it ended
+    return status
 
 
 def _fit(
@@ -129,6 +134,7 @@ def _fit(
     config: TrainConfig,
     plan: RunPlan,
     placement: Placement,
+    tracking: Tracking,
     *,
     echo: bool,
 ) -> RunStatus:
@@ -162,8 +168,7 @@ def _fit(
         echo=echo,
         agree=placement.agree,
     )
-    trackers = tracking_callbacks(run)
-    callbacks: list[keras.callbacks.Callback] = [recorder, *trackers]
+    callbacks: list[keras.callbacks.Callback] = [recorder, *tracking.callbacks]
     if config.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -216,7 +221,7 @@ def _fit(
     except Diverged as exc:
         return _diverged(run, recorder.status, model, exc, config)
     finally:
-        close_trackers(trackers)  # a stop or a divergence ends fit before they close
+        tracking.close()  # a stop or a divergence ends fit before its writers close
     status = recorder.status
     if recorder.status.epochs_completed < target:
         status = replace(
