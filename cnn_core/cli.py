@@ -176,6 +176,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.set_defaults(run=_lr_find)
 
+    p = sub.add_parser(
+        "search",
+        help="a hyperparameter search with Optuna: every trial a run in the queue; started "
+        "again with the same --name, it goes on where it stopped",
+    )
+    _spec_and_data(p, spec_help)
+    p.add_argument(
+        "--space",
+        metavar="SEARCH.json",
+        help="what to vary (default: the learning rate, weight decay and each layer's width)",
+    )
+    p.add_argument("--trials", type=int, default=10, help="trials in all (default 10)")
+    p.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S s")
+    p.add_argument("--name", help="the search's name (default: the spec's name and the time)")
+    _run_options(p, json_help=True)
+    p.set_defaults(run=_search)
+
     p = sub.add_parser("resume", help="continue a run from its last completed epoch")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--epochs", type=int, help="train this many more epochs (also after the end)")
@@ -586,6 +603,44 @@ def _lr_find(args: argparse.Namespace) -> int:
     )
     if finding.note:
         say(f"note: {finding.note}", file=sys.stderr)
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from cnn_core.runs import slug
+    from cnn_core.search import default_space, load_space, run_search
+
+    spec = resolve_spec(args.spec)
+    config = _base_config(args)
+    space = load_space(args.space, spec, config) if args.space else default_space(spec, config)
+    name = args.name or f"{slug(spec.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def report(line: str) -> None:
+        if not args.json:
+            say(line, flush=True)
+
+    result = run_search(
+        name,
+        spec,
+        config,
+        space,
+        data_source=args.data,
+        trials=args.trials,
+        timeout=args.timeout,
+        root=args.runs_dir,
+        say=report,
+    )
+    if args.json:
+        say(json.dumps(result.to_dict()))
+        return 0
+    best = result.best
+    if best is None:
+        say(f"search {name}: no trial completed ({len(result.trials)} ended); see the runs.")
+        return UserError.exit_code
+    say(
+        f"search {name}: best trial {best.number}, validation accuracy {best.value:.4f}, run "
+        f"{best.run}, {best.values}"
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ says what it is (`20261125-101500-tutorial-cnn`). It holds:
     worker.lock      flock()ed by the run's process for as long as it lives (see `claim_run`)
     tensorboard/     TensorBoard's event files (train/, validation/), for `tensorboard --logdir`
     mlflow.json      its MLflow run (id, experiment, tracking URI), when MLFLOW_TRACKING_URI is set
+    trial.json       the search and trial it was made for, and the values tried (`search`)
     process-<i>.log  the log of process i > 0 of a run trained by several (`FollowingRun`)
 
 This module is the only one that knows these names: everyone else reads and writes them through
@@ -85,6 +86,7 @@ EXPORTS_LOCK = "exports.lock"  # flock()ed by whoever updates exports.json, for 
 OWNER = "owner.json"  # who started the run, on a shared server (see `cnn_core.access`)
 TENSORBOARD = "tensorboard"  # a folder: Keras' TensorBoard event files (`tensorboard --logdir`)
 MLFLOW = "mlflow.json"  # the run's MLflow run (id, experiment, tracking URI), when it has one
+TRIAL = "trial.json"  # the search and trial number a run was made for (see `cnn_core.search`)
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d{5})\.weights\.h5$")  # the epochs it holds
 
 
@@ -612,6 +614,17 @@ class Run:
     def write_mlflow(self, record: dict[str, Any]) -> None:
         atomic_write_json(self.file(MLFLOW), record)
 
+    def trial(self) -> dict[str, Any] | None:
+        """The search and trial the run was made for (`search`, `trial`, `values`), or None."""
+        try:
+            data = json.loads(read_bytes(self.file(TRIAL), cap=100_000))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("search"), str) else None
+
+    def write_trial(self, record: dict[str, Any]) -> None:
+        atomic_write_json(self.file(TRIAL), record)
+
     def exports(self) -> dict[str, dict[str, Any]]:
         """exports.json: the last export per key ("onnx", "litert-int8"...), each as written;
         empty if there is none, and a damaged file or entry is left out, not an error."""
@@ -790,6 +803,9 @@ class FollowingRun(Run):
         pass
 
     def write_mlflow(self, record: dict[str, Any]) -> None:
+        pass
+
+    def write_trial(self, record: dict[str, Any]) -> None:
         pass
 
     def write_owner(self, user: str) -> None:
@@ -1192,7 +1208,7 @@ def runs_root(root: str | os.PathLike[str] | None = None) -> Path:
     return Path(root) if root is not None else settings.runs_root()
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:40].strip("-") or "run"
 
@@ -1211,7 +1227,7 @@ def create_run(
     except OSError as exc:
         raise RunError(f"cannot create the runs folder {base} ({exc.strerror}).") from None
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"{stamp}-{_slug(spec.name)}"
+    name = f"{stamp}-{slug(spec.name)}"
     for suffix in range(1000):
         path = base / (name if suffix == 0 else f"{name}-{suffix + 1}")
         try:

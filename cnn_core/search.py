@@ -1,0 +1,434 @@
+"""Hyperparameter search: Optuna proposes, the queue trains, the validation accuracy answers.
+
+A search is a spec, a base configuration and a search space (`SearchSpace`: any training setting
+by its key, `learning_rate`, `augmentation.flip`, and any layer parameter by its layer's number,
+`1.filters`), declared in JSON (see `parse_space`) or made by `default_space`. Optuna's study
+lives in a journal file beside the runs (`<runs root>/.searches/<name>/study.log`), so a search
+survives a killed process or machine and goes on where it stopped: started again with the same
+name, it reopens the study, waits for (or writes off) the trial that was training, and carries
+on. Every trial is an ordinary run, made and queued like any other (`api.prepare_run`,
+`api.launch_run`): it shows on the Runs page, can be evaluated, exported and compared, waits for
+a device in the queue, and records its search and trial number (`Run.trial`). Its score is its
+best validation accuracy; Optuna's pruner (median, or successive halving) stops a trial that is
+doing worse than the others at the same epoch, through the run's own stop request.
+
+Pure Python but for Optuna; nothing here imports Keras (the trials train in their own process).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cnn_core import api, runs
+from cnn_core.config import SETTING_NAMES, TrainConfig, config_with_settings
+from cnn_core.errors import ConfigError, UserError
+from cnn_core.files import atomic_write_json, read_bounded
+from cnn_core.layers import KINDS
+from cnn_core.runs import Run, State
+from cnn_core.shapes import analyze
+from cnn_core.spec import LayerSpec, ModelSpec
+
+KINDS_OF = ("log_uniform", "uniform", "int", "choice")
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "halving", None)
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+POLL_SECONDS = 0.5
+MAX_SPACE_BYTES = 100_000
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One thing the search varies: a setting (`learning_rate`) or a layer's parameter
+    (`2.filters`, layers counted from 1), over a range or a list of choices."""
+
+    name: str
+    kind: str  # one of KINDS_OF
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def layer(self) -> tuple[int, str] | None:
+        """(index from 0, parameter) for a layer's parameter, else None."""
+        head, dot, param = self.name.partition(".")
+        return (int(head) - 1, param) if dot and head.isdigit() else None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "choice":
+            return {"choice": list(self.choices)}
+        return {self.kind: [self.low, self.high]}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    dimensions: tuple[Dimension, ...]
+    sampler: str = "tpe"
+    pruner: str | None = "median"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "space": {d.name: d.to_dict() for d in self.dimensions},
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+        }
+
+
+def parse_space(
+    data: Any, spec: ModelSpec, config: TrainConfig, *, source: str = "the search space"
+) -> SearchSpace:
+    """A search space from decoded JSON, checked against `spec` and `config`:
+
+        {"version": 1,
+         "space": {"learning_rate": {"log_uniform": [1e-4, 1e-2]},
+                   "batch_size": {"choice": [32, 64, 128]},
+                   "augmentation.flip": {"choice": [true, false]},
+                   "1.filters": {"int": [16, 64]},
+                   "4.rate": {"uniform": [0.0, 0.5]}},
+         "sampler": "tpe", "pruner": "median"}
+
+    A `ConfigError` names the key and what it must be; every end of every range (and every
+    choice) must make a valid configuration and a valid spec."""
+    if not isinstance(data, dict) or not isinstance(data.get("space"), dict) or not data["space"]:
+        raise ConfigError(
+            f'{source} must be a JSON object with a "space" of at least one key, such as '
+            '{"space": {"learning_rate": {"log_uniform": [0.0001, 0.01]}}}.'
+        )
+    unknown = set(data) - {"version", "space", "sampler", "pruner"}
+    if unknown:
+        raise ConfigError(
+            f"{source} has unknown key {sorted(unknown)[0]!r}; the keys are version, space, "
+            "sampler, pruner."
+        )
+    sampler = data.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise ConfigError(
+            f"{source}: sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}."
+        )
+    pruner = data.get("pruner", "median")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"{source}: pruner must be median, halving or null; got {pruner!r}.")
+    dimensions = tuple(
+        _dimension(name, value, spec, source) for name, value in data["space"].items()
+    )
+    space = SearchSpace(dimensions, sampler, pruner)
+    if sampler == "grid" and any(d.kind != "choice" for d in dimensions):
+        raise ConfigError(f'{source}: the grid sampler takes choices only ({{"choice": [...]}}).')
+    for d in dimensions:  # every end must make a valid trial
+        for value in d.choices if d.kind == "choice" else (d.low, d.high):
+            apply(spec, config, {d.name: value}, source=f"{source}: {d.name} = {value!r}")
+    return space
+
+
+def _dimension(name: Any, value: Any, spec: ModelSpec, source: str) -> Dimension:
+    where = f"{source}: {name}"
+    if not isinstance(name, str):
+        raise ConfigError(f"{source}: every key must be a setting or a layer's parameter.")
+    head, dot, param = name.partition(".")
+    if dot and head.isdigit():
+        index = int(head) - 1
+        if not 0 <= index < len(spec.layers):
+            raise ConfigError(
+                f"{where}: the spec has layers 1 to {len(spec.layers)}; there is no layer {head}."
+            )
+        kind = KINDS[spec.layers[index].type]
+        if param not in kind.param_names:
+            names = ", ".join(kind.param_names) or "none"
+            raise ConfigError(
+                f"{where}: layer {head} ({kind.name}) has no {param!r}; it has {names}."
+            )
+    elif name not in SETTING_NAMES:
+        raise ConfigError(
+            f"{where} is neither a setting (learning_rate, batch_size, augmentation.flip, ...) "
+            "nor a layer's parameter (1.filters: layer 1's filters)."
+        )
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in KINDS_OF:
+        raise ConfigError(
+            f'{where} must be one of {{"log_uniform": [low, high]}}, {{"uniform": [low, high]}}, '
+            '{"int": [low, high]} or {"choice": [a, b, ...]}.'
+        )
+    kind, bounds = next(iter(value.items()))
+    if kind == "choice":
+        if not isinstance(bounds, list) or not bounds or len(bounds) > 100:
+            raise ConfigError(f"{where}: choice must be a list of 1 to 100 values.")
+        return Dimension(name, kind, choices=tuple(bounds))
+    numbers = isinstance(bounds, list) and len(bounds) == 2
+    numbers = numbers and all(
+        isinstance(b, int | float) and not isinstance(b, bool) for b in bounds
+    )
+    if not numbers or not all(math.isfinite(b) for b in bounds) or bounds[0] > bounds[1]:
+        raise ConfigError(f"{where}: {kind} must be [low, high] with low <= high.")
+    if kind == "log_uniform" and bounds[0] <= 0:
+        raise ConfigError(f"{where}: log_uniform needs a low above 0.")
+    if kind == "int" and not all(float(b).is_integer() for b in bounds):
+        raise ConfigError(f"{where}: int needs whole numbers.")
+    return Dimension(name, kind, float(bounds[0]), float(bounds[1]))
+
+
+def default_space(spec: ModelSpec, config: TrainConfig) -> SearchSpace:
+    """The learning rate within 10x either way (log-uniform), weight decay from none to 1e-3,
+    and each convolution's filters and dense layer's units within a factor of 2."""
+    lr = config.learning_rate
+    dimensions = [
+        Dimension("learning_rate", "log_uniform", max(lr / 10, 1e-7), min(lr * 10, 10.0)),
+        Dimension("weight_decay", "choice", choices=(0.0, 1e-5, 1e-4, 1e-3)),
+    ]
+    for index, layer in enumerate(spec.layers):
+        for param in ("filters", "units"):
+            value = layer.params.get(param)
+            if isinstance(value, int) and param in KINDS[layer.type].param_names:
+                low, high = max(1, value // 2), value * 2
+                dimensions.append(Dimension(f"{index + 1}.{param}", "int", float(low), float(high)))
+    return SearchSpace(tuple(dimensions))
+
+
+def apply(
+    spec: ModelSpec, config: TrainConfig, values: Mapping[str, Any], *, source: str = "the trial"
+) -> tuple[ModelSpec, TrainConfig]:
+    """The spec and configuration of one trial: `config` with the settings of `values`, `spec`
+    with their layer parameters; a `ConfigError` if either is not valid."""
+    settings = {k: v for k, v in values.items() if not _is_layer(k)}
+    layers = list(spec.layers)
+    for name, value in values.items():
+        if _is_layer(name):
+            head, _, param = name.partition(".")
+            index = int(head) - 1
+            layers[index] = LayerSpec(layers[index].type, {**layers[index].params, param: value})
+    trial_spec = replace(spec, layers=tuple(layers))
+    problems = analyze(trial_spec).problems
+    if problems:
+        raise ConfigError(f"{source} makes the spec invalid: {problems[0].message}")
+    trial_config = config_with_settings(config, settings, source=source) if settings else config
+    return trial_spec, trial_config
+
+
+def _is_layer(name: str) -> bool:
+    head, dot, _ = name.partition(".")
+    return bool(dot) and head.isdigit()
+
+
+def load_space(path: str | Path, spec: ModelSpec, config: TrainConfig) -> SearchSpace:
+    path = Path(path)
+    try:
+        text = read_bounded(path, MAX_SPACE_BYTES, follow_links=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the search space {path} ({exc}).") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({str(exc)[:80]}).") from None
+    return parse_space(data, spec, config, source=str(path))
+
+
+# --- running a search ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    number: int
+    run: str | None  # the run's name
+    state: str  # "complete", "pruned", "fail"
+    value: float | None  # best validation accuracy
+    values: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    name: str
+    folder: str
+    trials: tuple[TrialResult, ...]
+
+    @property
+    def best(self) -> TrialResult | None:
+        scored = [t for t in self.trials if t.state == "complete" and t.value is not None]
+        return max(scored, key=lambda t: t.value) if scored else None
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best
+        return {
+            "search": self.name,
+            "folder": self.folder,
+            "trials": [vars(t) for t in self.trials],
+            "best": vars(best) if best else None,
+        }
+
+
+def search_folder(name: str, root: str | Path | None = None) -> Path:
+    if not NAME.match(name):
+        raise ConfigError(
+            f"search name {name!r}: use letters, digits, '.', '_' or '-' (at most 80), "
+            "starting with a letter or digit."
+        )
+    return runs.runs_root(root) / ".searches" / name
+
+
+def run_search(
+    name: str,
+    spec: ModelSpec,
+    config: TrainConfig,
+    space: SearchSpace,
+    *,
+    data_source: str | None,
+    trials: int,
+    timeout: float | None = None,
+    root: str | Path | None = None,
+    say: Callable[[str], None] = lambda line: None,
+) -> SearchResult:
+    """Run (or continue) the search `name` until `trials` trials have ended or `timeout`
+    seconds have passed; every trial trains as a run in the queue."""
+    import optuna
+
+    if config.validation_split == 0:  # a validation folder, where the data has one, wins
+        raise ConfigError(
+            "a search scores each trial by its validation accuracy, and validation_split is 0; "
+            "set validation_split (0.2 is usual)."
+        )
+    if not 1 <= trials <= 10_000:
+        raise ConfigError(f"trials must be from 1 to 10,000; got {trials}.")
+    folder = search_folder(name, root)
+    folder.mkdir(parents=True, exist_ok=True)
+    definition = {"spec": spec.to_dict(), "config": config.to_dict(), "data_source": data_source}
+    definition |= space.to_dict()
+    atomic_write_json(folder / "search.json", definition)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "study.log"))
+    )
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        sampler=_sampler(space, optuna),
+        pruner=_pruner(space, optuna),
+        load_if_exists=True,
+    )
+    _recover(study, root, say)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while _ended(study) < trials and (deadline is None or time.monotonic() < deadline):
+        trial = study.ask()
+        values = {d.name: _suggest(trial, d) for d in space.dimensions}
+        try:
+            trial_spec, trial_config = apply(spec, config, values, source=f"trial {trial.number}")
+            run = api.prepare_run(trial_spec, trial_config, data_source=data_source, root=root)
+        except UserError as exc:
+            trial.set_user_attr("note", str(exc)[:500])
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            say(f"trial {trial.number}: not trained ({exc})")
+            continue
+        run.write_trial({"search": name, "trial": trial.number, "values": values})
+        trial.set_user_attr("run", run.name)
+        say(f"trial {trial.number}: run {run.name} {values}")
+        api.launch_run(run)
+        _watch(study, trial, run, say)
+    return summary(study, name, folder)
+
+
+def _watch(study: Any, trial: Any, run: Run, say: Callable[[str], None]) -> None:
+    """Report each epoch's validation accuracy to the trial until its run ends; stop the run
+    if Optuna prunes it; tell the study how the trial ended."""
+    import optuna
+
+    reported = -1
+    while True:
+        status = run.status()
+        for row in run.history():
+            if row["epoch"] > reported and row.get("val_accuracy") is not None:
+                reported = int(row["epoch"])
+                trial.report(float(row["val_accuracy"]), reported)
+                if trial.should_prune() and status.active:
+                    api.request_stop(run)
+                    trial.set_user_attr("pruned_at", reported + 1)
+        if status.finished:
+            break
+        time.sleep(POLL_SECONDS)
+    value = status.best_val_accuracy
+    if trial.user_attrs.get("pruned_at") is not None or (
+        status.state == State.STOPPED and trial.should_prune()
+    ):
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        say(f"trial {trial.number}: pruned after epoch {trial.user_attrs.get('pruned_at')}")
+    elif status.state == State.COMPLETED and value is not None:
+        study.tell(trial, value)
+        say(f"trial {trial.number}: validation accuracy {value:.4f}")
+    else:
+        trial.set_user_attr("note", status.error or f"the run ended {status.state}")
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        say(f"trial {trial.number}: {status.state} ({status.error})")
+
+
+def _recover(study: Any, root: str | Path | None, say: Callable[[str], None]) -> None:
+    """Trials left running by a search that was killed: wait for their runs (still training
+    in their own process), or write them off if their run is gone."""
+    import optuna
+
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        trial = optuna.trial.Trial(study, frozen._trial_id)
+        name = frozen.user_attrs.get("run")
+        run = runs.Run(runs.runs_root(root) / name) if name else None
+        if run is None or not run.exists():
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        say(f"trial {frozen.number}: waiting for run {name}, left training by an earlier start")
+        status = run.status()
+        if status.state in (State.INTERRUPTED,) and not run.claimed():
+            api.resume_run(run)  # its worker died with the search: train it on
+        _watch(study, trial, run, say)
+
+
+def _ended(study: Any) -> int:
+    import optuna
+
+    done = (
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.FAIL,
+    )
+    return len(study.get_trials(deepcopy=False, states=done))
+
+
+def summary(study: Any, name: str, folder: Path) -> SearchResult:
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        trials.append(
+            TrialResult(
+                number=t.number,
+                run=t.user_attrs.get("run"),
+                state=t.state.name.lower(),
+                value=t.value if t.values else None,
+                values=dict(t.params),
+                note=t.user_attrs.get("note"),
+            )
+        )
+    return SearchResult(name, str(folder), tuple(trials))
+
+
+def _suggest(trial: Any, d: Dimension) -> Any:
+    if d.kind == "choice":
+        return trial.suggest_categorical(d.name, list(d.choices))
+    if d.kind == "int":
+        return trial.suggest_int(d.name, int(d.low), int(d.high))
+    return trial.suggest_float(d.name, d.low, d.high, log=d.kind == "log_uniform")
+
+
+def _sampler(space: SearchSpace, optuna: Any) -> Any:
+    if space.sampler == "random":
+        return optuna.samplers.RandomSampler()
+    if space.sampler == "grid":
+        return optuna.samplers.GridSampler({d.name: list(d.choices) for d in space.dimensions})
+    return optuna.samplers.TPESampler()
+
+
+def _pruner(space: SearchSpace, optuna: Any) -> Any:
+    if space.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if space.pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.NopPruner()
