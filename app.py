@@ -15,6 +15,7 @@ pages = [
     st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
+    st.Page("pages/search.py", title="Search", icon=":material/manage_search:"),
 ]
 start_sweeper()  # once per server: closed sessions' uploads and freed memory go back
 keep_this_process_off_gpus()  # the server predicts on the CPU: the GPUs are the runs'

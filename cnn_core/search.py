@@ -17,11 +17,13 @@ Pure Python but for Optuna; nothing here imports Keras (the trials train in thei
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "halving", None)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 POLL_SECONDS = 0.5
+STUDY, LOCK = "study.log", "search.lock"  # in the search's folder, with search.json
 MAX_SPACE_BYTES = 100_000
 
 
@@ -284,7 +287,6 @@ def run_search(
 ) -> SearchResult:
     """Run (or continue) the search `name` until `trials` trials have ended or `timeout`
     seconds have passed; every trial trains as a run in the queue."""
-    import optuna
 
     if config.validation_split == 0:  # a validation folder, where the data has one, wins
         raise ConfigError(
@@ -295,16 +297,31 @@ def run_search(
         raise ConfigError(f"trials must be from 1 to 10,000; got {trials}.")
     folder = search_folder(name, root)
     folder.mkdir(parents=True, exist_ok=True)
+    with _held(folder, name):
+        return _search(name, folder, spec, config, space, data_source, trials, timeout, root, say)
+
+
+def _search(
+    name: str,
+    folder: Path,
+    spec: ModelSpec,
+    config: TrainConfig,
+    space: SearchSpace,
+    data_source: str | None,
+    trials: int,
+    timeout: float | None,
+    root: str | Path | None,
+    say: Callable[[str], None],
+) -> SearchResult:
+    import optuna
+
     definition = {"spec": spec.to_dict(), "config": config.to_dict(), "data_source": data_source}
     definition |= space.to_dict()
     atomic_write_json(folder / "search.json", definition)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(folder / "study.log"))
-    )
     study = optuna.create_study(
         study_name=name,
-        storage=storage,
+        storage=_storage(folder),
         direction="maximize",
         sampler=_sampler(space, optuna),
         pruner=_pruner(space, optuna),
@@ -329,6 +346,109 @@ def run_search(
         api.launch_run(run)
         _watch(study, trial, run, say)
     return summary(study, name, folder)
+
+
+@contextlib.contextmanager
+def _held(folder: Path, name: str) -> Iterator[None]:
+    """This process runs the search: an flock on search.lock (freed by the kernel however the
+    process ends), so a second start of the same search is refused and the page knows it runs."""
+    with open(folder / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"search {name} is already running; wait for it, or give another --name."
+            ) from None
+        yield
+
+
+def searching(folder: Path) -> bool:
+    """Whether a process runs the search in `folder` now."""
+    try:
+        handle = open(folder / LOCK, "a+")  # noqa: SIM115
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+
+
+def _storage(folder: Path) -> Any:
+    import optuna
+
+    return optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / STUDY))
+    )
+
+
+def list_searches(root: str | Path | None = None) -> list[str]:
+    """The searches under the runs root, newest first."""
+    folder = runs.runs_root(root) / ".searches"
+    try:
+        found = [p for p in folder.iterdir() if (p / STUDY).is_file() and NAME.match(p.name)]
+    except OSError:
+        return []
+    return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def load_search(name: str, root: str | Path | None = None) -> tuple[SearchResult, Any]:
+    """The search's trials so far, and its Optuna study (for the page's plots)."""
+    import optuna
+
+    folder = search_folder(name, root)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=name, storage=_storage(folder))
+    return summary(study, name, folder), study
+
+
+def start_search(
+    name: str,
+    spec: ModelSpec,
+    config: TrainConfig,
+    space: SearchSpace,
+    *,
+    data_source: str | None,
+    trials: int,
+    root: str | Path | None = None,
+) -> Path:
+    """Start `cnn-workbench search` in its own process (the dashboard's way); its folder."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    folder = search_folder(name, root)
+    if searching(folder):
+        raise ConfigError(f"search {name} is already running; give another name.")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "model.json", spec.to_dict())
+    atomic_write_json(folder / "base-settings.json", config.to_dict())
+    atomic_write_json(folder / "space.json", space.to_dict())
+    command = [sys.executable, "-m", "cnn_core", "search", str(folder / "model.json")]
+    command += ["--config", str(folder / "base-settings.json")]
+    command += ["--space", str(folder / "space.json")]
+    command += ["--trials", str(trials), "--name", name, "--runs-dir", str(runs.runs_root(root))]
+    if data_source:
+        command += ["--data", data_source]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")) if p
+    )
+    with open(folder / "search.log", "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+        )
+    threading.Thread(target=process.wait, daemon=True).start()  # reaped: no zombie lingers
+    return folder
 
 
 def _watch(study: Any, trial: Any, run: Run, say: Callable[[str], None]) -> None:

@@ -48,7 +48,7 @@ from cnn_core.runs import (
 from cnn_core.shapes import analyze
 from cnn_core.spec import LayerSpec, ModelSpec
 
-PAGES = ("build", "train", "runs", "evaluate", "predict")
+PAGES = ("build", "train", "runs", "evaluate", "predict", "search")
 TUTORIAL = load_preset("tutorial_cnn").spec
 TUTORIAL_MODIFIED = replace(TUTORIAL, name=TUTORIAL.name + MODIFIED)  # edited, then put back
 

@@ -97,3 +97,79 @@ def test_a_trial_changes_settings_and_layers_and_the_default_space_spans_widths(
     filters = TINY.layers[0].params["filters"]
     assert (names["1.filters"].low, names["1.filters"].high) == (filters // 2, filters * 2)
     assert names["learning_rate"].kind == "log_uniform"
+
+
+def write_study(name: str, root: Path, told: list[tuple[dict, float]]) -> None:
+    """A search's study as `run_search` leaves it: real Optuna trials in its journal file, each
+    with the run it trained (made here, completed)."""
+    from dataclasses import replace as changed
+
+    from cnn_core.runs import create_run
+    from cnn_core.search import _storage, search_folder
+
+    folder = search_folder(name, root)
+    folder.mkdir(parents=True)
+    study = optuna.create_study(study_name=name, storage=_storage(folder), direction="maximize")
+    distributions = {
+        "learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True),
+        "1.filters": optuna.distributions.CategoricalDistribution([4, 8]),
+    }
+    for number, (values, score) in enumerate(told):
+        run = create_run(TINY, TrainConfig(), data_source=str(root), root=root)
+        run.write_status(changed(run.status(), state="completed", best_val_accuracy=score))
+        run.write_trial({"search": name, "trial": number, "values": values})
+        trial = optuna.trial.create_trial(
+            params=values, distributions=distributions, value=score, user_attrs={"run": run.name}
+        )
+        study.add_trial(trial)
+
+
+def test_the_search_page_shows_the_trials_the_best_and_how_the_values_relate(tmp_path):
+    from support import open_page
+
+    from cnn_core.runs import runs_root
+
+    root = runs_root()
+    told = [
+        ({"learning_rate": 0.001, "1.filters": 4}, 0.62),
+        ({"learning_rate": 0.01, "1.filters": 8}, 0.81),
+        ({"learning_rate": 0.03, "1.filters": 8}, 0.74),
+    ]
+    write_study("colours", root, told)
+    at = open_page("search")
+    assert not at.exception
+    assert at.metric[1].value == "3" and at.metric[2].value == "81.00%"
+    table = at.dataframe[0].value
+    assert list(table["validation accuracy"]) == [0.62, 0.81, 0.74]
+    assert set(table.columns) >= {"trial", "state", "run", "learning_rate", "1.filters"}
+    charts = [chart.proto.spec for chart in at.get("plotly_chart")]
+    assert any('"parcoords"' in spec for spec in charts)  # the values tried against the score
+    assert any("best so far" in spec for spec in charts)
+    best = next(b for b in at.button if b.key == "search_best_more")
+    assert best.label.startswith("Train the best (trial 1)")
+
+
+def test_the_search_page_starts_a_search_in_its_own_process(tmp_path):
+    from support import open_page
+
+    from cnn_core.runs import runs_root
+    from cnn_core.search import list_searches
+
+    data = write_colours(tmp_path / "colours", train=8, test=2)
+    at = open_page("search")
+    at.text_input(key="search_data").set_value(str(data))
+    at.number_input(key="search_trials").set_value(1)
+    at.text_input(key="search_name").set_value("from-the-page")
+    space = {"space": {"learning_rate": {"log_uniform": [0.001, 0.01]}}, "pruner": None}
+    area = next(t for t in at.text_area if t.key.startswith("search_space_"))
+    area.set_value(json.dumps(space))
+    at.button(key="search_start").click()
+    at.run(timeout=60)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    wait_until(lambda: "from-the-page" in list_searches(runs_root()), 60, every=0.5)
+    wait_until(lambda: len(list_runs(runs_root())) == 1, 60, every=0.5)
+    (run,) = list_runs(runs_root())
+    assert run.trial()["search"] == "from-the-page"
+    from cnn_core.api import request_stop
+
+    request_stop(run)  # the test need not wait for it to train

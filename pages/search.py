@@ -1,0 +1,184 @@
+"""Search: start a hyperparameter search (Optuna; every trial a run in the queue) and watch it:
+its trials, the best so far, how the values tried relate to the score, which matter most, and
+the best trial trained on in one click. The search runs in its own process (`cnn_core.search`);
+this page reads its study."""
+
+import json
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from cnn_core import api, settings
+from cnn_core.config import TrainConfig, config_from_dict
+from cnn_core.errors import UserError
+from cnn_core.presets import list_presets
+from cnn_core.runs import open_run, runs_root, slug
+from cnn_core.search import default_space, list_searches, load_search, parse_space, searching
+from cnn_core.search import start_search as launch_search
+from dashboard.routing import ensure_routed
+from dashboard.text import plain, show_error
+
+ensure_routed()  # first: even a fresh server's first request goes through app.py
+
+st.title("Search")
+if settings.shared_mode():
+    st.info(
+        "Searches are not offered on a shared server yet: their trials would train under no "
+        "one's name. Run `cnn-workbench search` on your own machine.",
+        icon=":material/info:",
+    )
+    st.stop()
+
+
+def start_ui() -> None:
+    presets = {p.id: p for p in list_presets()}
+    with st.expander("Start a search", expanded=not list_searches()):
+        choice = st.selectbox(
+            "Architecture", list(presets), format_func=lambda pid: presets[pid].spec.name
+        )
+        preset = presets[choice]
+        config = config_from_dict(preset.config, source=choice) if preset.config else TrainConfig()
+        source = st.text_input("Data source", value=settings.data_source(), key="search_data")
+        trials = st.number_input("Trials", 1, 1000, 10, key="search_trials")
+        name = st.text_input("Name", value=f"{slug(preset.spec.name)}-search", key="search_name")
+        shown = json.dumps(default_space(preset.spec, config).to_dict(), indent=1)
+        text = st.text_area(
+            "Search space (JSON: settings by key, layer parameters by number, e.g. 1.filters)",
+            value=shown,
+            height=220,
+            key=f"search_space_{choice}",
+        )
+        if st.button("Start the search", type="primary", key="search_start"):
+            try:
+                space = parse_space(json.loads(text), preset.spec, config)
+                launch_search(
+                    name,
+                    preset.spec,
+                    config,
+                    space,
+                    data_source=source.strip() or None,
+                    trials=int(trials),
+                )
+            except ValueError as exc:  # not JSON
+                st.error(plain(f"The search space is not valid JSON: {exc}"))
+            except UserError as exc:
+                show_error(exc)
+            else:
+                st.session_state.search_shown = name
+                st.rerun()
+
+
+def trials_ui(name: str) -> None:
+    try:
+        result, study = load_search(name, runs_root())
+    except (UserError, KeyError, OSError, ValueError) as exc:  # a damaged or missing journal
+        st.error(plain(f"The search {name} cannot be read: {exc}"), icon=":material/error:")
+        return
+    live = searching(runs_root() / ".searches" / name)
+    best = result.best
+    cols = st.columns(3)
+    cols[0].metric("State", "searching" if live else "stopped")
+    cols[1].metric("Trials", len(result.trials))
+    cols[2].metric("Best validation accuracy", f"{best.value:.2%}" if best else "-")
+    rows = [
+        {"trial": t.number, "state": t.state, "validation accuracy": t.value, "run": t.run}
+        | dict(t.values)
+        for t in result.trials
+    ]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="search_trials_table")
+    scored = [t for t in result.trials if t.value is not None]
+    if scored:
+        best_so_far, top = [], 0.0
+        for t in scored:
+            top = max(top, t.value)
+            best_so_far.append(top)
+        figure = go.Figure(
+            [
+                go.Scatter(
+                    x=[t.number for t in scored],
+                    y=[t.value for t in scored],
+                    mode="markers",
+                    name="trial",
+                ),
+                go.Scatter(
+                    x=[t.number for t in scored], y=best_so_far, mode="lines", name="best so far"
+                ),
+            ]
+        )
+        figure.update_layout(
+            title="Validation accuracy by trial",
+            height=300,
+            xaxis_title="trial",
+            yaxis_title="validation accuracy",
+        )
+        st.plotly_chart(figure, key="search_best")
+    if len(scored) >= 2:
+        st.plotly_chart(parallel_figure(scored), key="search_parallel")
+        importances_ui(study)
+    if best and best.run:
+        more = st.number_input("More epochs for the best", 1, 10_000, 10, key="search_more")
+        if st.button(
+            f"Train the best (trial {best.number}) {more} more epochs", key="search_best_more"
+        ):
+            try:
+                api.resume_run(open_run(best.run), more_epochs=int(more))
+            except UserError as exc:
+                show_error(exc)
+            else:
+                st.query_params["run"] = best.run
+                st.switch_page("pages/train.py")
+
+
+def parallel_figure(scored: list) -> go.Figure:
+    """Each trial as a line through the values it tried, coloured by its score."""
+    keys = sorted({key for t in scored for key in t.values})
+    dimensions = []
+    for key in keys:
+        values = [t.values.get(key) for t in scored]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            dimensions.append({"label": key, "values": values})
+        else:  # choices that are not numbers: their position in the list
+            labels = sorted({json.dumps(v) for v in values})
+            dimensions.append(
+                {
+                    "label": key,
+                    "values": [labels.index(json.dumps(v)) for v in values],
+                    "tickvals": list(range(len(labels))),
+                    "ticktext": labels,
+                }
+            )
+    scores = [t.value for t in scored]
+    dimensions.append({"label": "validation accuracy", "values": scores})
+    figure = go.Figure(
+        go.Parcoords(line={"color": scores, "colorscale": "Viridis"}, dimensions=dimensions)
+    )
+    figure.update_layout(title="Values tried, and the score", height=320)
+    return figure
+
+
+def importances_ui(study) -> None:
+    import optuna
+
+    try:
+        found = optuna.importance.get_param_importances(study)
+    except (ImportError, RuntimeError, ValueError) as exc:  # too few trials, or a missing package
+        st.caption(plain(f"Parameter importances are not available yet ({exc})."))
+        return
+    figure = go.Figure(go.Bar(x=list(found.values()), y=list(found), orientation="h"))
+    figure.update_layout(title="Which values mattered most (Optuna's importance)", height=260)
+    st.plotly_chart(figure, key="search_importances")
+
+
+start_ui()
+names = list_searches(runs_root())
+if not names:
+    st.info("No searches yet.", icon=":material/info:")
+    st.stop()
+shown = st.session_state.get("search_shown")
+chosen = st.selectbox(
+    "Search", names, index=names.index(shown) if shown in names else 0, key="search_choice"
+)
+live = searching(runs_root() / ".searches" / chosen)
+st.fragment(run_every=3.0 if live else None)(trials_ui)(chosen)  # a live search: redrawn
