@@ -110,7 +110,7 @@ def trials_ui(name: str) -> None:
         figure.update_layout(
             title="Validation accuracy by trial",
             height=300,
-            xaxis_title="trial",
+            xaxis={"title": "trial", "dtick": 1},  # trials are whole numbers
             yaxis_title="validation accuracy",
         )
         st.plotly_chart(figure, key="search_best")
@@ -154,7 +154,10 @@ def parallel_figure(scored: list) -> go.Figure:
     figure = go.Figure(
         go.Parcoords(line={"color": scores, "colorscale": "Viridis"}, dimensions=dimensions)
     )
-    figure.update_layout(title="Values tried, and the score", height=320)
+    # margins: the outer axes' names and ticks are drawn beyond the plot's edges
+    figure.update_layout(
+        title="Values tried, and the score", height=340, margin={"l": 70, "r": 90, "t": 80}
+    )
     return figure
 
 
@@ -167,7 +170,11 @@ def importances_ui(study) -> None:
         st.caption(plain(f"Parameter importances are not available yet ({exc})."))
         return
     figure = go.Figure(go.Bar(x=list(found.values()), y=list(found), orientation="h"))
-    figure.update_layout(title="Which values mattered most (Optuna's importance)", height=260)
+    figure.update_layout(
+        title="Which values mattered most (Optuna's importance)",
+        height=260,
+        margin={"l": 120},  # the parameters' names, at the left of their bars
+    )
     st.plotly_chart(figure, key="search_importances")
 
 
