@@ -175,7 +175,7 @@ def history_rows(run: Run) -> int:
 # --- the path ---------------------------------------------------------------------------------
 
 
-PAGES = ["Build", "Train", "Runs", "Evaluate", "Predict"]
+PAGES = ["Build", "Train", "Runs", "Evaluate", "Predict", "Search"]
 
 
 def test_a_new_users_path(app: App, page: Page) -> None:
@@ -408,7 +408,7 @@ def watch_epochs(page: Page, run: Run, *, epochs: int) -> list[float]:
     return [round(shown[n] - written[n], 2) for n in sorted(shown)]
 
 
-def test_tabs_opened_together_on_a_fresh_server_each_show_the_five_pages(app: App, page: Page):
+def test_tabs_opened_together_on_a_fresh_server_each_show_the_six_pages(app: App, page: Page):
     """After a restart every open tab reconnects at once: each first run is set up the old
     pages-folder way, and each must still end in app.py's navigation (a check of the server's
     flag alone let all but the first show every file in pages/)."""
@@ -421,4 +421,25 @@ def test_tabs_opened_together_on_a_fresh_server_each_show_the_five_pages(app: Ap
         expect(tab.get_by_test_id("stSidebarNav")).to_be_visible()
         settled(tab)
         assert sidebar_pages(tab) == PAGES, tab.url
+    assert "Traceback" not in app.log.read_text(errors="replace")
+
+
+def test_the_search_page_in_chromium_at_a_laptop_and_a_wide_screen(app: App, page: Page):
+    """A search's trials as users see them: the table, the best-so-far curve, the parallel
+    coordinates and the importances drawn (a real Optuna study, its trials' runs on disk)."""
+    from test_search import write_study
+
+    told = [
+        ({"learning_rate": 0.001, "1.filters": 4}, 0.62),
+        ({"learning_rate": 0.01, "1.filters": 8}, 0.81),
+        ({"learning_rate": 0.03, "1.filters": 8}, 0.74),
+    ]
+    write_study("colours-search", app.runs, told)
+    for width, height in ((1024, 768), (WIDTH, HEIGHT)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{app.url}/search")
+        expect(page.locator(".js-plotly-plot .parcoords")).to_have_count(1)
+        expect(page.locator(".js-plotly-plot")).to_have_count(3)
+        settled(page)
+        screenshot(page, f"search-{width}", width=width, height=height)
     assert "Traceback" not in app.log.read_text(errors="replace")
