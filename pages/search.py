@@ -118,10 +118,10 @@ def trials_ui(name: str) -> None:
         st.plotly_chart(parallel_figure(scored), key="search_parallel")
         importances_ui(study)
     if best and best.run:
-        more = st.number_input("More epochs for the best", 1, 10_000, 10, key="search_more")
-        if st.button(
-            f"Train the best (trial {best.number}) {more} more epochs", key="search_best_more"
-        ):
+        left, right = st.columns([1, 3], vertical_alignment="bottom")
+        more = left.number_input("More epochs", 1, 10_000, 10, key="search_more")
+        label = f"Train the best (trial {best.number}) {more} more epochs"
+        if right.button(label, key="search_best_more", icon=":material/play_arrow:"):
             try:
                 api.resume_run(open_run(best.run), more_epochs=int(more))
             except UserError as exc:
