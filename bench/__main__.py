@@ -150,8 +150,9 @@ def report() -> str:
         lines += [
             "## Bookkeeping overhead (`python -m bench.bookkeeping`)",
             "",
-            "Time spent inside the run recorder and the TensorBoard callback (history, "
-            "progress, status, TensorBoard's event files, checkpoint every "
+            "Time spent inside the run recorder and its reporters "
+            f"({bookkeeping.get('tracked', 'none')}: history, "
+            "progress, status, the reporters' files and calls, checkpoint every "
             "epoch; stop and NaN checks every batch): "
             f"{bookkeeping['recorder_seconds_per_epoch'] * 1000:.0f} ms per epoch, "
             f"{bookkeeping['recorder_percent']:.2f}% of a bare `model.fit` epoch of "
