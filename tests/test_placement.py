@@ -165,13 +165,14 @@ def test_a_diverging_run_on_two_devices_is_told_so(setup, tmp_path):
     assert "Lower the learning rate" in result["error"] and "Traceback" not in err
 
 
-def test_more_devices_than_there_are_fail_the_run_with_what_there_is(setup, tmp_path):
-    args = ["train", str(setup["spec"]), "--data", str(setup["data"]), "--devices", "4"]
-    process = cli(*args, "--runs-dir", str(tmp_path), "--json", backend="jax")
-    out, _ = process.communicate(timeout=240)
-    result = json.loads(out.strip().splitlines()[-1])
-    assert process.returncode == 2 and result["state"] == "failed"
-    assert "devices 4 asks for more devices than there are: 2 CPU devices here" in result["error"]
+def test_more_devices_than_there_are_are_refused_with_what_there_is():
+    """In this process (TensorFlow, the CPU not split: one device); the worker fails the run
+    with this message (exit 2), as with any other ConfigError."""
+    from cnn_core.training.placement import place
+
+    with pytest.raises(ConfigError, match="devices 4 asks for more devices than there are: 1 CPU"):
+        place(TrainConfig(devices=4))
+    assert place(TrainConfig()).describe() == "1 CPU device"
 
 
 def test_devices_are_validated_with_a_fix():
