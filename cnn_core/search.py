@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import math
 import re
@@ -121,6 +122,10 @@ def parse_space(
     dimensions = tuple(
         _dimension(name, value, spec, source) for name, value in data["space"].items()
     )
+    spans = sorted(span for d in dimensions if (span := _repeated(d.name)))
+    for (_, last), (first, _) in itertools.pairwise(spans):
+        if first <= last:
+            raise ConfigError(f"{source}: two repeated blocks overlap; give each layer to one.")
     space = SearchSpace(dimensions, sampler, pruner)
     if sampler == "grid" and any(d.kind != "choice" for d in dimensions):
         raise ConfigError(f'{source}: the grid sampler takes choices only ({{"choice": [...]}}).')
@@ -135,7 +140,9 @@ def _dimension(name: Any, value: Any, spec: ModelSpec, source: str) -> Dimension
     if not isinstance(name, str):
         raise ConfigError(f"{source}: every key must be a setting or a layer's parameter.")
     head, dot, param = name.partition(".")
-    if dot and head.isdigit():
+    if REPEATS.match(name):
+        _check_repeats(name, value, spec, where)
+    elif dot and head.isdigit():
         index = int(head) - 1
         if not 0 <= index < len(spec.layers):
             raise ConfigError(
@@ -175,6 +182,37 @@ def _dimension(name: Any, value: Any, spec: ModelSpec, source: str) -> Dimension
     return Dimension(name, kind, float(bounds[0]), float(bounds[1]))
 
 
+REPEATS = re.compile(r"^(\d+)(?:-(\d+))?\.repeats$")  # "2-3.repeats": layers 2 to 3, k times
+MAX_REPEATS = 8
+
+
+def _repeated(name: str) -> tuple[int, int] | None:
+    """(first, last) layers, counted from 0, of a "N-M.repeats" key; None for another key."""
+    found = REPEATS.match(name)
+    if not found:
+        return None
+    first = int(found.group(1)) - 1
+    return first, int(found.group(2) or found.group(1)) - 1
+
+
+def _check_repeats(name: str, value: Any, spec: ModelSpec, where: str) -> None:
+    first, last = _repeated(name) or (0, 0)
+    if not 0 <= first <= last < len(spec.layers):
+        raise ConfigError(
+            f"{where}: the layers to repeat must lie within 1 to {len(spec.layers)}, first to "
+            "last (e.g. 2-3.repeats)."
+        )
+    counts = value.get("choice") if isinstance(value, dict) else None
+    if isinstance(value, dict) and "int" in value and isinstance(value["int"], list):
+        counts = value["int"]
+    ok = isinstance(counts, list) and counts and all(isinstance(c, int) for c in counts)
+    if not ok or not all(1 <= c <= MAX_REPEATS for c in counts):
+        raise ConfigError(
+            f'{where}: how many times the layers appear: {{"int": [1, 3]}} or {{"choice": [1, '
+            f"2]}}, whole numbers from 1 to {MAX_REPEATS}."
+        )
+
+
 def default_space(spec: ModelSpec, config: TrainConfig) -> SearchSpace:
     """The learning rate within 10x either way (log-uniform), weight decay from none to 1e-3,
     and each convolution's filters and dense layer's units within a factor of 2."""
@@ -197,13 +235,18 @@ def apply(
 ) -> tuple[ModelSpec, TrainConfig]:
     """The spec and configuration of one trial: `config` with the settings of `values`, `spec`
     with their layer parameters; a `ConfigError` if either is not valid."""
-    settings = {k: v for k, v in values.items() if not _is_layer(k)}
+    settings = {k: v for k, v in values.items() if not _is_layer(k) and not _repeated(k)}
     layers = list(spec.layers)
     for name, value in values.items():
         if _is_layer(name):
             head, _, param = name.partition(".")
             index = int(head) - 1
             layers[index] = LayerSpec(layers[index].type, {**layers[index].params, param: value})
+    # Repeats last, from the end, so that every key's numbers are the base spec's.
+    spans = sorted(((_repeated(k), v) for k, v in values.items() if _repeated(k)), reverse=True)
+    for (first, last), times in spans:
+        block = layers[first : last + 1]
+        layers[first : last + 1] = block * int(times)
     trial_spec = replace(spec, layers=tuple(layers))
     problems = analyze(trial_spec).problems
     if problems:

@@ -173,3 +173,29 @@ def test_the_search_page_starts_a_search_in_its_own_process(tmp_path):
     from cnn_core.api import request_stop
 
     request_stop(run)  # the test need not wait for it to train
+
+
+def test_a_block_of_layers_can_be_repeated_a_searched_number_of_times():
+    from support import tiny_net
+
+    from cnn_core.spec import LayerSpec
+
+    conv = LayerSpec("Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same"})
+    spec = tiny_net(conv, LayerSpec("BatchNormalization"))
+    space = parse_space({"space": {"2-3.repeats": {"int": [1, 3]}}}, spec, TrainConfig())
+    assert space.dimensions[0].name == "2-3.repeats"
+    three, _ = apply(spec, TrainConfig(), {"2-3.repeats": 3, "2.filters": 8})
+    kinds = [layer.type for layer in three.layers]
+    assert kinds == [spec.layers[0].type, *["Conv2D", "BatchNormalization"] * 3, *kinds[7:]]
+    assert len(three.layers) == len(spec.layers) + 4
+    assert all(layer.params["filters"] == 8 for layer in three.layers[1:7:2])  # each copy
+    with pytest.raises(ConfigError, match="within 1 to"):
+        parse_space({"space": {"2-30.repeats": {"int": [1, 2]}}}, spec, TrainConfig())
+    with pytest.raises(ConfigError, match="whole numbers from 1 to 8"):
+        parse_space({"space": {"2.repeats": {"int": [0, 2]}}}, spec, TrainConfig())
+    with pytest.raises(ConfigError, match="overlap"):
+        parse_space(
+            {"space": {"2-3.repeats": {"int": [1, 2]}, "3.repeats": {"int": [1, 2]}}},
+            spec,
+            TrainConfig(),
+        )
