@@ -17,6 +17,7 @@ from cnn_core.runs import open_run, runs_root, slug
 from cnn_core.search import default_space, list_searches, load_search, parse_space, searching
 from cnn_core.search import start_search as launch_search
 from dashboard.routing import ensure_routed
+from dashboard.search_form import space_form_ui
 from dashboard.text import plain, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
@@ -42,13 +43,21 @@ def start_ui() -> None:
         source = st.text_input("Data source", value=settings.data_source(), key="search_data")
         trials = st.number_input("Trials", 1, 1000, 10, key="search_trials")
         name = st.text_input("Name", value=f"{slug(preset.spec.name)}-search", key="search_name")
-        shown = json.dumps(default_space(preset.spec, config).to_dict(), indent=1)
-        text = st.text_area(
-            "Search space (JSON: settings by key, layer parameters by number, e.g. 1.filters)",
-            value=shown,
-            height=220,
-            key=f"search_space_{choice}",
-        )
+        start = default_space(preset.spec, config)
+        as_json = st.toggle("Write the search space as JSON", key="search_as_json")
+        if as_json:
+            text = st.text_area(
+                "Search space (JSON: settings by key, layer parameters by number, e.g. "
+                "1.filters, and 2-3.repeats for a block)",
+                value=json.dumps(start.to_dict(), indent=1),
+                height=220,
+                key=f"search_space_{choice}",
+            )
+        else:
+            with st.container(border=True):
+                text = json.dumps(space_form_ui(preset.spec, config, start))
+            with st.expander("This search space as JSON (for cnn-workbench search --space)"):
+                st.code(json.dumps(json.loads(text), indent=1), language="json")
         if st.button("Start the search", type="primary", key="search_start"):
             try:
                 space = parse_space(json.loads(text), preset.spec, config)

@@ -161,6 +161,8 @@ def test_the_search_page_starts_a_search_in_its_own_process(tmp_path):
     at.number_input(key="search_trials").set_value(1)
     at.text_input(key="search_name").set_value("from-the-page")
     space = {"space": {"learning_rate": {"log_uniform": [0.001, 0.01]}}, "pruner": None}
+    at.toggle(key="search_as_json").set_value(True)
+    at.run(timeout=60)
     area = next(t for t in at.text_area if t.key.startswith("search_space_"))
     area.set_value(json.dumps(space))
     at.button(key="search_start").click()
@@ -199,3 +201,27 @@ def test_a_block_of_layers_can_be_repeated_a_searched_number_of_times():
             spec,
             TrainConfig(),
         )
+
+
+def test_the_search_form_makes_the_space_from_the_declared_widgets():
+    from support import open_page
+
+    at = open_page("search")
+    assert not at.exception
+    chosen = at.multiselect(key="space_settings")
+    assert "learning_rate" in chosen.value  # the default space's settings, by their labels
+    at.number_input(key="space_lr_lo").set_value(0.0005)
+    at.number_input(key="space_lr_hi").set_value(0.02)
+    layers = at.multiselect(key="space_layers")
+    assert layers.value  # each width of the chosen preset, within a factor of two
+    at.run(timeout=60)
+    space = json.loads(at.code[0].value)["space"]
+    assert space["learning_rate"] == {"log_uniform": [0.0005, 0.02]}
+    assert set(layers.value) <= set(space)
+    parse_space({"space": space}, _preset_spec(at), TrainConfig())  # a valid space
+
+
+def _preset_spec(at):
+    from cnn_core.presets import load_preset
+
+    return load_preset(at.selectbox[0].value).spec
