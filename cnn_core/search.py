@@ -383,8 +383,8 @@ def _search(
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             say(f"trial {trial.number}: not trained ({exc})")
             continue
+        trial.set_user_attr("run", run.name)  # first: a search killed now finds its run again
         run.write_trial({"search": name, "trial": trial.number, "values": values})
-        trial.set_user_attr("run", run.name)
         say(f"trial {trial.number}: run {run.name} {values}")
         api.launch_run(run)
         _watch(study, trial, run, say)

@@ -44,7 +44,7 @@ def test_a_killed_search_started_again_goes_on_and_ends_with_four_runs(tmp_path)
     args += ("--trials", "4", "--name", "colours")
     first = search(*args, root=root)
     # Killed while its second trial trains: that run's own process trains on.
-    wait_until(lambda: len(list_runs(root)) >= 2, 120, every=0.2)
+    wait_until(lambda: sum(run.trial() is not None for run in list_runs(root)) >= 2, 120, every=0.2)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     again = search(*args, "--json", root=root)
