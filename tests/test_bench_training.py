@@ -1,0 +1,69 @@
+"""`bench.training`'s verdict on the CPU presets and its section of BENCHMARKS.md, on runs shaped
+as it records them (the benchmark itself trains on CIFAR-10 for many minutes: it is run by hand,
+not here)."""
+
+from __future__ import annotations
+
+from bench.__main__ import training_section
+from bench.training import judged
+
+
+def run(accuracy: float, wall: float, seed: int = 1) -> dict:
+    return {
+        "epoch_seconds": [20.0, 15.0, 15.0],
+        "test_accuracy": accuracy,
+        "precision": "bfloat16 mixed",
+        "peak_rss_mb": 900.0,
+        "wall_seconds": wall,
+        "run_dir": "runs/x",
+        "seed": seed,
+    }
+
+
+def test_a_preset_meets_its_goal_only_on_every_seed_in_time_and_within_a_point():
+    tutorial = 130.0
+    good = [run(0.853, 120.0, 1), run(0.858, 125.0, 2), run(0.861, 128.0, 3)]
+    verdict = judged("fast_cpu", good, tutorial)
+    assert verdict["met"] and verdict["test_accuracy"] == 0.853  # the worst seed
+    assert verdict["seeds"] == [1, 2, 3] and abs(verdict["accuracy_spread"] - 0.008) < 1e-9
+    assert abs(verdict["time_ratio"] - 373 / 3 / 130) < 1e-9  # the mean wall time
+    one_short = [run(0.849, 120.0, 1), *good[1:]]
+    assert not judged("fast_cpu", one_short, tutorial)["met"]
+    slow = [run(0.86, 140.0, seed) for seed in (1, 2, 3)]
+    assert not judged("fast_cpu", slow, tutorial)["met"]
+    scattered = [run(0.85, 120.0, 1), run(0.87, 120.0, 2), run(0.86, 120.0, 3)]
+    assert not judged("fast_cpu", scattered, tutorial)["met"]  # 2 points apart
+    # best_cpu's goal: 90% in three times the tutorial's time
+    assert judged("best_cpu", [run(0.905, 380.0, s) for s in (1, 2, 3)], tutorial)["met"]
+    assert not judged("best_cpu", [run(0.905, 400.0, s) for s in (1, 2, 3)], tutorial)["met"]
+
+
+def test_the_section_shows_each_preset_against_the_tutorial_script():
+    tutorial = {
+        "epoch_seconds": [12.0, 10.0, 10.0],
+        "test_accuracy": 0.70,
+        "wall_seconds": 130.0,
+        "peak_rss_mb": 3800.0,
+    }
+    engine = {
+        "runs": [run(0.64, 40.0), run(0.64, 40.0)],
+        "steady_epoch_seconds": 6.0,
+        "peak_rss_mb": 1200.0,
+        "test_accuracy": 0.64,
+        "precision": "bfloat16 mixed",
+    }
+    fast = judged("fast_cpu", [run(0.80, 120.0, s) for s in (1, 2, 3)], 130.0)
+    training = {
+        "bare_tutorial": tutorial,
+        "engine_tutorial": engine,
+        "engine_tutorial_float32": engine,
+        "presets": {"fast_cpu": fast},
+        "epoch_ratio": 0.6,
+        "epoch_ratio_float32": 0.6,
+        "memory_ratio": 0.32,
+    }
+    text = "\n".join(training_section(training))
+    assert "| wall time (s): tutorial 15 epochs vs our `fast_cpu` preset" in text
+    assert "| 130 | 120 | 0.92 | <= 1: met |" in text
+    assert "| 0.7000 | 0.8000 | | >= 0.85, spread <= 0.01: **not met** |" in text
+    assert "`fast_cpu`: wall times 120 s, 120 s, 120 s" in text
