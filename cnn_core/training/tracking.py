@@ -37,6 +37,21 @@ EXPERIMENT = "cnn-workbench"  # the experiment's name when MLFLOW_EXPERIMENT_NAM
 MLFLOW_STATUS = {State.COMPLETED: "FINISHED", State.STOPPED: "KILLED"}
 
 
+def _tensorboard(run: Run) -> keras.callbacks.Callback | None:
+    """Keras' TensorBoard callback for the run, or None (logged) where TensorFlow or TensorBoard
+    cannot be imported: the callback writes through TensorFlow's summary ops, whatever the
+    backend (a JAX machine without TensorFlow trains without event files)."""
+    try:
+        import tensorboard  # noqa: F401
+        import tensorflow  # noqa: F401
+    except ImportError as exc:
+        log.info("TensorBoard event files are off: %s", exc)
+        return None
+    return keras.callbacks.TensorBoard(
+        log_dir=str(run.tensorboard_dir), write_graph=True, update_freq="epoch"
+    )
+
+
 def mlflow_wanted() -> bool:
     return bool(os.environ.get(MLFLOW_ENV, "").strip())
 
@@ -55,15 +70,9 @@ class Tracking:
         tracking = cls(run)
         if not run.writes:
             return tracking
-        missing = [p for p in ("tensorflow", "tensorboard") if importlib.util.find_spec(p) is None]
-        if missing:  # Keras' callback writes through TensorFlow's summary ops, whatever backend
-            log.info("TensorBoard event files are off: %s not installed", ", ".join(missing))
-        else:
-            tracking.callbacks.append(
-                keras.callbacks.TensorBoard(
-                    log_dir=str(run.tensorboard_dir), write_graph=True, update_freq="epoch"
-                )
-            )
+        board = _tensorboard(run)
+        if board is not None:
+            tracking.callbacks.append(board)
         if mlflow_wanted():
             tracking.mlflow = _MlflowRun.begin(run, config, spec, tracking.notes)
             if tracking.mlflow is not None:
