@@ -182,7 +182,7 @@ def test_a_block_of_layers_can_be_repeated_a_searched_number_of_times():
 
     from cnn_core.spec import LayerSpec
 
-    conv = LayerSpec("Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same"})
+    conv = LayerSpec("Conv2D", {"filters": 6, "kernel_size": 3, "padding": "same"})
     spec = tiny_net(conv, LayerSpec("BatchNormalization"))
     space = parse_space({"space": {"2-3.repeats": {"int": [1, 3]}}}, spec, TrainConfig())
     assert space.dimensions[0].name == "2-3.repeats"
