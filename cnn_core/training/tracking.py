@@ -101,7 +101,6 @@ class _MlflowRun:
     run_id: str
     notes: list[str]
     broken: bool = False
-    pending: list[Any] = field(default_factory=list)  # epochs' metrics still being written
 
     @classmethod
     def begin(
@@ -158,17 +157,11 @@ class _MlflowRun:
 
         now = int(time.time() * 1000)
         batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
-        # Written in MLflow's own background thread: the next epoch does not wait for it.
-        self._safely(self._log_later, batch)
-
-    def _log_later(self, batch: list[Any]) -> None:
-        operation = self.client.log_batch(self.run_id, metrics=batch, synchronous=False)
-        if operation is not None:
-            self.pending.append(operation)
+        # Synchronous: MLflow's background logging thread slowed the training beside it by
+        # half (bench.bookkeeping, A/B), where writing an epoch's figures takes milliseconds.
+        self._safely(self.client.log_batch, self.run_id, metrics=batch)
 
     def end(self, run: Run, status: RunStatus) -> None:
-        for operation in self.pending:  # every epoch's figures are in before the run ends
-            self._safely(operation.wait)
         if run.model_path.is_file():
             self._safely(self.client.log_artifact, self.run_id, str(run.model_path), "model")
         self._safely(
