@@ -931,6 +931,7 @@ def classifier_head(num_classes: int) -> Head:
 
 
 FREEZE_KEY = "trainable"  # a kind with this key can be frozen: what fine-tuning unfreezes
+WIDTH_KEYS = ("filters", "units")  # the keys that set how wide a layer is (a search varies them)
 
 
 def freezable_layers(layers: Iterable[Any]) -> list[tuple[int, bool]]:

@@ -33,7 +33,7 @@ from cnn_core import api, runs
 from cnn_core.config import SETTING_NAMES, TrainConfig, config_with_settings
 from cnn_core.errors import ConfigError, UserError
 from cnn_core.files import atomic_write_json, read_bounded
-from cnn_core.layers import KINDS
+from cnn_core.layers import KINDS, WIDTH_KEYS
 from cnn_core.runs import Run, State
 from cnn_core.shapes import analyze
 from cnn_core.spec import LayerSpec, ModelSpec
@@ -222,7 +222,7 @@ def default_space(spec: ModelSpec, config: TrainConfig) -> SearchSpace:
         Dimension("weight_decay", "choice", choices=(0.0, 1e-5, 1e-4, 1e-3)),
     ]
     for index, layer in enumerate(spec.layers):
-        for param in ("filters", "units"):
+        for param in WIDTH_KEYS:
             value = layer.params.get(param)
             if isinstance(value, int) and param in KINDS[layer.type].param_names:
                 low, high = max(1, value // 2), value * 2

@@ -47,10 +47,10 @@ def space_form_ui(spec: ModelSpec, config: TrainConfig, start: SearchSpace) -> d
     )
     space: dict[str, Any] = {}
     for name in chosen:
-        space[name] = _setting_range(settings[name], first.get(name), config)
+        space[name] = _setting_range_ui(settings[name], first.get(name), config)
     for key in layers:
         layer, param = layer_params[key]
-        space[key] = _param_range(key, param, layer.params.get(param.name, param.default))
+        space[key] = _param_range_ui(key, param, layer.params.get(param.name, param.default))
     sampler = st.selectbox("Sampler", ("tpe", "random", "grid"), key="space_sampler")
     pruner = st.selectbox(
         "Stop poor trials early",
@@ -69,7 +69,7 @@ def _searchable(setting: Setting) -> bool:
     return setting.kind in ("number", "integer", "choice", "boolean") and not setting.backends
 
 
-def _setting_range(setting: Setting, start: Any, config: TrainConfig) -> dict[str, Any]:
+def _setting_range_ui(setting: Setting, start: Any, config: TrainConfig) -> dict[str, Any]:
     key = f"space_{setting.key}"
     if setting.kind in ("choice", "boolean"):
         options = list(setting.choices) if setting.kind == "choice" else [True, False]
@@ -116,7 +116,7 @@ def _setting_range(setting: Setting, start: Any, config: TrainConfig) -> dict[st
     return {"log_uniform" if log and lo > 0 else "uniform": [float(lo), float(hi)]}
 
 
-def _param_range(key: str, param: Param, value: Any) -> dict[str, Any]:
+def _param_range_ui(key: str, param: Param, value: Any) -> dict[str, Any]:
     low = param.low if param.low is not None else 0
     high = param.high if param.high is not None else 1e6
     if param.high_open and param.type == "float":

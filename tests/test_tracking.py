@@ -71,8 +71,8 @@ def test_with_an_mlflow_store_a_run_logs_its_settings_epochs_model_and_evaluatio
     assert logged.data.params["architecture"] == TINY.name
     losses = [m.value for m in client.get_metric_history(record["run_id"], "loss")]
     assert losses == pytest.approx([row["loss"] for row in run.history()], rel=1e-5)
-    artifacts = [a.path for a in client.list_artifacts(record["run_id"], "model")]
-    assert artifacts == ["model/model.keras"]
+    artifacts = [a.path for a in client.list_artifacts(record["run_id"], "keras")]
+    assert artifacts == ["keras/model.keras"]
     report = evaluate_run(run)
     logged = client.get_run(record["run_id"])
     assert logged.data.metrics["test_accuracy"] == pytest.approx(report.accuracy)

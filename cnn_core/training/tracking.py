@@ -25,12 +25,14 @@ from typing import Any
 
 from cnn_core._keras import keras
 from cnn_core.config import TrainConfig
+from cnn_core.layers import format_shape
 from cnn_core.runs import Run, RunStatus, State
 from cnn_core.spec import ModelSpec
 
 log = logging.getLogger("cnn_core.train")  # one logger for the worker (`_attach_log`)
 
 MLFLOW_ENV = "MLFLOW_TRACKING_URI"
+ARTIFACTS = "keras"  # the MLflow run's artifact folder that holds model.keras
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 EXPERIMENT = "cnn-workbench"  # the experiment's name when MLFLOW_EXPERIMENT_NAME is not set
 # How MLflow names a run's end, by the state it ended in.
@@ -140,9 +142,7 @@ class _MlflowRun:
 
     def log_params(self, config: TrainConfig, spec: ModelSpec) -> None:
         params = {key: _param(value) for key, value in _flat(config.to_dict()).items()}
-        params.update(
-            {"architecture": spec.name, "input_shape": "x".join(map(str, spec.input_shape))}
-        )
+        params.update({"architecture": spec.name, "input_shape": format_shape(spec.input_shape)})
         params.update({f"layer_{i + 1}": _layer(layer) for i, layer in enumerate(spec.layers)})
         from mlflow.entities import Param
 
@@ -163,7 +163,7 @@ class _MlflowRun:
 
     def end(self, run: Run, status: RunStatus) -> None:
         if run.model_path.is_file():
-            self._safely(self.client.log_artifact, self.run_id, str(run.model_path), "model")
+            self._safely(self.client.log_artifact, self.run_id, str(run.model_path), ARTIFACTS)
         self._safely(
             self.client.set_terminated, self.run_id, MLFLOW_STATUS.get(status.state, "FAILED")
         )
