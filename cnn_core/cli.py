@@ -31,7 +31,7 @@ from cnn_core.config import (
 from cnn_core.errors import ConfigError, SpecError, UserError, exit_code_of
 from cnn_core.layers import format_shape
 from cnn_core.progress import placement_text
-from cnn_core.runs import Run, RunStatus, State, list_runs, open_run, runs_root
+from cnn_core.runs import EvaluationReport, Run, RunStatus, State, list_runs, open_run, runs_root
 from cnn_core.shapes import Analysis, analyze
 from cnn_core.spec import ModelSpec, load_spec
 from cnn_core.terminal import terminal_safe
@@ -151,6 +151,12 @@ def _parser() -> argparse.ArgumentParser:
         + ", ".join(SETTING_NAMES),
     )
     p.add_argument("--detach", action="store_true", help="train in the background and return")
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="once training completes, evaluate the model on the test set in the same process "
+        "(as `evaluate` does; the report is stored with the run)",
+    )
     p.add_argument(
         "--create-only",
         action="store_true",
@@ -470,9 +476,20 @@ def _exit_code(status: RunStatus, outcome: Outcome | None) -> int:
     return UserError.exit_code if status.state in (State.FAILED, State.DIVERGED) else 0
 
 
-def _report(run: Run, status: RunStatus, *, as_json: bool, outcome: Outcome | None = None) -> int:
+def _report(
+    run: Run,
+    status: RunStatus,
+    *,
+    as_json: bool,
+    outcome: Outcome | None = None,
+    evaluation: EvaluationReport | None = None,
+) -> int:
     if as_json:
-        say(json.dumps(_run_summary(run, status)))
+        summary = _run_summary(run, status)
+        if evaluation is not None:
+            summary["test_accuracy"] = evaluation.accuracy
+            summary["test_images"] = evaluation.n
+        say(json.dumps(summary))
     else:
         best = status.best_val_accuracy
         line = (
@@ -484,6 +501,8 @@ def _report(run: Run, status: RunStatus, *, as_json: bool, outcome: Outcome | No
         if where:
             line += f", {where}"
         say(line)
+        if evaluation is not None:
+            say(f"test accuracy {evaluation.accuracy:.4f} on {evaluation.n:,} images")
     if status.error:
         say(f"error: {status.error}", file=sys.stderr)
     if status.not_learning:
@@ -496,6 +515,8 @@ def _report(run: Run, status: RunStatus, *, as_json: bool, outcome: Outcome | No
 def _train(args: argparse.Namespace) -> int:
     from cnn_core.api import launch_run, prepare_run
 
+    if args.evaluate and (args.detach or args.create_only):
+        raise UserError("--evaluate waits for the training to end; leave out --detach.")
     spec = resolve_spec(args.spec)
     config = _with_flags(_base_config(args), args)
     run = prepare_run(spec, config, data_source=args.data, root=args.runs_dir)
@@ -509,7 +530,18 @@ def _train(args: argparse.Namespace) -> int:
             flush=True,
         )
     outcome = launch_run(run, detach=args.detach)
-    return _report(run, run.status(), as_json=args.json, outcome=outcome)
+    status = run.status()
+    evaluation = None
+    if args.evaluate and status.state == State.COMPLETED:
+        from cnn_core.evaluate import evaluate_run
+
+        evaluation = evaluate_run(run)
+        if evaluation.not_saved:
+            say(f"warning: {evaluation.not_saved}", file=sys.stderr)
+    code = _report(run, status, as_json=args.json, outcome=outcome, evaluation=evaluation)
+    if args.evaluate and evaluation is None and not args.json:
+        say(f"not evaluated: the run is {status.state}, not completed", file=sys.stderr)
+    return code
 
 
 def _devices(value: str | None) -> int | str | None:

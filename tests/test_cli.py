@@ -176,7 +176,10 @@ def test_the_installed_command_works_from_any_folder_and_runs_keep_absolute_sour
     def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         return cli(*args, *runs, cwd=cwd, command=(str(command),))
 
-    trained = run(*("train", "fast_cpu", "--data", "photos", "--epochs", "1", "--json"), cwd=work)
+    trained = run(
+        *("train", "fast_cpu", "--data", "photos", "--epochs", "1", "--evaluate", "--json"),
+        cwd=work,
+    )
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(trained.stdout.splitlines()[-1])
     assert summary["state"] == "completed"
@@ -184,7 +187,11 @@ def test_the_installed_command_works_from_any_folder_and_runs_keep_absolute_sour
     assert dataset["source"] == str((work / "photos").resolve())
     evaluated = run("evaluate", summary["name"], "--json", cwd=elsewhere)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads(evaluated.stdout.splitlines()[-1])["n"] == 8
+    report = json.loads(evaluated.stdout.splitlines()[-1])
+    assert report["n"] == summary["test_images"] == 8
+    # train --evaluate stored the evaluation that `evaluate` then finds current
+    assert report["accuracy"] == summary["test_accuracy"]
+    assert (Path(summary["run_dir"]) / "evaluation.json").is_file()
 
 
 def test_foreground_train_names_its_run_before_the_first_epoch(tmp_path):
@@ -193,7 +200,7 @@ def test_foreground_train_names_its_run_before_the_first_epoch(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "cnn_core", "train", "fast_cpu", "--data", str(data)]
     done = subprocess.run(
-        [*command, "--epochs", "2", "--runs-dir", str(tmp_path / "runs")],
+        [*command, "--epochs", "2", "--evaluate", "--runs-dir", str(tmp_path / "runs")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,  # one stream: the order in which a terminal shows them
         text=True,
@@ -207,6 +214,8 @@ def test_foreground_train_names_its_run_before_the_first_epoch(tmp_path):
     first_epoch_line = next(i for i, line in enumerate(lines) if line.startswith("epoch 1/"))
     assert first_run_line < first_epoch_line, lines
     assert "resume" in lines[first_run_line]
+    tested = [line for line in lines if line.startswith("test accuracy ")]
+    assert len(tested) == 1 and tested[0].endswith(" on 8 images"), lines
 
 
 def test_train_refuses_a_single_image_or_a_wrong_path_with_exit_2_and_no_run(tmp_path):
@@ -219,6 +228,15 @@ def test_train_refuses_a_single_image_or_a_wrong_path_with_exit_2_and_no_run(tmp
         assert done.returncode == 2, done.stderr
         assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_train_evaluate_with_detach_is_refused_before_a_run_is_made(tmp_path, capsys):
+    data = write_tiny_folders(tmp_path / "photos")
+    runs = tmp_path / "runs"
+    command = ["train", "fast_cpu", "--data", str(data), "--runs-dir", str(runs), "--evaluate"]
+    assert main([*command, "--detach"]) == 2
+    assert "leave out --detach" in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())
 
 
 # Issue 15: any setting from the command line (`--set`), and `--fine-tune N` to lower a preset's.
