@@ -11,9 +11,10 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from cnn_core import devices, runs, settings
 from cnn_core.backends import check_backend
@@ -48,6 +49,7 @@ __all__ = [
     "prepare_run",
     "request_stop",
     "resume_run",
+    "spawn_cli",
     "spawn_worker",
     "start_run",
     "zip_run",
@@ -199,31 +201,52 @@ def library_error(exc: Exception) -> str:
 def spawn_worker(run: Run, *, more_epochs: int | None = None, claim: Claim | None = None) -> int:
     """Start `python -m cnn_core worker RUN` in its own session, handing it the run's `claim`
     (an inherited descriptor: the lock is never free in between); return its pid."""
-    command = [sys.executable, "-m", "cnn_core", "worker", str(run.path)]
+    args = ["worker", str(run.path)]
     if claim is not None and claim.fd is not None:
-        command += ["--claim-fd", str(claim.fd)]
+        args += ["--claim-fd", str(claim.fd)]
     if more_epochs:
-        command += ["--more-epochs", str(more_epochs)]
+        args += ["--more-epochs", str(more_epochs)]
+    with os.fdopen(run.open_log_for_append(), "ab") as log:
+        log_offset = log.seek(0, os.SEEK_END)  # the new process's part of the log starts here
+        pid = spawn_cli(
+            args,
+            log,
+            pass_fds=(claim.fd,) if claim is not None and claim.fd is not None else (),
+            env_defaults={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+    record_launch(run, pid, log_offset=log_offset)
+    return pid
+
+
+def spawn_cli(
+    args: Sequence[str],
+    log: BinaryIO,
+    *,
+    pass_fds: Sequence[int] = (),
+    env_defaults: Mapping[str, str] | None = None,
+) -> int:
+    """Start `python -m cnn_core ARGS` detached: in its own session (a closed terminal or a
+    stopped dashboard leaves it running), this package first on its PYTHONPATH, its output into
+    `log` (an open binary file), `env_defaults` set where the environment has not; return its
+    pid. A thread reaps it when it ends, so that a finished process does not linger as a zombie.
+    The one way the dashboard starts a background job (a run's worker, a search, the finder)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
     )
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with os.fdopen(run.open_log_for_append(), "ab") as log:
-        log_offset = log.seek(0, os.SEEK_END)  # the new process's part of the log starts here
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a closed terminal or a stopped dashboard leaves it running
-            close_fds=True,
-            pass_fds=(claim.fd,) if claim is not None and claim.fd is not None else (),
-            env=env,
-            cwd=os.getcwd(),
-        )
-    record_launch(run, process.pid, log_offset=log_offset)
-    # Reap it when it ends, so that a finished worker does not linger as a zombie.
+    for key, value in (env_defaults or {}).items():
+        env.setdefault(key, value)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnn_core", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+        pass_fds=tuple(pass_fds),
+        env=env,
+        cwd=os.getcwd(),
+    )
     threading.Thread(target=process.wait, daemon=True).start()
     return process.pid
 

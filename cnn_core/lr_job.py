@@ -11,21 +11,17 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnn_core import settings
+from cnn_core import api, settings
 from cnn_core.config import TrainConfig
 from cnn_core.files import atomic_write_text
 from cnn_core.runs import first_error
 from cnn_core.spec import ModelSpec
 
-PACKAGE_PARENT = Path(__file__).resolve().parents[1]
 # The job's files (named apart from a run's: this folder is not a run).
 SPEC, CONFIG, RESULT, LOG, PID = "model.json", "settings.json", "result.json", "job.log", "pid"
 
@@ -97,24 +93,11 @@ def start_lr_job(spec: ModelSpec, config: TrainConfig, source: str | None) -> Lr
     folder.mkdir(parents=True)
     atomic_write_text(folder / SPEC, spec.to_json())
     atomic_write_text(folder / CONFIG, config.to_json())
-    command = [sys.executable, "-m", "cnn_core", "lr-find", str(folder / SPEC)]
-    command += ["--config", str(folder / CONFIG), "--out", str(folder / RESULT)]
+    args = ["lr-find", str(folder / SPEC), "--config", str(folder / CONFIG)]
+    args += ["--out", str(folder / RESULT)]
     if source:
-        command += ["--data", source]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p
-    )
+        args += ["--data", source]
     with open(folder / LOG, "wb") as log:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-        )
-    atomic_write_text(folder / PID, str(process.pid))
-    threading.Thread(target=process.wait, daemon=True).start()  # reaped: no zombie lingers
+        pid = api.spawn_cli(args, log)
+    atomic_write_text(folder / PID, str(pid))
     return LrJob(folder)

@@ -458,11 +458,6 @@ def start_search(
     root: str | Path | None = None,
 ) -> Path:
     """Start `cnn-workbench search` in its own process (the dashboard's way); its folder."""
-    import os
-    import subprocess
-    import sys
-    import threading
-
     folder = search_folder(name, root)
     if searching(folder):
         raise ConfigError(f"search {name} is already running; give another name.")
@@ -470,27 +465,13 @@ def start_search(
     atomic_write_json(folder / "model.json", spec.to_dict())
     atomic_write_json(folder / "base-settings.json", config.to_dict())
     atomic_write_json(folder / "space.json", space.to_dict())
-    command = [sys.executable, "-m", "cnn_core", "search", str(folder / "model.json")]
-    command += ["--config", str(folder / "base-settings.json")]
-    command += ["--space", str(folder / "space.json")]
-    command += ["--trials", str(trials), "--name", name, "--runs-dir", str(runs.runs_root(root))]
+    args = ["search", str(folder / "model.json"), "--config", str(folder / "base-settings.json")]
+    args += ["--space", str(folder / "space.json")]
+    args += ["--trials", str(trials), "--name", name, "--runs-dir", str(runs.runs_root(root))]
     if data_source:
-        command += ["--data", data_source]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")) if p
-    )
+        args += ["--data", data_source]
     with open(folder / "search.log", "ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-        )
-    threading.Thread(target=process.wait, daemon=True).start()  # reaped: no zombie lingers
+        api.spawn_cli(args, log)
     return folder
 
 

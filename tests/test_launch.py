@@ -297,6 +297,50 @@ def test_resuming_a_run_whose_worker_died_starts_it_again(tmp_path):
     assert run.status().error is None
 
 
+def test_a_background_job_is_started_detached_with_its_output_in_its_log(tmp_path):
+    log_path = tmp_path / "job.log"
+    with open(log_path, "wb") as log:
+        pid = api.spawn_cli(["--help"], log, env_defaults={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists():  # reaped by its thread: no zombie is left behind
+        assert time.monotonic() < deadline, "the finished job was not reaped"
+        time.sleep(0.05)
+    assert "usage: cnn-workbench" in log_path.read_text()
+
+
+def test_the_worker_the_search_and_the_finder_start_through_the_one_spawner(tmp_path, monkeypatch):
+    from cnn_core import lr_job, search, settings
+
+    started = []
+
+    def spawn(args, log, **options):
+        name = log.name  # the worker's log is opened by descriptor (Run.open_log_for_append)
+        started.append((list(args), name if isinstance(name, int) else Path(name).name, options))
+        return 4242
+
+    monkeypatch.setattr(api, "spawn_cli", spawn)
+    monkeypatch.setattr(settings, "cache_dir", lambda: tmp_path / "cache")
+    run = create_run(TINY, TrainConfig(epochs=1), data_source="unused", root=tmp_path)
+    assert api.spawn_worker(run, more_epochs=2) == 4242
+    job = lr_job.start_lr_job(TINY, TrainConfig(), "colours")
+    space = search.default_space(TINY, TrainConfig())
+    folder = search.start_search(
+        "s", TINY, TrainConfig(), space, data_source="colours", trials=3, root=tmp_path
+    )
+    (worker, worker_log, worker_options), (finder, finder_log, _), (searcher, search_log, _) = (
+        started
+    )
+    assert worker == ["worker", str(run.path), "--more-epochs", "2"] and isinstance(worker_log, int)
+    assert worker_options["env_defaults"] == {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    assert finder[:2] == ["lr-find", str(job.path / lr_job.SPEC)] and finder[-2:] == [
+        "--data",
+        "colours",
+    ]
+    assert finder_log == lr_job.LOG and (job.path / lr_job.PID).read_text() == "4242"
+    assert searcher[:2] == ["search", str(folder / "model.json")] and search_log == "search.log"
+    assert searcher[searcher.index("--trials") + 1] == "3"
+
+
 # --- time spent --------------------------------------------------------------------------
 
 
