@@ -603,24 +603,25 @@ class Run:
     def has_predictions(self) -> bool:
         return is_regular(self.file(PREDICTIONS))
 
-    def mlflow(self) -> dict[str, Any] | None:
-        """The run's MLflow run (`run_id`, `experiment_id`, `tracking_uri`), or None."""
+    def _record(self, name: str, *, key: str, cap: int) -> dict[str, Any] | None:
+        """The JSON object in the run's file `name` (read up to `cap` bytes) when its `key` is
+        a string; None when the file is missing, too long, damaged or not such an object."""
         try:
-            data = json.loads(read_bytes(self.file(MLFLOW), cap=10_000))
+            data = json.loads(read_bytes(self.file(name), cap=cap))
         except (OSError, ValueError):
             return None
-        return data if isinstance(data, dict) and isinstance(data.get("run_id"), str) else None
+        return data if isinstance(data, dict) and isinstance(data.get(key), str) else None
+
+    def mlflow(self) -> dict[str, Any] | None:
+        """The run's MLflow run (`run_id`, `experiment_id`, `tracking_uri`), or None."""
+        return self._record(MLFLOW, key="run_id", cap=10_000)
 
     def write_mlflow(self, record: dict[str, Any]) -> None:
         atomic_write_json(self.file(MLFLOW), record)
 
     def trial(self) -> dict[str, Any] | None:
         """The search and trial the run was made for (`search`, `trial`, `values`), or None."""
-        try:
-            data = json.loads(read_bytes(self.file(TRIAL), cap=100_000))
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) and isinstance(data.get("search"), str) else None
+        return self._record(TRIAL, key="search", cap=100_000)
 
     def write_trial(self, record: dict[str, Any]) -> None:
         atomic_write_json(self.file(TRIAL), record)

@@ -371,3 +371,24 @@ def test_the_runs_table_says_what_each_run_trained_on(tmp_path):
     run = create_run(TINY, TrainConfig(), data_source=str(tmp_path))
     run.write_status(replace(run.status(), placement="1 CPU device", devices=1))
     assert run_row(run)["trained on"] == "1 CPU device"
+
+
+@pytest.mark.parametrize(
+    ("write", "read", "key", "cap"),
+    [("write_mlflow", "mlflow", "run_id", 10_000), ("write_trial", "trial", "search", 100_000)],
+)
+def test_a_runs_small_records_read_back_and_a_bad_one_reads_none(tmp_path, write, read, key, cap):
+    from support import TINY
+
+    from cnn_core.config import TrainConfig
+
+    run = runs.create_run(TINY, TrainConfig(), data_source="unused", root=tmp_path)
+    assert getattr(run, read)() is None  # not written
+    getattr(run, write)({key: "abc", "other": 1})
+    assert getattr(run, read)() == {key: "abc", "other": 1}
+    path = run.path / {"mlflow": runs.MLFLOW, "trial": runs.TRIAL}[read]
+    for damaged in ("{not json", json.dumps([key]), json.dumps({key: 3}), json.dumps({"x": "a"})):
+        path.write_text(damaged)
+        assert getattr(run, read)() is None, damaged
+    path.write_text(json.dumps({key: "abc", "pad": "x" * cap}))  # longer than a record may be
+    assert getattr(run, read)() is None
