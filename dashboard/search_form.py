@@ -88,22 +88,8 @@ def _setting_range_ui(setting: Setting, start: Any, config: TrainConfig) -> dict
     a, b = (start.low, start.high) if wide else (low, high)
     columns = st.columns(3, vertical_alignment="bottom")
     kind_int = setting.kind == "integer"
-    cast = int if kind_int else float
-    lo = columns[0].number_input(
-        f"{setting.label}: from",
-        cast(low),
-        cast(high),
-        cast(max(a, low)),
-        key=f"{key}_lo",
-        format=None if kind_int else "%g",
-    )
-    hi = columns[1].number_input(
-        "to",
-        cast(low),
-        cast(high),
-        cast(min(b, high)),
-        key=f"{key}_hi",
-        format=None if kind_int else "%g",
+    lo, hi = _from_to_ui(
+        columns, setting.label, (low, high), (max(a, low), min(b, high)), key, whole=kind_int
     )
     log = columns[2].checkbox(
         "log scale",
@@ -124,32 +110,32 @@ def _param_range_ui(key: str, param: Param, value: Any) -> dict[str, Any]:
     columns = st.columns(2)
     if param.type == "int":
         around = int(value) if isinstance(value, int) else int(low)
-        lo = columns[0].number_input(
-            f"layer {key}: from",
-            int(low),
-            int(high),
-            max(int(low), around // 2),
-            key=f"space_{key}_lo",
-        )
-        hi = columns[1].number_input(
-            "to", int(low), int(high), min(int(high), around * 2), key=f"space_{key}_hi"
+        start = (max(int(low), around // 2), min(int(high), around * 2))
+        lo, hi = _from_to_ui(
+            columns, f"layer {key}", (low, high), start, f"space_{key}", whole=True
         )
         return {"int": [int(lo), int(hi)]}
     around = float(value) if isinstance(value, int | float) else float(low)
-    lo = columns[0].number_input(
-        f"layer {key}: from",
-        float(low),
-        float(high),
-        float(low),
-        key=f"space_{key}_lo",
-        format="%g",
-    )
-    hi = columns[1].number_input(
-        "to",
-        float(low),
-        float(high),
-        min(float(high), max(around, float(low))),
-        key=f"space_{key}_hi",
-        format="%g",
-    )
+    start = (float(low), min(float(high), max(around, float(low))))
+    lo, hi = _from_to_ui(columns, f"layer {key}", (low, high), start, f"space_{key}", whole=False)
     return {"uniform": [float(lo), float(hi)]}
+
+
+def _from_to_ui(
+    columns: list[Any],
+    label: str,
+    bounds: tuple[float, float],
+    start: tuple[float, float],
+    key: str,
+    *,
+    whole: bool,
+) -> tuple[float, float]:
+    """A range's two ends, "from" and "to", in the first two of `columns`, each within
+    `bounds` and starting at `start`: whole numbers when `whole`, else floats shown as %g."""
+    cast, shown = (int, None) if whole else (float, "%g")
+    low, high = cast(bounds[0]), cast(bounds[1])
+    lo = columns[0].number_input(
+        f"{label}: from", low, high, cast(start[0]), key=f"{key}_lo", format=shown
+    )
+    hi = columns[1].number_input("to", low, high, cast(start[1]), key=f"{key}_hi", format=shown)
+    return lo, hi

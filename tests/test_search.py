@@ -225,3 +225,27 @@ def _preset_spec(at):
     from cnn_core.presets import load_preset
 
     return load_preset(at.selectbox[0].value).spec
+
+
+def test_the_search_form_draws_whole_and_decimal_ranges_alike():
+    from support import open_page
+
+    from cnn_core.presets import load_preset
+
+    at = open_page("search")
+    at.selectbox[0].set_value("transfer_mobilenet_v3_small")  # it has a Dropout: a float param
+    at.run(timeout=60)
+    at.multiselect(key="space_settings").set_value(["epochs"])  # an integer setting
+    at.multiselect(key="space_layers").set_value(["3.rate"])
+    at.run(timeout=60)
+    assert not at.exception
+    epochs = [at.number_input(key=f"space_ep_{end}") for end in ("lo", "hi")]
+    rate = [at.number_input(key=f"space_3.rate_{end}") for end in ("lo", "hi")]
+    assert [n.label for n in epochs] == ["Epochs: from", "to"]
+    assert [n.label for n in rate] == ["layer 3.rate: from", "to"]
+    assert all(isinstance(n.value, int) for n in epochs) and epochs[0].value < epochs[1].value
+    dropout = load_preset("transfer_mobilenet_v3_small").spec.layers[2].params["rate"]
+    assert [n.value for n in rate] == [0.0, dropout] and rate[0].proto.format == "%g"
+    space = json.loads(at.code[0].value)["space"]
+    assert space["epochs"] == {"int": [epochs[0].value, epochs[1].value]}
+    assert space["3.rate"] == {"uniform": [0.0, dropout]}
