@@ -640,7 +640,7 @@ def _lr_find(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from cnn_core.runs import slug
-    from cnn_core.search import default_space, load_space, run_search
+    from cnn_core.search import SearchRequest, default_space, load_space, run_search
 
     spec = resolve_spec(args.spec)
     config = _base_config(args)
@@ -651,7 +651,7 @@ def _search(args: argparse.Namespace) -> int:
         if not args.json:
             say(line, flush=True)
 
-    result = run_search(
+    request = SearchRequest(
         name,
         spec,
         config,
@@ -660,8 +660,8 @@ def _search(args: argparse.Namespace) -> int:
         trials=args.trials,
         timeout=args.timeout,
         root=args.runs_dir,
-        say=report,
     )
+    result = run_search(request, say=report)
     if args.json:
         say(json.dumps(result.to_dict()))
         return 0

@@ -13,6 +13,8 @@ best validation accuracy; Optuna's pruner (median, or successive halving) stops 
 doing worse than the others at the same epoch, through the run's own stop request.
 
 Pure Python but for Optuna; nothing here imports Keras (the trials train in their own process).
+Optuna is imported inside the functions that use it, so that a page can list searches and start
+one without importing it.
 """
 
 from __future__ import annotations
@@ -316,48 +318,44 @@ def search_folder(name: str, root: str | Path | None = None) -> Path:
     return runs.runs_root(root) / ".searches" / name
 
 
-def run_search(
-    name: str,
-    spec: ModelSpec,
-    config: TrainConfig,
-    space: SearchSpace,
-    *,
-    data_source: str | None,
-    trials: int,
-    timeout: float | None = None,
-    root: str | Path | None = None,
-    say: Callable[[str], None] = lambda line: None,
-) -> SearchResult:
-    """Run (or continue) the search `name` until `trials` trials have ended or `timeout`
-    seconds have passed; every trial trains as a run in the queue."""
+@dataclass(frozen=True)
+class SearchRequest:
+    """What a search is asked to do, as the CLI, the page and the search's own process see it."""
 
-    if config.validation_split == 0:  # a validation folder, where the data has one, wins
+    name: str  # the search's folder under <runs root>/.searches/ (see `search_folder`)
+    spec: ModelSpec  # the base spec; the space's layer parameters change it per trial
+    config: TrainConfig  # the base configuration; the space's settings change it per trial
+    space: SearchSpace
+    data_source: str | None  # every trial's data (None: the default source)
+    trials: int  # how many trials end (complete, pruned or failed) before it stops
+    timeout: float | None = None  # seconds, or None: until `trials` have ended
+    root: str | Path | None = None  # the runs root (None: the default one)
+
+
+def run_search(
+    request: SearchRequest, *, say: Callable[[str], None] = lambda line: None
+) -> SearchResult:
+    """Run (or continue) the search `request.name` until `request.trials` trials have ended or
+    `request.timeout` seconds have passed; every trial trains as a run in the queue."""
+
+    if request.config.validation_split == 0:  # a validation folder, where the data has one, wins
         raise ConfigError(
             "a search scores each trial by its validation accuracy, and validation_split is 0; "
             "set validation_split (0.2 is usual)."
         )
-    if not 1 <= trials <= 10_000:
-        raise ConfigError(f"trials must be from 1 to 10,000; got {trials}.")
-    folder = search_folder(name, root)
+    if not 1 <= request.trials <= 10_000:
+        raise ConfigError(f"trials must be from 1 to 10,000; got {request.trials}.")
+    folder = search_folder(request.name, request.root)
     folder.mkdir(parents=True, exist_ok=True)
-    with _held(folder, name):
-        return _search(name, folder, spec, config, space, data_source, trials, timeout, root, say)
+    with _held(folder, request.name):
+        return _search(request, folder, say)
 
 
-def _search(
-    name: str,
-    folder: Path,
-    spec: ModelSpec,
-    config: TrainConfig,
-    space: SearchSpace,
-    data_source: str | None,
-    trials: int,
-    timeout: float | None,
-    root: str | Path | None,
-    say: Callable[[str], None],
-) -> SearchResult:
+def _search(request: SearchRequest, folder: Path, say: Callable[[str], None]) -> SearchResult:
     import optuna
 
+    name, spec, config, space = request.name, request.spec, request.config, request.space
+    data_source, root = request.data_source, request.root
     definition = {"spec": spec.to_dict(), "config": config.to_dict(), "data_source": data_source}
     definition |= space.to_dict()
     atomic_write_json(folder / "search.json", definition)
@@ -371,8 +369,8 @@ def _search(
         load_if_exists=True,
     )
     _recover(study, root, say)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while _ended(study) < trials and (deadline is None or time.monotonic() < deadline):
+    deadline = None if request.timeout is None else time.monotonic() + request.timeout
+    while _ended(study) < request.trials and (deadline is None or time.monotonic() < deadline):
         trial = study.ask()
         values = {d.name: _suggest(trial, d) for d in space.dimensions}
         try:
@@ -447,29 +445,23 @@ def load_search(name: str, root: str | Path | None = None) -> tuple[SearchResult
     return summary(study, name, folder), study
 
 
-def start_search(
-    name: str,
-    spec: ModelSpec,
-    config: TrainConfig,
-    space: SearchSpace,
-    *,
-    data_source: str | None,
-    trials: int,
-    root: str | Path | None = None,
-) -> Path:
-    """Start `cnn-workbench search` in its own process (the dashboard's way); its folder."""
-    folder = search_folder(name, root)
+def start_search(request: SearchRequest) -> Path:
+    """Start `cnn-workbench search` for `request` in its own process (the dashboard's way);
+    its folder."""
+    folder = search_folder(request.name, request.root)
     if searching(folder):
-        raise ConfigError(f"search {name} is already running; give another name.")
+        raise ConfigError(f"search {request.name} is already running; give another name.")
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "model.json", spec.to_dict())
-    atomic_write_json(folder / "base-settings.json", config.to_dict())
-    atomic_write_json(folder / "space.json", space.to_dict())
+    atomic_write_json(folder / "model.json", request.spec.to_dict())
+    atomic_write_json(folder / "base-settings.json", request.config.to_dict())
+    atomic_write_json(folder / "space.json", request.space.to_dict())
     args = ["search", str(folder / "model.json"), "--config", str(folder / "base-settings.json")]
-    args += ["--space", str(folder / "space.json")]
-    args += ["--trials", str(trials), "--name", name, "--runs-dir", str(runs.runs_root(root))]
-    if data_source:
-        args += ["--data", data_source]
+    args += ["--space", str(folder / "space.json"), "--trials", str(request.trials)]
+    args += ["--name", request.name, "--runs-dir", str(runs.runs_root(request.root))]
+    if request.timeout is not None:
+        args += ["--timeout", repr(float(request.timeout))]
+    if request.data_source:
+        args += ["--data", request.data_source]
     with open(folder / "search.log", "ab") as log:
         api.spawn_cli(args, log)
     return folder

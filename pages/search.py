@@ -14,7 +14,14 @@ from cnn_core.config import TrainConfig, config_from_dict
 from cnn_core.errors import UserError
 from cnn_core.presets import list_presets
 from cnn_core.runs import open_run, runs_root, slug
-from cnn_core.search import default_space, list_searches, load_search, parse_space, searching
+from cnn_core.search import (
+    SearchRequest,
+    default_space,
+    list_searches,
+    load_search,
+    parse_space,
+    searching,
+)
 from cnn_core.search import start_search as launch_search
 from dashboard.routing import ensure_routed
 from dashboard.search_form import space_form_ui
@@ -61,7 +68,7 @@ def start_ui() -> None:
         if st.button("Start the search", type="primary", key="search_start"):
             try:
                 space = parse_space(json.loads(text), preset.spec, config)
-                launch_search(
+                request = SearchRequest(
                     name,
                     preset.spec,
                     config,
@@ -69,6 +76,7 @@ def start_ui() -> None:
                     data_source=source.strip() or None,
                     trials=int(trials),
                 )
+                launch_search(request)
             except ValueError as exc:  # not JSON
                 st.error(plain(f"The search space is not valid JSON: {exc}"))
             except UserError as exc:

@@ -324,9 +324,10 @@ def test_the_worker_the_search_and_the_finder_start_through_the_one_spawner(tmp_
     assert api.spawn_worker(run, more_epochs=2) == 4242
     job = lr_job.start_lr_job(TINY, TrainConfig(), "colours")
     space = search.default_space(TINY, TrainConfig())
-    folder = search.start_search(
-        "s", TINY, TrainConfig(), space, data_source="colours", trials=3, root=tmp_path
+    request = search.SearchRequest(
+        "s", TINY, TrainConfig(), space, data_source="colours", trials=3, timeout=60, root=tmp_path
     )
+    folder = search.start_search(request)
     (worker, worker_log, worker_options), (finder, finder_log, _), (searcher, search_log, _) = (
         started
     )
@@ -338,7 +339,8 @@ def test_the_worker_the_search_and_the_finder_start_through_the_one_spawner(tmp_
     ]
     assert finder_log == lr_job.LOG and (job.path / lr_job.PID).read_text() == "4242"
     assert searcher[:2] == ["search", str(folder / "model.json")] and search_log == "search.log"
-    assert searcher[searcher.index("--trials") + 1] == "3"
+    assert searcher[searcher.index("--trials") + 1] == "3"  # the request, carried whole
+    assert searcher[searcher.index("--timeout") + 1] == "60.0"
 
 
 # --- time spent --------------------------------------------------------------------------
