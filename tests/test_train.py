@@ -469,3 +469,47 @@ def test_the_trainer_is_split_by_concern_behind_one_door():
     folder = Path(train.__file__).parent / "training"
     lengths = {path.name: len(path.read_text().splitlines()) for path in folder.glob("*.py")}
     assert max(lengths.values()) < 300, lengths
+
+
+def test_the_fit_options_hold_the_feeds_and_early_stopping_as_configured():
+    from dataclasses import replace
+
+    from cnn_core.datasets import Dataset
+    from cnn_core.feed import Feed
+    from cnn_core.training.data import RunPlan
+    from cnn_core.training.fit import fit_options
+    from cnn_core.training.placement import Placement
+
+    images = np.zeros((12, 8, 8, 3), np.uint8)
+    labels = np.arange(12) % 3
+    data = Dataset(images, labels, images[:2], labels[:2], ("a", "b", "c"), "synthetic")
+    plan = RunPlan(
+        spec=TINY,
+        data=data,
+        train=np.arange(8),
+        x_val=images,
+        y_val=labels,
+        val_rows=np.arange(8, 12),
+        batch_size=4,
+        class_weight=None,
+        steps=2,
+    )
+    two = Placement("tensorflow", "CPU", ("cpu:0", "cpu:1"))
+    config = TrainConfig(early_stopping_patience=3, label_smoothing=0.1, validation_freq=2)
+    mine = keras.callbacks.Callback()
+    options = fit_options(plan, config, two, [mine], epoch=5, seed=7)
+    feed, val = options["x"], options["validation_data"]
+    assert isinstance(feed, Feed) and isinstance(val, Feed)
+    assert (feed.shuffle, feed.seed, feed.epoch, feed.multiple_of) == (True, 7, 5, 2)
+    assert feed.num_classes == val.num_classes == TINY.num_classes  # one-hot when smoothed
+    assert list(val.rows) == [8, 9, 10, 11] and not val.shuffle
+    assert options["callbacks"][0] is mine
+    (stopping,) = options["callbacks"][1:]
+    assert stopping.monitor == "val_loss" and stopping.patience == 3
+    assert options["validation_freq"] == 2 and options["shuffle"] is False
+    alone = replace(plan, x_val=None, y_val=None, val_rows=None)
+    options = fit_options(alone, TrainConfig(), two, [mine], epoch=0, seed=0)
+    assert options["validation_data"] is None and options["callbacks"] == [mine]
+    assert options["x"].num_classes is None
+    options = fit_options(alone, config, two, [], epoch=0, seed=0)
+    assert options["callbacks"][0].monitor == "loss"  # no validation: the training loss

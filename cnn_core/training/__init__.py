@@ -6,6 +6,7 @@
     optim.py        optimizers, learning-rate schedules, the dtype policy
     fine_tune.py    fine-tuning's two phases: frozen, then unfrozen at a lower rate
     data.py         the run's data: loaded, split, recorded, weighed
+    fit.py          what model.fit is given: the feeds and the callbacks
     worker.py       `train_run`: from the queue to the final status
 
 Importing this package imports nothing else: its modules (all but queue.py) import Keras.

@@ -17,12 +17,12 @@ from cnn_core._keras import keras
 from cnn_core.builder import build_model
 from cnn_core.config import TrainConfig, check_spec_support
 from cnn_core.errors import UserError, exit_code_of
-from cnn_core.feed import Feed
 from cnn_core.runs import FollowingRun, Phase, Progress, Run, RunStatus, State, now_iso
 from cnn_core.terminal import terminal_safe
 from cnn_core.training.checkpoints import checkpoints, resume_from_checkpoint, save_model
 from cnn_core.training.data import RunPlan, plan_run
 from cnn_core.training.fine_tune import checkpoint_unfrozen, fit_phases, unfreeze
+from cnn_core.training.fit import fit_options
 from cnn_core.training.optim import compile_model, dtype_policy
 from cnn_core.training.placement import Placement, place, process_layout
 from cnn_core.training.queue import Slot, enqueue, training_slot
@@ -138,11 +138,10 @@ def _fit(
     *,
     echo: bool,
 ) -> RunStatus:
-    spec, data, steps, batch_size = plan.spec, plan.data, plan.steps, plan.batch_size
+    spec, steps, batch_size = plan.spec, plan.steps, plan.batch_size
     target = status.epochs_target
     policy = dtype_policy(config)
     model = build_model(spec, augmentation=config.augmentation, dtype_policy=policy)
-    one_hot = spec.num_classes if config.label_smoothing else None  # made per batch by the feed
     found = checkpoints(run)
     # The checkpoint's optimizer state fits the phase that wrote it: compile for that one.
     unfrozen = checkpoint_unfrozen(config, found[-1][0] if found else 0)
@@ -168,15 +167,6 @@ def _fit(
         echo=echo,
         agree=placement.agree,
     )
-    callbacks: list[keras.callbacks.Callback] = [recorder, *tracking.callbacks]
-    if config.early_stopping_patience:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss" if plan.x_val is not None else "loss",
-                patience=config.early_stopping_patience,
-                restore_best_weights=True,
-            )
-        )
     log.info(
         "training %s: %d images (%d for validation), batch %d, epochs %d..%d, seed %d, %s, on %s",
         spec.name,
@@ -189,33 +179,11 @@ def _fit(
         "bfloat16 mixed precision" if policy else "float32",
         placement.describe(),
     )
-    share = {"multiple_of": placement.count, "shard": placement.shard}
-    feed = Feed(
-        data.x_train,
-        data.y_train,
-        plan.train,
-        batch_size=batch_size,
-        shuffle=True,
-        seed=status.seed or 0,
-        epoch=initial_epoch,
-        num_classes=one_hot,
-        class_weight=plan.class_weight,
-        **share,
-    )
-    val_feed = None
-    x_val, y_val, val_rows = plan.x_val, plan.y_val, plan.val_rows
-    if x_val is not None and y_val is not None and val_rows is not None and len(val_rows):
-        val_feed = Feed(x_val, y_val, val_rows, batch_size=batch_size, num_classes=one_hot, **share)
-    fit_options = {
-        "x": feed,
-        "validation_data": val_feed,
-        "validation_freq": config.validation_freq,
-        "shuffle": False,  # the feed shuffles its rows itself, seeded, every epoch
-        "callbacks": callbacks,
-        "verbose": 0,
-    }
+    callbacks = [recorder, *tracking.callbacks]
+    seed = status.seed or 0
+    options = fit_options(plan, config, placement, callbacks, epoch=initial_epoch, seed=seed)
     try:
-        fit_phases(model, config, recorder, fit_options, unfrozen=unfrozen, steps=steps)
+        fit_phases(model, config, recorder, options, unfrozen=unfrozen, steps=steps)
     except StopRequested:
         return _finish(run, recorder.status, State.STOPPED, model=model)
     except Diverged as exc:
