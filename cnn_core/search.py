@@ -435,6 +435,16 @@ def list_searches(root: str | Path | None = None) -> list[str]:
     return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
+def study_stamp(name: str, root: str | Path | None = None) -> tuple[int, int] | None:
+    """(size, modification time in ns) of the search's journal, or None if it cannot be read:
+    the journal is only ever appended to, so the stamp changes whenever the study does."""
+    try:
+        found = (search_folder(name, root) / STUDY).stat()
+    except OSError:
+        return None
+    return found.st_size, found.st_mtime_ns
+
+
 def load_search(name: str, root: str | Path | None = None) -> tuple[SearchResult, Any]:
     """The search's trials so far, and its Optuna study (for the page's plots)."""
     import optuna

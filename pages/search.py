@@ -18,13 +18,13 @@ from cnn_core.search import (
     SearchRequest,
     default_space,
     list_searches,
-    load_search,
     parse_space,
     searching,
 )
 from cnn_core.search import start_search as launch_search
 from dashboard.routing import ensure_routed
 from dashboard.search_form import space_form_ui
+from dashboard.searches import load_search_once
 from dashboard.text import plain, show_error
 
 ensure_routed()  # first: even a fresh server's first request goes through app.py
@@ -88,7 +88,7 @@ def start_ui() -> None:
 
 def trials_ui(name: str) -> None:
     try:
-        result, study = load_search(name, runs_root())
+        result, study = load_search_once(name, runs_root())
     except (UserError, KeyError, OSError, ValueError) as exc:  # a damaged or missing journal
         st.error(plain(f"The search {name} cannot be read: {exc}"), icon=":material/error:")
         return

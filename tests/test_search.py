@@ -249,3 +249,28 @@ def test_the_search_form_draws_whole_and_decimal_ranges_alike():
     space = json.loads(at.code[0].value)["space"]
     assert space["epochs"] == {"int": [epochs[0].value, epochs[1].value]}
     assert space["3.rate"] == {"uniform": [0.0, dropout]}
+
+
+def test_the_search_page_reads_the_study_again_only_when_its_journal_changed(tmp_path, monkeypatch):
+    from support import open_page
+
+    from cnn_core import search
+    from cnn_core.runs import runs_root
+
+    root = runs_root()
+    write_study("colours", root, [({"learning_rate": 0.001, "1.filters": 4}, 0.6)] * 2)
+    loads = []
+    real = search.load_search
+    monkeypatch.setattr(search, "load_search", lambda *a: loads.append(a) or real(*a))
+    at = open_page("search")
+    at.run()
+    at.run()  # redrawn twice, the journal unchanged: read once
+    assert not at.exception and len(loads) == 1 and at.metric[1].value == "2"
+    study = optuna.load_study(
+        study_name="colours", storage=search._storage(root / ".searches" / "colours")
+    )
+    study.enqueue_trial({"learning_rate": 0.01, "1.filters": 8})  # a trial written by the search
+    at.run()
+    assert len(loads) == 2 and at.metric[1].value == "3"
+    at.run()
+    assert len(loads) == 2
