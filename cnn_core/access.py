@@ -6,6 +6,8 @@ user, who may do everything; nothing is refused and nothing is recorded.
 
 - A run's owner is the user who started it, in the run's `owner.json`. Only the owner, or an
   admin (`CNN_CORE_ADMINS`), sees a run and may stop, resume, delete or download it.
+- A search's owner likewise (its folder's `owner.json`, see `cnn_core.search`): every trial is a
+  run of theirs, under their limits. Everyone sees the search; only they or an admin control it.
 - Per-user limits: runs training at once (`CNN_CORE_USER_MAX_RUNNING`: a user's further runs wait
   in the queue without holding up other users' runs), runs waiting (`CNN_CORE_USER_MAX_QUEUED`:
   Start is refused beyond), and disk used by the user's runs (`CNN_CORE_USER_MAX_DISK_GB`).
@@ -74,7 +76,13 @@ def owner_of(run: Run) -> str | None:
 
 def may_use(who: Principal, run: Run) -> bool:
     """Whether `who` may see the run and stop, resume, delete or download it."""
-    return who.unrestricted or owner_of(run) == who.user
+    return may_control(who, owner_of(run))
+
+
+def may_control(who: Principal, owner: str | None) -> bool:
+    """Whether `who` may control what `owner` started (a run, a search): the owner, an admin,
+    or the one user of a dashboard that is not shared. Unowned (None) is the admins'."""
+    return who.unrestricted or owner == who.user
 
 
 def visible(who: Principal, runs: Iterable[Run]) -> list[Run]:

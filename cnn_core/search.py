@@ -10,7 +10,9 @@ on. Every trial is an ordinary run, made and queued like any other (`api.prepare
 `api.launch_run`): it shows on the Runs page, can be evaluated, exported and compared, waits for
 a device in the queue, and records its search and trial number (`Run.trial`). Its score is its
 best validation accuracy; Optuna's pruner (median, or successive halving) stops a trial that is
-doing worse than the others at the same epoch, through the run's own stop request.
+doing worse than the others at the same epoch, through the run's own stop request. Started on a
+shared server, a search belongs to the signed-in user who started it (`search_owner`): every
+trial is a run of theirs, made under their limits (`cnn_core.access`).
 
 Pure Python but for Optuna; nothing here imports Keras (the trials train in their own process).
 Optuna is imported inside the functions that use it, so that a page can list searches and start
@@ -31,12 +33,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cnn_core import api, runs
+from cnn_core import access, api, runs
 from cnn_core.config import SETTING_NAMES, TrainConfig, config_with_settings
 from cnn_core.errors import ConfigError, UserError
 from cnn_core.files import atomic_write_json, read_bounded
 from cnn_core.layers import KINDS, WIDTH_KEYS
-from cnn_core.runs import Run, State
+from cnn_core.runs import Run, State, now_iso
 from cnn_core.shapes import analyze
 from cnn_core.spec import LayerSpec, ModelSpec
 
@@ -46,6 +48,7 @@ PRUNERS = ("median", "halving", None)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 POLL_SECONDS = 0.5
 STUDY, LOCK = "study.log", "search.lock"  # in the search's folder, with search.json
+OWNER = "owner.json"  # who started the search on a shared server (see `cnn_core.access`)
 MAX_SPACE_BYTES = 100_000
 
 
@@ -330,6 +333,7 @@ class SearchRequest:
     trials: int  # how many trials end (complete, pruned or failed) before it stops
     timeout: float | None = None  # seconds, or None: until `trials` have ended
     root: str | Path | None = None  # the runs root (None: the default one)
+    owner: str | None = None  # who started it on a shared server: its trials are their runs
 
 
 def run_search(
@@ -348,6 +352,7 @@ def run_search(
     folder = search_folder(request.name, request.root)
     folder.mkdir(parents=True, exist_ok=True)
     with _held(folder, request.name):
+        _record_owner(folder, request.owner)
         return _search(request, folder, say)
 
 
@@ -369,8 +374,11 @@ def _search(request: SearchRequest, folder: Path, say: Callable[[str], None]) ->
         load_if_exists=True,
     )
     _recover(study, root, say)
+    user = search_owner(name, root)  # who started it on a shared server, or None
+    owner = access.principal(user)  # their rights and limits (everything, when not shared)
     deadline = None if request.timeout is None else time.monotonic() + request.timeout
     while _ended(study) < request.trials and (deadline is None or time.monotonic() < deadline):
+        access.check_quota(owner, root=root)  # the owner's limits end the search, as a refusal
         trial = study.ask()
         values = {d.name: _suggest(trial, d) for d in space.dimensions}
         try:
@@ -384,7 +392,9 @@ def _search(request: SearchRequest, folder: Path, say: Callable[[str], None]) ->
         trial.set_user_attr("run", run.name)  # first: a search killed now finds its run again
         run.write_trial({"search": name, "trial": trial.number, "values": values})
         say(f"trial {trial.number}: run {run.name} {values}")
+        access.record_owner(run, access.Principal(user))  # before it is queued: limits apply
         api.launch_run(run)
+        access.audit(owner, "start", run.name, root=root, search=name, trial=trial.number)
         _watch(study, trial, run, say)
     return summary(study, name, folder)
 
@@ -425,6 +435,22 @@ def _storage(folder: Path) -> Any:
     )
 
 
+def search_owner(name: str, root: str | Path | None = None) -> str | None:
+    """The signed-in user who started the search on a shared server; None for one started
+    elsewhere (the command line, a dashboard that is not shared): the admins'."""
+    try:
+        data = json.loads(read_bounded(search_folder(name, root) / OWNER, 10_000))
+    except (OSError, ValueError):
+        return None
+    user = data.get("user") if isinstance(data, dict) else None
+    return user if isinstance(user, str) and user else None
+
+
+def _record_owner(folder: Path, owner: str | None) -> None:
+    if owner is not None:
+        atomic_write_json(folder / OWNER, {"user": owner, "since": now_iso()})
+
+
 def list_searches(root: str | Path | None = None) -> list[str]:
     """The searches under the runs root, newest first."""
     folder = runs.runs_root(root) / ".searches"
@@ -462,6 +488,7 @@ def start_search(request: SearchRequest) -> Path:
     if searching(folder):
         raise ConfigError(f"search {request.name} is already running; give another name.")
     folder.mkdir(parents=True, exist_ok=True)
+    _record_owner(folder, request.owner)  # read by the search's process (`search_owner`)
     atomic_write_json(folder / "model.json", request.spec.to_dict())
     atomic_write_json(folder / "base-settings.json", request.config.to_dict())
     atomic_write_json(folder / "space.json", request.space.to_dict())

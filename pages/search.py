@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cnn_core import api, settings
+from cnn_core import access, api, settings
 from cnn_core.config import TrainConfig, config_from_dict
 from cnn_core.errors import UserError
 from cnn_core.presets import list_presets
@@ -19,9 +19,12 @@ from cnn_core.search import (
     default_space,
     list_searches,
     parse_space,
+    search_folder,
+    search_owner,
     searching,
 )
 from cnn_core.search import start_search as launch_search
+from dashboard.access import who
 from dashboard.routing import ensure_routed
 from dashboard.search_form import space_form_ui
 from dashboard.searches import load_search_once
@@ -30,13 +33,6 @@ from dashboard.text import plain, show_error
 ensure_routed()  # first: even a fresh server's first request goes through app.py
 
 st.title("Search")
-if settings.shared_mode():
-    st.info(
-        "Searches are not offered on a shared server yet: their trials would train under no "
-        "one's name. Run `cnn-workbench search` on your own machine.",
-        icon=":material/info:",
-    )
-    st.stop()
 
 
 def start_ui() -> None:
@@ -66,8 +62,17 @@ def start_ui() -> None:
             with st.expander("This search space as JSON (for cnn-workbench search --space)"):
                 st.code(json.dumps(json.loads(text), indent=1), language="json")
         if st.button("Start the search", type="primary", key="search_start"):
+            user = who()
             try:
                 space = parse_space(json.loads(text), preset.spec, config)
+                access.check_data_source(user, source)  # on a shared server: its folders only
+                access.check_quota(user)
+                if search_folder(name, runs_root()).exists() and not access.may_control(
+                    user, search_owner(name, runs_root())
+                ):
+                    raise access.AccessError(
+                        f"the search {name} is someone else's; give yours another name."
+                    )
                 request = SearchRequest(
                     name,
                     preset.spec,
@@ -75,6 +80,7 @@ def start_ui() -> None:
                     space,
                     data_source=source.strip() or None,
                     trials=int(trials),
+                    owner=user.user,  # on a shared server its trials are this user's runs
                 )
                 launch_search(request)
             except ValueError as exc:  # not JSON
@@ -93,6 +99,9 @@ def trials_ui(name: str) -> None:
         st.error(plain(f"The search {name} cannot be read: {exc}"), icon=":material/error:")
         return
     live = searching(runs_root() / ".searches" / name)
+    owner = search_owner(name, runs_root())
+    if owner and settings.shared_mode():
+        st.caption(plain(f"Started by {owner}: its trials are their runs."))
     best = result.best
     cols = st.columns(3)
     cols[0].metric("State", "searching" if live else "stopped")
@@ -134,18 +143,30 @@ def trials_ui(name: str) -> None:
     if len(scored) >= 2:
         st.plotly_chart(parallel_figure(scored), key="search_parallel")
         importances_ui(study)
-    if best and best.run:
-        left, right = st.columns([1, 3], vertical_alignment="bottom")
-        more = left.number_input("More epochs", 1, 10_000, 10, key="search_more")
-        label = f"Train the best (trial {best.number}) {more} more epochs"
-        if right.button(label, key="search_best_more", icon=":material/play_arrow:"):
-            try:
-                api.resume_run(open_run(best.run), more_epochs=int(more))
-            except UserError as exc:
-                show_error(exc)
-            else:
-                st.query_params["run"] = best.run
-                st.switch_page("pages/train.py")
+    if best and best.run and access.may_control(who(), owner):
+        best_more_ui(best)
+    elif best and best.run:
+        whose = f"{owner} or an admin" if owner else "an admin"
+        st.caption(plain(f"Only {whose} can train its best trial on."))
+
+
+def best_more_ui(best) -> None:
+    """Train the best trial's run on, by as many epochs as asked; then show it training."""
+    left, right = st.columns([1, 3], vertical_alignment="bottom")
+    more = left.number_input("More epochs", 1, 10_000, 10, key="search_more")
+    label = f"Train the best (trial {best.number}) {more} more epochs"
+    if right.button(label, key="search_best_more", icon=":material/play_arrow:"):
+        user = who()
+        try:
+            run = open_run(best.run)
+            access.require(user, run, "resume")
+            api.resume_run(run, more_epochs=int(more))
+            access.audit(user, "resume", run.name, more_epochs=int(more))
+        except UserError as exc:
+            show_error(exc)
+        else:
+            st.query_params["run"] = best.run
+            st.switch_page("pages/train.py")
 
 
 def parallel_figure(scored: list) -> go.Figure:

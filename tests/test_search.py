@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -274,3 +275,101 @@ def test_the_search_page_reads_the_study_again_only_when_its_journal_changed(tmp
     assert len(loads) == 2 and at.metric[1].value == "3"
     at.run()
     assert len(loads) == 2
+
+
+# --- on a shared server --------------------------------------------------------------------
+
+ALICE, BOB = "alice@example.com", "bob@example.com"
+
+
+def shared_search_page(user: str):
+    """The Search page of a shared server (CNN_CORE_SHARED set by the test), `user` signed in."""
+    from streamlit.testing.v1 import AppTest
+    from support import APP, rerun
+
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.secrets["auth"] = {"providers": "configured"}  # sign-in is set up
+    at.user = {"is_logged_in": True, "email": user}
+    at.switch_page("pages/search.py")
+    return rerun(at)
+
+
+def shown(element) -> str:
+    return element.value.replace("\u2060", "")  # `plain` keeps an address from being a link
+
+
+def test_a_search_on_a_shared_server_is_its_starters_and_others_only_see_it(tmp_path, monkeypatch):
+    from cnn_core import access
+    from cnn_core.api import request_stop
+    from cnn_core.runs import runs_root
+    from cnn_core.search import list_searches, search_owner
+
+    monkeypatch.setenv("CNN_CORE_SHARED", "1")
+    monkeypatch.setenv("CNN_CORE_DATA_ROOTS", str(tmp_path / "data"))
+    data = write_colours(tmp_path / "data" / "colours", train=8, test=2)
+    at = shared_search_page(ALICE)
+    assert not at.exception and [i.value for i in at.info] == ["No searches yet."]  # offered
+    at.text_input(key="search_data").set_value(str(data))
+    at.number_input(key="search_trials").set_value(1)
+    at.text_input(key="search_name").set_value("alices")
+    at.toggle(key="search_as_json").set_value(True)
+    at.run(timeout=60)
+    space = {"space": {"learning_rate": {"log_uniform": [0.001, 0.01]}}, "pruner": None}
+    next(t for t in at.text_area if t.key.startswith("search_space_")).set_value(json.dumps(space))
+    at.button(key="search_start").click()
+    at.run(timeout=60)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert search_owner("alices", runs_root()) == ALICE
+    wait_until(lambda: len(list_runs(runs_root())) == 1, 60, every=0.5)
+    (run,) = list_runs(runs_root())
+    request_stop(run)  # the test need not wait for it to train
+    assert access.owner_of(run) == ALICE  # the trial is Alice's run, as if she had started it
+    assert access.visible(access.principal(BOB), [run]) == []
+    started = [e for e in access.audit_entries() if e["action"] == "start"]
+    assert [(e["user"], e["run"], e["search"]) for e in started] == [(ALICE, run.name, "alices")]
+
+    theirs = shared_search_page(BOB)  # sees the search, cannot take it over by its name
+    assert "alices" in list_searches(runs_root()) and not theirs.exception
+    assert theirs.selectbox(key="search_choice").value == "alices"
+    assert any(f"Started by {ALICE}" in shown(c) for c in theirs.caption)
+    theirs.text_input(key="search_data").set_value(str(data))
+    theirs.text_input(key="search_name").set_value("alices")
+    theirs.button(key="search_start").click()
+    theirs.run(timeout=60)
+    assert any("someone else's" in e.value for e in theirs.error)
+    assert search_owner("alices", runs_root()) == ALICE
+
+
+def test_only_a_searchs_owner_or_an_admin_trains_its_best_on(tmp_path, monkeypatch):
+    from cnn_core.runs import runs_root
+    from cnn_core.search import OWNER, search_folder
+
+    monkeypatch.setenv("CNN_CORE_SHARED", "1")
+    monkeypatch.setenv("CNN_CORE_ADMINS", "root@example.com")
+    root = runs_root()
+    write_study("colours", root, [({"learning_rate": 0.001, "1.filters": 4}, 0.7)])
+    (search_folder("colours", root) / OWNER).write_text(json.dumps({"user": ALICE}))
+    for user, offered in ((ALICE, True), (BOB, False), ("root@example.com", True)):
+        at = shared_search_page(user)
+        assert not at.exception
+        assert any(b.key == "search_best_more" for b in at.button) is offered, user
+    assert any(f"Only {ALICE} or an admin" in shown(c) for c in shared_search_page(BOB).caption)
+
+
+def test_a_search_ends_when_its_owner_reaches_their_limit(tmp_path, monkeypatch):
+    from cnn_core import access
+    from cnn_core.access import AccessError
+    from cnn_core.runs import create_run
+    from cnn_core.search import SearchRequest, run_search
+
+    monkeypatch.setenv("CNN_CORE_SHARED", "1")
+    monkeypatch.setenv("CNN_CORE_USER_MAX_QUEUED", "1")
+    waiting = create_run(TINY, TrainConfig(), data_source="unused", root=tmp_path)
+    access.record_owner(waiting, access.Principal(ALICE))  # her one run allowed to wait
+    space = parse_space(SPACE, TINY, TrainConfig())
+    request = SearchRequest(
+        "capped", TINY, TrainConfig(), space, data_source="unused", trials=2, root=tmp_path
+    )
+    with pytest.raises(AccessError, match="already have 1 run"):
+        run_search(replace(request, owner=ALICE))
+    assert list_runs(tmp_path) == [waiting]  # no trial was made
