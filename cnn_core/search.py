@@ -36,7 +36,7 @@ from typing import Any
 from cnn_core import access, api, runs
 from cnn_core.config import SETTING_NAMES, TrainConfig, config_with_settings
 from cnn_core.errors import ConfigError, UserError
-from cnn_core.files import atomic_write_json, read_bounded
+from cnn_core.files import atomic_write_json, atomic_write_text, read_bounded
 from cnn_core.layers import KINDS, WIDTH_KEYS
 from cnn_core.runs import Run, State, now_iso
 from cnn_core.shapes import analyze
@@ -49,6 +49,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 POLL_SECONDS = 0.5
 STUDY, LOCK = "study.log", "search.lock"  # in the search's folder, with search.json
 OWNER = "owner.json"  # who started the search on a shared server (see `cnn_core.access`)
+STOP = "stop.request"  # the page asks the search to stop (`request_search_stop`)
 MAX_SPACE_BYTES = 100_000
 
 
@@ -352,6 +353,7 @@ def run_search(
     folder = search_folder(request.name, request.root)
     folder.mkdir(parents=True, exist_ok=True)
     with _held(folder, request.name):
+        (folder / STOP).unlink(missing_ok=True)  # an earlier start's: this one was asked for
         _record_owner(folder, request.owner)
         return _search(request, folder, say)
 
@@ -373,11 +375,14 @@ def _search(request: SearchRequest, folder: Path, say: Callable[[str], None]) ->
         pruner=_pruner(space, optuna),
         load_if_exists=True,
     )
-    _recover(study, root, say)
+    _recover(study, folder, root, say)
     user = search_owner(name, root)  # who started it on a shared server, or None
     owner = access.principal(user)  # their rights and limits (everything, when not shared)
     deadline = None if request.timeout is None else time.monotonic() + request.timeout
     while _ended(study) < request.trials and (deadline is None or time.monotonic() < deadline):
+        if stop_requested(folder):
+            say(f"search {name}: stopped, as asked")
+            break
         access.check_quota(owner, root=root)  # the owner's limits end the search, as a refusal
         trial = study.ask()
         values = {d.name: _suggest(trial, d) for d in space.dimensions}
@@ -395,7 +400,7 @@ def _search(request: SearchRequest, folder: Path, say: Callable[[str], None]) ->
         access.record_owner(run, access.Principal(user))  # before it is queued: limits apply
         api.launch_run(run)
         access.audit(owner, "start", run.name, root=root, search=name, trial=trial.number)
-        _watch(study, trial, run, say)
+        _watch(study, trial, run, folder, say)
     return summary(study, name, folder)
 
 
@@ -433,6 +438,18 @@ def _storage(folder: Path) -> Any:
     return optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(folder / STUDY))
     )
+
+
+def request_search_stop(name: str, root: str | Path | None = None) -> None:
+    """Ask the search's process to stop: it stops the trial that is training (through its run's
+    stop request, as the Runs page's Stop does), starts no other and ends. Started again, the
+    search goes on."""
+    atomic_write_text(search_folder(name, root) / STOP, now_iso() + "\n")
+
+
+def stop_requested(folder: Path) -> bool:
+    """Whether the search in `folder` was asked to stop (since it last started)."""
+    return (folder / STOP).exists()
 
 
 def search_owner(name: str, root: str | Path | None = None) -> str | None:
@@ -504,9 +521,9 @@ def start_search(request: SearchRequest) -> Path:
     return folder
 
 
-def _watch(study: Any, trial: Any, run: Run, say: Callable[[str], None]) -> None:
+def _watch(study: Any, trial: Any, run: Run, folder: Path, say: Callable[[str], None]) -> None:
     """Report each epoch's validation accuracy to the trial until its run ends; stop the run
-    if Optuna prunes it; tell the study how the trial ended."""
+    if Optuna prunes it, or the search is asked to stop; tell the study how the trial ended."""
     import optuna
 
     reported = -1
@@ -521,11 +538,16 @@ def _watch(study: Any, trial: Any, run: Run, say: Callable[[str], None]) -> None
                     trial.set_user_attr("pruned_at", reported + 1)
         if status.finished:
             break
+        if status.active and stop_requested(folder) and not run.stop_requested():
+            api.request_stop(run)  # as the Runs page's Stop: it ends after its batch
         time.sleep(POLL_SECONDS)
     value = status.best_val_accuracy
-    if trial.user_attrs.get("pruned_at") is not None or (
-        status.state == State.STOPPED and trial.should_prune()
-    ):
+    pruned = trial.user_attrs.get("pruned_at") is not None
+    if status.state == State.STOPPED and not pruned and stop_requested(folder):
+        trial.set_user_attr("note", "stopped with the search")
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        say(f"trial {trial.number}: stopped with the search")
+    elif pruned or (status.state == State.STOPPED and trial.should_prune()):
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         say(f"trial {trial.number}: pruned after epoch {trial.user_attrs.get('pruned_at')}")
     elif status.state == State.COMPLETED and value is not None:
@@ -537,7 +559,7 @@ def _watch(study: Any, trial: Any, run: Run, say: Callable[[str], None]) -> None
         say(f"trial {trial.number}: {status.state} ({status.error})")
 
 
-def _recover(study: Any, root: str | Path | None, say: Callable[[str], None]) -> None:
+def _recover(study: Any, folder: Path, root: str | Path | None, say: Callable[[str], None]) -> None:
     """Trials left running by a search that was killed: wait for their runs (still training
     in their own process), or write them off if their run is gone."""
     import optuna
@@ -553,7 +575,7 @@ def _recover(study: Any, root: str | Path | None, say: Callable[[str], None]) ->
         status = run.status()
         if status.state in (State.INTERRUPTED,) and not run.claimed():
             api.resume_run(run)  # its worker died with the search: train it on
-        _watch(study, trial, run, say)
+        _watch(study, trial, run, folder, say)
 
 
 def _ended(study: Any) -> int:

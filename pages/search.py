@@ -19,9 +19,11 @@ from cnn_core.search import (
     default_space,
     list_searches,
     parse_space,
+    request_search_stop,
     search_folder,
     search_owner,
     searching,
+    stop_requested,
 )
 from cnn_core.search import start_search as launch_search
 from dashboard.access import who
@@ -107,6 +109,8 @@ def trials_ui(name: str) -> None:
     cols[0].metric("State", "searching" if live else "stopped")
     cols[1].metric("Trials", len(result.trials))
     cols[2].metric("Best validation accuracy", f"{best.value:.2%}" if best else "-")
+    if live:
+        stop_ui(name, owner)
     rows = [
         {"trial": t.number, "state": t.state, "validation accuracy": t.value, "run": t.run}
         | dict(t.values)
@@ -148,6 +152,21 @@ def trials_ui(name: str) -> None:
     elif best and best.run:
         whose = f"{owner} or an admin" if owner else "an admin"
         st.caption(plain(f"Only {whose} can train its best trial on."))
+
+
+def stop_ui(name: str, owner: str | None) -> None:
+    """Stop the search (its owner, or an admin, on a shared server): its trial training now
+    stops, and no other starts."""
+    user = who()
+    if not access.may_control(user, owner):
+        whose = f"{owner} or an admin" if owner else "an admin"
+        st.caption(plain(f"Only {whose} can stop this search."))
+    elif stop_requested(runs_root() / ".searches" / name):
+        st.caption("Stopping: the trial training now stops after its batch.")
+    elif st.button("Stop the search", key="search_stop", icon=":material/stop:"):
+        request_search_stop(name, runs_root())
+        access.audit(user, "stop", name, what="search")  # the audit's "run": the search's name
+        st.rerun()
 
 
 def best_more_ui(best) -> None:

@@ -373,3 +373,48 @@ def test_a_search_ends_when_its_owner_reaches_their_limit(tmp_path, monkeypatch)
     with pytest.raises(AccessError, match="already have 1 run"):
         run_search(replace(request, owner=ALICE))
     assert list_runs(tmp_path) == [waiting]  # no trial was made
+
+
+def test_a_search_asked_to_stop_stops_its_trial_and_starts_no_other(tmp_path):
+    from cnn_core.search import request_search_stop, search_folder
+
+    data = write_colours(tmp_path / "colours", train=20, test=4)
+    spec, config, space = tmp_path / "tiny.json", tmp_path / "config.json", tmp_path / "space.json"
+    spec.write_text(TINY.to_json())
+    config.write_text(json.dumps({"epochs": 500, "batch_size": 16, "seed": 1}))  # long enough
+    space.write_text(json.dumps(SPACE))
+    root = tmp_path / "runs"
+    args = (str(spec), "--data", str(data), "--config", str(config), "--space", str(space))
+    running = search(*args, "--trials", "3", "--name", "halted", "--json", root=root)
+    wait_until(lambda: any(r.status().state == "running" for r in list_runs(root)), 120, every=0.2)
+    request_search_stop("halted", root)
+    out, err = running.communicate(timeout=120)
+    assert running.returncode == 0, err[-2000:]
+    (trial,) = json.loads(out.strip().splitlines()[-1])["trials"]
+    assert (trial["state"], trial["note"]) == ("fail", "stopped with the search")
+    (run,) = list_runs(root)  # no other trial was started
+    assert run.status().state == "stopped"
+    assert (search_folder("halted", root) / "stop.request").exists()  # until it starts again
+
+
+def test_only_a_searchs_owner_or_an_admin_may_stop_it(tmp_path, monkeypatch):
+    from cnn_core import access
+    from cnn_core.runs import runs_root
+    from cnn_core.search import OWNER, STOP, _held, search_folder
+
+    monkeypatch.setenv("CNN_CORE_SHARED", "1")
+    root = runs_root()
+    write_study("colours", root, [({"learning_rate": 0.001, "1.filters": 4}, 0.7)])
+    folder = search_folder("colours", root)
+    (folder / OWNER).write_text(json.dumps({"user": ALICE}))
+    with _held(folder, "colours"):  # as the search's process holds it: the search is live
+        theirs = shared_search_page(BOB)
+        assert not any(b.key == "search_stop" for b in theirs.button)
+        assert any(f"Only {ALICE} or an admin can stop" in shown(c) for c in theirs.caption)
+        at = shared_search_page(ALICE)
+        at.button(key="search_stop").click()
+        at.run()
+        assert not at.exception and (folder / STOP).exists()
+        assert any("Stopping" in c.value for c in at.caption)
+    stops = [e for e in access.audit_entries() if e["action"] == "stop"]
+    assert [(e["user"], e["run"]) for e in stops] == [(ALICE, "colours")]
