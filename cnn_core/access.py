@@ -6,7 +6,7 @@ user, who may do everything; nothing is refused and nothing is recorded.
 
 - A run's owner is the user who started it, in the run's `owner.json`. Only the owner, or an
   admin (`CNN_CORE_ADMINS`), sees a run and may stop, resume, delete or download it.
-- A search's owner likewise (its folder's `owner.json`, see `cnn_core.search`): every trial is a
+- A search's owner likewise (in its folder, see `cnn_core.search`): every trial is a
   run of theirs, under their limits. Everyone sees the search; only they or an admin control it.
 - Per-user limits: runs training at once (`CNN_CORE_USER_MAX_RUNNING`: a user's further runs wait
   in the queue without holding up other users' runs), runs waiting (`CNN_CORE_USER_MAX_QUEUED`:

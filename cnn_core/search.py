@@ -48,8 +48,9 @@ PRUNERS = ("median", "halving", None)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 POLL_SECONDS = 0.5
 STUDY, LOCK = "study.log", "search.lock"  # in the search's folder, with search.json
-OWNER = "owner.json"  # who started the search on a shared server (see `cnn_core.access`)
-STOP = "stop.request"  # the page asks the search to stop (`request_search_stop`)
+# Named apart from a run's files (this folder is not a run):
+OWNER = "search-owner.json"  # who started it on a shared server (see `cnn_core.access`)
+STOP = "search-stop.request"  # the page asks the search to stop (`request_search_stop`)
 MAX_SPACE_BYTES = 100_000
 
 

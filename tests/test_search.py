@@ -376,7 +376,7 @@ def test_a_search_ends_when_its_owner_reaches_their_limit(tmp_path, monkeypatch)
 
 
 def test_a_search_asked_to_stop_stops_its_trial_and_starts_no_other(tmp_path):
-    from cnn_core.search import request_search_stop, search_folder
+    from cnn_core.search import STOP, request_search_stop, search_folder
 
     data = write_colours(tmp_path / "colours", train=20, test=4)
     spec, config, space = tmp_path / "tiny.json", tmp_path / "config.json", tmp_path / "space.json"
@@ -394,7 +394,7 @@ def test_a_search_asked_to_stop_stops_its_trial_and_starts_no_other(tmp_path):
     assert (trial["state"], trial["note"]) == ("fail", "stopped with the search")
     (run,) = list_runs(root)  # no other trial was started
     assert run.status().state == "stopped"
-    assert (search_folder("halted", root) / "stop.request").exists()  # until it starts again
+    assert (search_folder("halted", root) / STOP).exists()  # until it starts again
 
 
 def test_only_a_searchs_owner_or_an_admin_may_stop_it(tmp_path, monkeypatch):
