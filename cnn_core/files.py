@@ -111,17 +111,18 @@ def atomic_write_with(path: Path, write: Callable[[BinaryIO], Any], *, sync: boo
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
-    atomic_write_with(path, lambda handle: handle.write(data))
+def atomic_write_bytes(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half;
+    `sync`: on disk before the rename (see `atomic_write_with`)."""
+    atomic_write_with(path, lambda handle: handle.write(data), sync=sync)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, *, sync: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), sync=sync)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+def atomic_write_json(path: Path, data: Any, *, sync: bool = True) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n", sync=sync)
 
 
 def remove_dead_writers_files(folder: Path, *, alive: Callable[[int], bool]) -> None:

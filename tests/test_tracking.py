@@ -46,6 +46,47 @@ def test_a_run_writes_tensorboard_scalars_per_epoch_and_a_resume_adds_to_them(tm
     assert len(scalars(run.tensorboard_dir / "train")["epoch_loss"]) == 3
 
 
+def test_tensorboard_adds_no_summary_op_to_a_batch_when_it_writes_per_epoch(tmp_path, monkeypatch):
+    """Keras' own callback calls tf.summary.scalar for each figure of every batch even when it
+    writes per epoch (with no default writer, the calls write nothing; two a batch cost 20-90 ms
+    an epoch: bench.bookkeeping). The run's calls none; the model and the epoch's figures are
+    still written."""
+    import numpy as np
+    import tensorflow as tf
+
+    from cnn_core.builder import build_model
+    from cnn_core.runs import create_run
+    from cnn_core.training.tracking import Tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = create_run(TINY, TrainConfig(), data_source="unused", root=tmp_path)
+    model = build_model(TINY)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.train_on_batch(np.zeros((2, 8, 8, 3)), np.zeros(2))  # the training function exists
+    (board,) = Tracking.start(run, TrainConfig(), TINY).callbacks
+    board.set_model(model)
+    written: list[str] = []
+    real_scalar = tf.summary.scalar
+
+    def scalar(name, *args, **kwargs):  # the real summary op, noting its name
+        written.append(name)
+        return real_scalar(name, *args, **kwargs)
+
+    monkeypatch.setattr(tf.summary, "scalar", scalar)
+    board.on_train_begin()
+    for batch in range(5):
+        board.on_train_batch_begin(batch)
+        board.on_train_batch_end(batch, {"loss": 1.0, "accuracy": 0.5})
+    assert written == []
+    board.on_epoch_end(0, {"loss": 1.0, "accuracy": 0.5})
+    board.on_train_end()
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= set(written)
+    reader = event_accumulator.EventAccumulator(str(run.tensorboard_dir / "train"))
+    reader.Reload()
+    assert "keras" in reader.Tags()["tensors"]  # the model, as TensorBoard's graph tab shows it
+    assert scalars(run.tensorboard_dir / "train")["epoch_loss"] == [1.0]
+
+
 def test_with_an_mlflow_store_a_run_logs_its_settings_epochs_model_and_evaluation(
     tmp_path, monkeypatch
 ):

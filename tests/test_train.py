@@ -349,6 +349,44 @@ def test_time_left_comes_from_measured_batches_not_the_compiling_first_one(tmp_p
     assert progress.images_per_second == pytest.approx(320, rel=0.01)
 
 
+def test_an_epoch_syncs_what_a_resume_trusts_and_not_the_progress_heartbeat(tmp_path, monkeypatch):
+    """status.json and history.csv reach the disk before they replace the old ones (a resume
+    trusts them); progress.json, rewritten twice a second, is replaced atomically but not synced
+    (each sync cost 0.5-5 ms, up to 40 ms an epoch: bench.bookkeeping)."""
+    import re
+
+    from cnn_core import train
+    from cnn_core.builder import build_model
+    from cnn_core.runs import Phase, create_run
+    from cnn_core.training import recorder as recorder_module
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # the real sync, noting which file it was for
+        temp = Path(os.readlink(f"/proc/self/fd/{fd}")).name  # .status.json.<pid>.<random>.tmp
+        synced.append(re.match(r"\.(.+?)\.\d+\.", temp).group(1))
+        real_fsync(fd)
+
+    run = create_run(TINY, TrainConfig(epochs=1), data_source="unused", root=tmp_path)
+    model = build_model(TINY)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    recorder = train.RunRecorder(
+        run, run.status(), [], batches=3, batch_size=8, epochs=1, echo=False
+    )
+    recorder.set_model(model)
+    monkeypatch.setattr(recorder_module, "PROGRESS_INTERVAL", 0.0)  # progress at every batch
+    monkeypatch.setattr(os, "fsync", fsync)
+    recorder.on_epoch_begin(0)
+    for batch in range(3):
+        recorder.on_train_batch_end(batch, {"loss": 1.0, "accuracy": 0.5})
+    recorder.on_test_begin()
+    recorder.on_epoch_end(0, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4})
+    assert sorted(set(synced)) == ["history.csv", "status.json"]
+    assert run.progress().phase == Phase.EPOCH_DONE and run.status().epochs_completed == 1
+    assert len(run.history()) == 1 and run.checkpoints()[-1][0] == 1
+
+
 def test_balanced_class_weights_change_training_and_unbalance_is_named(tmp_path):
     """Two classes, 60 images to 6: without weights the run says they are unbalanced; with
     class_weight "balanced" the same seed trains to another loss and the run says so."""

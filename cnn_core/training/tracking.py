@@ -49,9 +49,23 @@ def _tensorboard(run: Run) -> keras.callbacks.Callback | None:
     except ImportError as exc:
         log.info("TensorBoard event files are off: %s", exc)
         return None
-    return keras.callbacks.TensorBoard(
-        log_dir=str(run.tensorboard_dir), write_graph=True, update_freq="epoch"
-    )
+    return _EpochBoard(log_dir=str(run.tensorboard_dir), write_graph=True, update_freq="epoch")
+
+
+class _EpochBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback, less its per-batch work when it writes per epoch: Keras'
+    own `on_train_batch_end` calls `tf.summary.scalar` for every figure of every batch even
+    with update_freq="epoch", where no writer is the default and the call writes nothing (two
+    no-op summary ops a batch: 20-90 ms an epoch of 157 batches, bench.bookkeeping). What
+    Keras does after the first batch (the training graph, where the step is a `tf.function`
+    that has one) is kept, as is everything when batches are written or profiled."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        per_batch = self.update_freq != "epoch" or self.write_steps_per_second
+        if per_batch or self._should_trace:  # batches are written or profiled: Keras' own
+            super().on_train_batch_end(batch, logs)
+        elif self._should_write_train_graph:  # the first batch: the graph, not the figures
+            super().on_train_batch_end(batch, None)
 
 
 def mlflow_wanted() -> bool:
