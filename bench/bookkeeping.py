@@ -5,7 +5,12 @@ epoch, the per-batch stop and NaN checks, and the TensorBoard event files) costs
 Same model, data, batch size and process; the two modes alternate so that drift hits both.
 Also times the recorder's own methods directly, which is the steadier figure.
 
+`--hooks` trains nothing: it calls every callback's hooks as `fit` would for epochs of
+`--train` images (a 13 ms sleep standing for each batch's step, so that progress is written as
+often as in a real epoch) and times each hook of each callback; no data needed, seconds to run.
+
     python -m bench.bookkeeping [--train 10000] [--epochs 2] [--trials 2]
+    python -m bench.bookkeeping --hooks [--epochs 6]
 """
 
 from __future__ import annotations
@@ -66,20 +71,100 @@ def _timed(recorder, spent: list[float]) -> None:
         setattr(recorder, name, wrapper)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--train", type=int, default=10_000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--trials", type=int, default=2)
-    args = parser.parse_args()
-
-    data = load_dataset(cifar_source())
+def reporters() -> str:
+    """Every run's reporters, as a user's would be: TensorBoard, and MLflow (a SQLite store in a
+    scratch folder) where it is installed. Their names."""
     scratch = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
     if importlib.util.find_spec("mlflow") and importlib.util.find_spec("sqlalchemy"):
         os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{scratch / 'mlflow.db'}")
         os.chdir(scratch)  # the store's artifacts go below the working folder
     tracked = "TensorBoard and MLflow" if os.environ.get("MLFLOW_TRACKING_URI") else "TensorBoard"
     print(f"recorded runs report to {tracked}")
+    return tracked
+
+
+STEP_SECONDS = 0.013  # stands for a batch's step in --hooks (2.2 s epochs of 157 batches)
+
+
+def hooks(images: int, epochs: int) -> None:
+    """Each callback's hooks called directly, as fit calls them, and timed one by one."""
+    import numpy as np
+
+    tracked = reporters()
+    spec = load_preset("tutorial_cnn").spec
+    model = build_model(spec)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.train_on_batch(np.zeros((64, *spec.input_shape)), np.zeros(64))  # optimizer built
+    batches = -(-images // 64)
+    with tempfile.TemporaryDirectory() as root:
+        run = create_run(spec, TrainConfig(), data_source="bench", root=Path(root))
+        recorder = RunRecorder(
+            run, run.status(), [], batches=batches, batch_size=64, epochs=epochs + 1, echo=False
+        )
+        tracking = Tracking.start(run, TrainConfig(), spec)
+        callbacks = [recorder, *tracking.callbacks]
+        spent: dict[str, float] = {}
+
+        def call(hook: str, *args) -> None:
+            for callback in callbacks:
+                start = time.perf_counter()
+                getattr(callback, hook)(*args)
+                key = f"{type(callback).__name__}.{hook}"
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
+
+        for callback in callbacks:
+            callback.set_model(model)
+        call("on_train_begin", {})
+        figures = {"loss": 1.8, "accuracy": 0.4}
+        for epoch in range(epochs + 1):
+            if epoch == 1:
+                spent.clear()  # the first epoch's first calls set things up
+            call("on_epoch_begin", epoch, {})
+            for batch in range(batches):
+                call("on_train_batch_begin", batch, {})
+                time.sleep(STEP_SECONDS)
+                call("on_train_batch_end", batch, figures)
+            call("on_test_begin", {})
+            for batch in range(-(-2000 // 64)):
+                call("on_test_batch_begin", batch, {})
+                call("on_test_batch_end", batch, figures)
+            call("on_test_end", figures)
+            val = {"val_loss": 1.9, "val_accuracy": 0.35, "learning_rate": 0.001}
+            call("on_epoch_end", epoch, {**figures, **val})
+        call("on_train_end", {})
+        tracking.close()
+    per_epoch = {key: seconds / epochs * 1000 for key, seconds in spent.items()}
+    per_epoch = {k: round(v, 2) for k, v in sorted(per_epoch.items(), key=lambda kv: -kv[1])}
+    for key, ms in per_epoch.items():
+        if ms >= 0.1:
+            print(f"{key:<40} {ms:8.2f} ms per epoch")
+    total = sum(per_epoch.values())
+    print(f"inside the recorder and {tracked}, hooks called directly: {total:.1f} ms per epoch")
+    write_result(
+        "bookkeeping_hooks",
+        {
+            "train_images": images,
+            "epochs": epochs,
+            "tracked": tracked,
+            "ms_per_epoch": round(total, 2),
+            "hooks_ms_per_epoch": per_epoch,
+        },
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=2)
+    parser.add_argument("--hooks", action="store_true", help="time each hook, training nothing")
+    args = parser.parse_args()
+    if args.hooks:
+        hooks(args.train, args.epochs)
+        return
+
+    data = load_dataset(cifar_source())
+    tracked = reporters()
     x, y = data.x_train[: args.train], data.y_train[: args.train]
     x_val, y_val = data.x_train[-2000:], data.y_train[-2000:]
     spec = load_preset("tutorial_cnn").spec
