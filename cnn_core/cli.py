@@ -725,8 +725,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     run = open_run(args.run_dir, root=_root_of(args))
     data = check_source(args.data) if args.data else None  # absolute: stored with the report
     report = evaluate_run(run, data_source=data, force=args.force)
-    if report.not_saved:
-        print(f"warning: {report.not_saved}", file=sys.stderr)
+    for problem in (report.not_saved, report.not_logged):
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
     if args.json:
         say(json.dumps(report.to_dict()))
         return 0

@@ -15,7 +15,6 @@ does not draw anything, and Keras is imported only when a model is loaded.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import time
 import zipfile
@@ -96,25 +95,50 @@ def evaluate_run(
         }
     )
     assert report is not None  # metrics() makes every part
-    # predictions first: whoever sees the new evaluation.json finds its predictions beside it
+    predictions = _npz_bytes(y_true, probabilities)
+    report = _save(run, report, predictions)
+    if os.environ.get("MLFLOW_TRACKING_URI", "").strip():  # else MLflow is never imported
+        problem = _log_to_mlflow(run, report)
+        if problem:  # said wherever the evaluation is shown, until it is evaluated again
+            report = replace(report, not_logged=problem)
+            if not report.not_saved:
+                report = _save(run, report, predictions)
+    return report
+
+
+def _save(run: Run, report: EvaluationReport, predictions: bytes) -> EvaluationReport:
+    """`report` stored in the run, predictions first (whoever sees the new evaluation.json finds
+    its predictions beside it); in a read-only run folder the figures are still returned."""
     try:
-        run.write_evaluation(report, _npz_bytes(y_true, probabilities))
-    except OSError as exc:  # a read-only run folder: the figures computed are still returned
-        report = replace(
+        run.write_evaluation(report, predictions)
+    except OSError as exc:
+        return replace(
             report,
             not_saved=f"the evaluation could not be saved in {run.path} ({exc.strerror}), so it "
             "will be computed again next time; make the run folder writable to keep it.",
         )
-    if os.environ.get("MLFLOW_TRACKING_URI", "").strip():  # else MLflow is never imported
-        from cnn_core.training.tracking import log_evaluation
-
-        figures = {"test_accuracy": report.accuracy, "test_loss": report.loss}
-        if report.top5_accuracy is not None:
-            figures["test_top5_accuracy"] = report.top5_accuracy
-        problem = log_evaluation(run, figures)
-        if problem:
-            logging.getLogger("cnn_core").warning("run %s: %s", run.name, problem)
     return report
+
+
+def _log_to_mlflow(run: Run, report: EvaluationReport) -> str | None:
+    """The test-set figures to the run's MLflow run; if MLflow refused them, what to tell."""
+    from cnn_core.training.tracking import log_evaluation
+
+    figures = {"test_accuracy": report.accuracy, "test_loss": report.loss}
+    if report.top5_accuracy is not None:
+        figures["test_top5_accuracy"] = report.top5_accuracy
+    problem = log_evaluation(run, figures)
+    if problem is None:
+        return None
+    kept = (
+        "the evaluation itself is saved in the run"
+        if not report.not_saved
+        else "nor could the evaluation be saved in the run (see the other warning)"
+    )
+    return (
+        f"{problem}; {kept}. Evaluate again once MLflow answers to log it there "
+        f"(cnn-workbench evaluate {run.name} --force, or Evaluate again on the Evaluate page)."
+    )
 
 
 def stored_evaluation(run: Run) -> tuple[EvaluationReport | None, str | None]:

@@ -987,6 +987,7 @@ class EvaluationReport:
     evaluated_at: str | None = None
     model_mtime: int | None = None  # the model.keras it evaluated (ns)
     not_saved: str | None = None  # why it could not be stored; never in the file
+    not_logged: str | None = None  # why MLflow lacks it; kept in the file (it stays true)
 
     _KEYS = ("accuracy", "loss", "top5_accuracy", "n", "class_names", "per_class",
              "confusion_matrix", "seconds", "data_source", "data_fingerprint", "evaluated_at",
@@ -1000,6 +1001,8 @@ class EvaluationReport:
         data["confusion_matrix"] = [list(row) for row in self.confusion_matrix]
         if self.not_saved is not None:
             data["not_saved"] = self.not_saved
+        if self.not_logged is not None:
+            data["not_logged"] = self.not_logged
         return data
 
     @classmethod
@@ -1030,6 +1033,7 @@ class EvaluationReport:
                 data_source=data["data_source"],
                 top5_accuracy=data.get("top5_accuracy"),
                 not_saved=data.get("not_saved"),
+                not_logged=data["not_logged"] if isinstance(data.get("not_logged"), str) else None,
                 **optional,
             )
         except (TypeError, ValueError, OverflowError):

@@ -53,10 +53,14 @@ if report is None:
                     f"{report.n:,} images; but {report.not_saved}",
                     icon=":material/warning:",
                 )
+                if report.not_logged:
+                    st.warning(plain(report.not_logged), icon=":material/cloud_off:")
                 report = None
     if report is None:
         st.stop()
 
+if report.not_logged:  # MLflow refused this evaluation's figures
+    st.warning(plain(report.not_logged), icon=":material/cloud_off:")
 if data_changed(report, current=fingerprint(report.data_source)):
     st.warning(
         f"The test images in {plain(report.data_source)} changed since this evaluation; these "

@@ -3,6 +3,7 @@ with TensorBoard's own reader (not a mock)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,37 @@ def test_without_the_variable_mlflow_is_never_imported(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.stdout.strip().splitlines()[-1] == "False", done.stderr[-1000:]
+
+
+def test_an_evaluation_mlflow_refuses_is_saved_and_said_so_in_the_cli_and_on_the_page(
+    tmp_path, monkeypatch, capsys
+):
+    """The run's MLflow run is recorded (it trained while MLflow answered), but the server no
+    longer answers when it is evaluated: the evaluation is saved, and the CLI, its --json and
+    the Evaluate page say that MLflow, at its tracking URI, lacks it (real MLflow, no mock)."""
+    pytest.importorskip("mlflow")
+    from reliability.kit import make_model_run
+    from support import open_page
+
+    from cnn_core.cli import main
+    from cnn_core.settings import runs_root
+    from dashboard.text import plain
+
+    uri = "http://127.0.0.1:9"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    data = write_colours(tmp_path / "colours", train=4, test=3)
+    run = make_model_run(runs_root(), data_source=str(data))
+    run.write_mlflow({"run_id": "0123456789abcdef", "experiment_id": "1", "tracking_uri": uri})
+    assert main(["evaluate", run.name]) == 0
+    warning = capsys.readouterr().err
+    said = f"warning: MLflow (tracking URI {uri}) did not take this evaluation"
+    assert said in warning and "the evaluation itself is saved in the run" in warning
+    assert f"cnn-workbench evaluate {run.name} --force" in warning
+    stored = run.evaluation()
+    assert stored is not None and stored.not_logged and stored.not_logged in warning
+    assert main(["evaluate", run.name, "--json"]) == 0  # the stored one: still not in MLflow
+    assert json.loads(capsys.readouterr().out)["not_logged"] == stored.not_logged
+    at = open_page("evaluate", run=run.name)
+    assert plain(stored.not_logged) in [w.value for w in at.warning]
