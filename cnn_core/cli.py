@@ -516,7 +516,8 @@ def _train(args: argparse.Namespace) -> int:
     from cnn_core.api import launch_run, prepare_run
 
     if args.evaluate and (args.detach or args.create_only):
-        raise UserError("--evaluate waits for the training to end; leave out --detach.")
+        flag = "--detach" if args.detach else "--create-only"
+        raise UserError(f"--evaluate waits for the training to end; leave out {flag}.")
     spec = resolve_spec(args.spec)
     config = _with_flags(_base_config(args), args)
     run = prepare_run(spec, config, data_source=args.data, root=args.runs_dir)
@@ -536,8 +537,7 @@ def _train(args: argparse.Namespace) -> int:
         from cnn_core.evaluate import evaluate_run
 
         evaluation = evaluate_run(run)
-        if evaluation.not_saved:
-            say(f"warning: {evaluation.not_saved}", file=sys.stderr)
+        _warn_about(evaluation)
     code = _report(run, status, as_json=args.json, outcome=outcome, evaluation=evaluation)
     if args.evaluate and evaluation is None and not args.json:
         say(f"not evaluated: the run is {status.state}, not completed", file=sys.stderr)
@@ -718,6 +718,13 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_about(report: EvaluationReport) -> None:
+    """An evaluation's problems that did not stop it: not stored, not taken by MLflow."""
+    for problem in (report.not_saved, report.not_logged):
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from cnn_core.datasets import check_source
     from cnn_core.evaluate import evaluate_run
@@ -725,9 +732,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     run = open_run(args.run_dir, root=_root_of(args))
     data = check_source(args.data) if args.data else None  # absolute: stored with the report
     report = evaluate_run(run, data_source=data, force=args.force)
-    for problem in (report.not_saved, report.not_logged):
-        if problem:
-            print(f"warning: {problem}", file=sys.stderr)
+    _warn_about(report)
     if args.json:
         say(json.dumps(report.to_dict()))
         return 0

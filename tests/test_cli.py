@@ -236,6 +236,8 @@ def test_train_evaluate_with_detach_is_refused_before_a_run_is_made(tmp_path, ca
     command = ["train", "fast_cpu", "--data", str(data), "--runs-dir", str(runs), "--evaluate"]
     assert main([*command, "--detach"]) == 2
     assert "leave out --detach" in capsys.readouterr().err
+    assert main([*command, "--create-only"]) == 2
+    assert "leave out --create-only" in capsys.readouterr().err
     assert not runs.exists() or not any(runs.iterdir())
 
 
