@@ -250,6 +250,19 @@ class TrainConfig:
         section="Augmentation",
         wide=True,
     )
+    test_time_shift: int = setting(
+        "integer",
+        0,
+        "Evaluation and prediction also average over two copies of each image shifted this "
+        "many pixels (down-right and up-left, borders mirrored), and over their mirrors with "
+        "test-time flip: 3 or 6 views where there were 1 or 2, three times the time to "
+        "predict. Exports hold the one model, without it. 0 = off.",
+        label="Test-time shift (pixels, 0 = off)",
+        key="tts",
+        section="Augmentation",
+        low=0,
+        high=4,
+    )
     early_stopping_patience: int | None = setting(
         "integer",
         None,

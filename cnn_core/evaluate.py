@@ -26,7 +26,7 @@ import numpy as np
 from cnn_core.balance import IMBALANCE_HINT, imbalance_ratio
 from cnn_core.data.cache import source_fingerprint
 from cnn_core.errors import DataError, UserError
-from cnn_core.predict import class_names, load_run_model, output_size, run_model, test_time_flip
+from cnn_core.predict import class_names, load_run_model, output_size, run_model, test_time_views
 from cnn_core.runs import (
     EvaluationReport,
     Run,
@@ -76,7 +76,7 @@ def evaluate_run(
         raise DataError(f"{source} has no test images; put some in its test/<class>/ folders.")
 
     probabilities = run_model(
-        model, dataset.x_test, batch_size=max(1, int(batch_size)), flip=test_time_flip(run)
+        model, dataset.x_test, batch_size=max(1, int(batch_size)), **test_time_views(run)
     )
     if not np.all(np.isfinite(probabilities)):
         raise RunError(

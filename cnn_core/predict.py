@@ -175,20 +175,46 @@ def output_size(model: keras.Model) -> int:
     return int(model.outputs[0].shape[-1])
 
 
-def test_time_flip(run: Run) -> bool:
-    """Whether the run predicts on each image and its mirror (`test_time_flip`); False for a run
-    whose configuration cannot be read (its model still predicts)."""
+def test_time_views(run: Run) -> dict[str, Any]:
+    """How the run predicts, as `run_model`'s keywords: `flip` (each image and its mirror, the
+    `test_time_flip` setting) and `shift` (copies shifted that many pixels, `test_time_shift`);
+    neither for a run whose configuration cannot be read (its model still predicts)."""
     try:
-        return run.config().test_time_flip
+        config = run.config()
     except UserError:
-        return False
+        return {"flip": False, "shift": 0}
+    return {"flip": config.test_time_flip, "shift": config.test_time_shift}
+
+
+def views(chunk: np.ndarray, *, flip: bool = False, shift: int = 0) -> list[np.ndarray]:
+    """The copies of uint8 images `chunk` (N, H, W, C) a model predicts on with test-time
+    augmentation: the images, their mirrors with `flip`, and with `shift` each of those moved
+    `shift` pixels down-right and up-left, the uncovered border filled by reflection (as the
+    training augmentation's shifts are). Contiguous arrays: Keras wants them."""
+    out = [chunk]
+    if flip:
+        out.append(np.ascontiguousarray(chunk[:, :, ::-1]))
+    height, width = chunk.shape[1:3]
+    shift = min(int(shift), height - 1, width - 1)  # reflection needs a border inside the image
+    if shift > 0:
+        pad = ((0, 0), (shift, shift), (shift, shift), (0, 0))
+        for image in list(out):
+            padded = np.pad(image, pad, mode="reflect")
+            out.append(np.ascontiguousarray(padded[:, :height, :width]))  # moved down-right
+            out.append(np.ascontiguousarray(padded[:, 2 * shift :, 2 * shift :]))  # up-left
+    return out
 
 
 def run_model(
-    model: keras.Model, x: np.ndarray, *, batch_size: int = CHUNK, flip: bool = False
+    model: keras.Model,
+    x: np.ndarray,
+    *,
+    batch_size: int = CHUNK,
+    flip: bool = False,
+    shift: int = 0,
 ) -> np.ndarray:
     """Class probabilities (N, classes) as float32 for uint8 images `x`, in inference mode;
-    with `flip` (the run's `test_time_flip`), the mean of each image's and its mirror's.
+    with `flip` or `shift` (the run's `test_time_views`), the mean over each image's `views`.
 
     `predict_on_batch` runs Keras' compiled predict step (always in inference mode) without the
     per-call set-up of `model.predict`, which costs tens of milliseconds, and without the eager
@@ -202,11 +228,11 @@ def run_model(
     try:
         for start in range(0, len(x), batch_size):
             stop = min(start + batch_size, len(x))
-            chunk = read.span(start, stop)
-            out[start:stop] = np.asarray(model.predict_on_batch(chunk))
-            if flip:  # why a copy: Keras wants contiguous arrays, a reversed view is not
-                mirror = np.ascontiguousarray(chunk[:, :, ::-1])
-                out[start:stop] = (out[start:stop] + np.asarray(model.predict_on_batch(mirror))) / 2
+            copies = views(read.span(start, stop), flip=flip, shift=shift)
+            total = np.asarray(model.predict_on_batch(copies[0]), dtype=np.float32)
+            for copy in copies[1:]:
+                total = total + np.asarray(model.predict_on_batch(copy))
+            out[start:stop] = total / len(copies)
     finally:
         read.close()
     return out
@@ -315,8 +341,8 @@ def predict_images(
         photos.append(picture if photo_size is not None else None)
 
     good = [i for i, array in enumerate(arrays) if array is not None]
-    flip = test_time_flip(run)
-    probs = run_model(model, np.stack([arrays[i] for i in good]), flip=flip) if good else None
+    tta = test_time_views(run)
+    probs = run_model(model, np.stack([arrays[i] for i in good]), **tta) if good else None
     row_of = {index: row for row, index in enumerate(good)}
 
     results: list[Prediction] = []

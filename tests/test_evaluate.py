@@ -377,27 +377,61 @@ def test_test_time_flip_averages_each_image_with_its_mirror():
     assert not np.allclose(both, plain)  # the mirror does change what a dense layer sees
 
 
+def test_test_time_shift_averages_over_copies_shifted_with_mirrored_borders():
+    import keras
+
+    from cnn_core.predict import run_model, views
+
+    image = np.arange(5 * 6, dtype=np.uint8).reshape(1, 5, 6, 1)
+    plain, down_right, up_left = views(image, shift=1)
+    assert plain is image
+    # moved down-right by one: row 0 and column 0 are the reflection of row 1 and column 1
+    np.testing.assert_array_equal(down_right[0, 1:, 1:, 0], image[0, :-1, :-1, 0])
+    np.testing.assert_array_equal(down_right[0, 0, 1:, 0], image[0, 1, :-1, 0])
+    np.testing.assert_array_equal(up_left[0, :-1, :-1, 0], image[0, 1:, 1:, 0])
+    np.testing.assert_array_equal(up_left[0, -1, :-1, 0], image[0, -2, 1:, 0])
+    six = views(image, flip=True, shift=2)
+    assert len(six) == 6 and all(v.shape == image.shape and v.flags.c_contiguous for v in six)
+    np.testing.assert_array_equal(six[1], image[:, :, ::-1])
+    assert len(views(image, shift=9)) == 3  # more than the image allows: its largest, 4 rows
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 6, 3), dtype="uint8")
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    images = np.random.default_rng(0).integers(0, 256, (10, 4, 6, 3), dtype=np.uint8)
+    expected = np.mean(
+        [run_model(model, v, batch_size=4) for v in views(images, flip=True, shift=1)], axis=0
+    )
+    both = run_model(model, images, batch_size=4, flip=True, shift=1)
+    np.testing.assert_allclose(both, expected, rtol=1e-5)
+    assert not np.allclose(both, run_model(model, images, batch_size=4, flip=True))
+
+
 def test_a_run_with_test_time_flip_is_evaluated_and_predicts_with_it(
     tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch
 ):
     import cnn_core.predict as predict
 
     flipped = create_run(
-        TINY, TrainConfig(test_time_flip=True), data_source=str(data), root=tmp_path / "r"
+        TINY,
+        TrainConfig(test_time_flip=True, test_time_shift=2),
+        data_source=str(data),
+        root=tmp_path / "r",
     )
     colour_model().save(flipped.file(MODEL))
     atomic_write_json(flipped.file(DATASET), {"source": str(data), "class_names": CLASSES})
-    seen: list[bool] = []
+    seen: list[tuple] = []
     real = predict.run_model
 
     def recording(*args, **kwargs):
-        seen.append(kwargs.get("flip", False))
+        seen.append((kwargs.get("flip", False), kwargs.get("shift", 0)))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluate, "run_model", recording)
     monkeypatch.setattr(predict, "run_model", recording)
     report = evaluate_run(flipped)
-    assert seen == [True] and report.accuracy == evaluate_run(flipped, force=True).accuracy
+    assert seen == [(True, 2)] and report.accuracy == evaluate_run(flipped, force=True).accuracy
     photo = next((data / "test").rglob("*.png")).read_bytes()
     predict.predict_images(flipped, [("red.png", photo)])
-    assert seen[-1] is True
+    assert seen[-1] == (True, 2)
