@@ -29,6 +29,7 @@ class Augmentation:
     """Random changes applied to each training image; all off by default (as in the tutorial)."""
 
     flip: bool = False  # mirror left-right half of the time
+    alternate_flip: bool = False  # with flip: each image every other epoch (the feed mirrors)
     translation: float = 0.0  # shift by up to this fraction of height and width
     rotation: float = 0.0  # rotate by up to this fraction of a full turn
     zoom: float = 0.0  # zoom in or out by up to this fraction
@@ -58,9 +59,9 @@ class Augmentation:
                     f"{source} has unknown key {json.dumps(str(key)[:40], ensure_ascii=False)}; "
                     "it takes " + ", ".join(names) + "."
                 )
-            if key == "flip":
+            if key in ("flip", "alternate_flip"):
                 if not isinstance(value, bool):
-                    raise ConfigError(f"{source}.flip must be true or false.")
+                    raise ConfigError(f"{source}.{key} must be true or false.")
                 values[key] = value
                 continue
             high, meaning = _BOUNDS[key]
@@ -71,7 +72,18 @@ class Augmentation:
                     f"got {str(value)[:40]}."
                 )
             values[key] = float(value)
+        if values.get("alternate_flip") and not values.get("flip"):
+            raise ConfigError(
+                f"{source}.alternate_flip says how flip mirrors the images, and flip is off: "
+                "turn flip on as well, or alternate_flip off."
+            )
         return cls(**values)
+
+    @property
+    def model_flips(self) -> bool:
+        """Whether the model's own layers mirror at random; with `alternate_flip` the training
+        feed mirrors each image in every other epoch instead (`Feed(alternate_flip=True)`)."""
+        return self.flip and not self.alternate_flip
 
 
 def augmentation_nodes(
@@ -89,14 +101,15 @@ def augmentation_nodes(
         return [], []
     a = augmentation
     raw, scaled = [], []
-    if compiled and (a.flip or a.translation):
+    flip = a.model_flips
+    if compiled and (flip or a.translation):
         raw.append(
             KerasNode(
-                "augment_shift_flip", "RandomShiftFlip", {"shift": a.translation, "flip": a.flip}
+                "augment_shift_flip", "RandomShiftFlip", {"shift": a.translation, "flip": flip}
             )
         )
-    elif a.flip or a.translation:
-        if a.flip:
+    elif flip or a.translation:
+        if flip:
             scaled.append(KerasNode("augment_flip", "RandomFlip", {"mode": "horizontal"}))
         if a.translation:
             scaled.append(

@@ -488,6 +488,17 @@ AUGMENTATION = (  # the keys of the "augmentation" object; Augmentation.from_dic
         "flip",
         section="Augmentation",
     ),
+    Setting(
+        "augmentation.alternate_flip",
+        "boolean",
+        Augmentation().alternate_flip,
+        "With flip: each training image is mirrored in every other epoch (a seeded half of "
+        "them in the first) instead of by a coin toss each time, so that every image is seen "
+        "both ways every two epochs (airbench's alternating flip).",
+        "Alternate the flips",
+        "aflip",
+        section="Augmentation",
+    ),
     _augmentation("translation", "Translation", "tr", 0.025),
     _augmentation("rotation", "Rotation", "rot", 0.025),
     _augmentation("zoom", "Zoom", "zoom", 0.05),

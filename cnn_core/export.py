@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 from cnn_core.augment import Augmentation
 from cnn_core.builder import INPUT_NAME, model_name, model_nodes
@@ -21,6 +22,9 @@ from cnn_core.spec import ModelSpec
 
 def export_code(spec: ModelSpec, *, augmentation: Augmentation | None = None) -> str:
     """The script's text; raises `SpecError` if the spec cannot be built."""
+    if augmentation is not None and augmentation.alternate_flip:
+        # the script has no feed to alternate them: its model mirrors at random, as Keras does
+        augmentation = replace(augmentation, alternate_flip=False)
     steps = model_nodes(spec, augmentation=augmentation)
     analysis = analyze(spec)
     h, w, c = spec.input_shape

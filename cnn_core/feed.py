@@ -4,7 +4,10 @@
 into the arrays (in RAM or memory-mapped on disk). Each epoch walks a fresh seeded permutation of
 those rows, so shuffling copies only the index array; a batch is the one copy of its images. Labels
 come out as integers, or as one-hot floats (for label smoothing) made per batch; class weights
-become per-image sample weights, since the feed hands Keras the weights itself.
+become per-image sample weights, since the feed hands Keras the weights itself. With
+`alternate_flip` the feed mirrors each image in every other epoch (a seeded half of the rows in
+even epochs, the other half in odd ones), which a model's random layers cannot do: they do not
+know which image is which.
 
 Nothing here knows about runs, models or the dashboard: it turns indices into batches.
 """
@@ -37,6 +40,7 @@ class Feed(keras.utils.PyDataset):
         class_weight: Mapping[int, float] | None = None,  # given: a third item, sample weights
         multiple_of: int = 1,  # every batch's size divides by this (devices): the rest is left out
         shard: tuple[int, int] = (0, 1),  # (this process, processes): its share of each batch
+        alternate_flip: bool = False,  # mirror each row's image in every other epoch
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -59,6 +63,11 @@ class Feed(keras.utils.PyDataset):
             )
         self.epoch = int(epoch)
         self.order = self._order()
+        self.mirrored = None  # per row: 1 where its image is mirrored in even epochs
+        if alternate_flip:
+            self.mirrored = np.random.default_rng([self.seed, 1]).integers(
+                0, 2, size=len(x), dtype=np.uint8
+            )
         self.read = RowReader(x)  # a memory-mapped .npy is read with os.preadv
 
     def _order(self) -> np.ndarray:
@@ -84,7 +93,10 @@ class Feed(keras.utils.PyDataset):
             raise IndexError(f"batch {index} is out of range (the feed has {len(self)} batches).")
         rows = self.batch_rows(index)
         labels = self.y[rows]
-        images = self.read(rows)
+        images = self.read(rows)  # a fresh array: mirrored in place
+        if self.mirrored is not None:
+            mirror = (self.mirrored[rows] ^ (self.epoch & 1)).astype(bool)
+            images[mirror] = images[mirror, :, ::-1]
         targets = labels
         if self.num_classes is not None:
             targets = np.eye(self.num_classes, dtype=np.float32)[labels]

@@ -183,3 +183,20 @@ def test_whole_floats_in_the_spec_validate_build_and_train():
     labels = np.arange(16) % 2
     history = model.fit(images, labels, epochs=1, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_alternate_flip_leaves_the_flips_to_the_feed_and_needs_flip() -> None:
+    from cnn_core.augment import augmentation_nodes
+    from cnn_core.errors import ConfigError
+
+    names = lambda a, **kw: [n.cls for part in augmentation_nodes(a, **kw) for n in part]  # noqa: E731
+    alternate = Augmentation.from_dict({"flip": True, "alternate_flip": True, "translation": 0.1})
+    assert names(alternate) == ["RandomTranslation"]
+    assert names(Augmentation(flip=True, translation=0.1)) == ["RandomFlip", "RandomTranslation"]
+    compiled = augmentation_nodes(alternate, compiled=True)[0]
+    assert [n.kwargs["flip"] for n in compiled] == [False]
+    with pytest.raises(ConfigError, match="alternate_flip .*flip is off"):
+        Augmentation.from_dict({"alternate_flip": True})
+    from cnn_core.export import export_code
+
+    assert "RandomFlip" in export_code(TINY, augmentation=alternate)  # no feed there: at random

@@ -84,3 +84,35 @@ def test_memory_mapped_rows_are_read_from_the_file_not_the_map(tmp_path) -> None
     assert np.array_equal(feed[0][0], x)
     view = Feed(mapped[5:], y[5:], np.arange(18), batch_size=18)  # a view: read through the map
     assert view.read.fd is None and np.array_equal(view[0][0], x[5:])
+
+
+def test_alternate_flip_mirrors_each_image_in_every_other_epoch() -> None:
+    n = 400
+    x = np.zeros((n, 1, 2, 1), dtype=np.uint8)
+    x[:, 0, 0, 0] = np.arange(n) % 250 + 1  # the left pixel says the row; the right one is 0
+    y = np.zeros(n, dtype=np.int64)
+
+    def mirrored(feed: Feed) -> dict[int, bool]:
+        seen = {}
+        for i in range(len(feed)):
+            rows, images = feed.batch_rows(i), feed[i][0]
+            for row, image in zip(rows.tolist(), images, strict=True):
+                assert image[0, :, 0].tolist() in ([x[row, 0, 0, 0], 0], [0, x[row, 0, 0, 0]])
+                seen[row] = bool(image[0, 0, 0] == 0)
+        return seen
+
+    feed = Feed(x, y, np.arange(n), batch_size=64, shuffle=True, seed=3, alternate_flip=True)
+    first = mirrored(feed)
+    assert 150 < sum(first.values()) < 250  # about half of the images in the first epoch
+    feed.on_epoch_end()
+    second = mirrored(feed)
+    assert all(second[row] != first[row] for row in range(n))  # the others in the next
+    feed.on_epoch_end()
+    assert mirrored(feed) == first
+    resumed = Feed(
+        x, y, np.arange(n), batch_size=64, shuffle=True, seed=3, epoch=1, alternate_flip=True
+    )
+    assert mirrored(resumed) == second  # a resumed run goes on alternating where it was
+    plain = Feed(x, y, np.arange(n), batch_size=64, shuffle=True, seed=3)
+    assert not any(mirrored(plain).values())  # without it the feed leaves the images alone
+    assert not x[:, 0, 1].any()  # and the dataset's arrays are never changed

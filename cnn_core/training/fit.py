@@ -40,6 +40,7 @@ def fit_options(
         epoch=epoch,
         num_classes=one_hot,
         class_weight=plan.class_weight,
+        alternate_flip=config.augmentation.alternate_flip,
         **share,
     )
     val_feed = None

@@ -150,6 +150,7 @@ def find_lr(
         shuffle=True,
         seed=seed,
         num_classes=one_hot,
+        alternate_flip=config.augmentation.alternate_flip,
     )
     epochs = math.ceil(steps / len(feed))
     constant = replace(config, lr_schedule="constant", fine_tune=None, learning_rate=start)
