@@ -1,5 +1,6 @@
 """The benchmark suite: `python -m bench` runs every benchmark on the real CIFAR-10 copy, each in
-a fresh process, then writes BENCHMARKS.md from `bench/results/*.json`.
+a fresh process, then writes BENCHMARKS.md from `bench/results/*.json` and the hand-written
+readings in `bench/NOTES.md` (which BENCHMARKS.md itself must not hold: every run rewrites it).
 
     python -m bench                 # everything (about 25 minutes on a 2-core CPU)
     python -m bench --only training inference
@@ -44,6 +45,46 @@ def load(name: str) -> dict | None:
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
+
+
+NOTES = ROOT / "bench" / "NOTES.md"  # hand-written readings, kept when BENCHMARKS.md is rewritten
+
+
+def _sections(text: str) -> list[tuple[str, list[str]]]:
+    """`text` cut at its "## " headings: (heading, the lines under it); "" for the top."""
+    found: list[tuple[str, list[str]]] = [("", [])]
+    for line in text.split("\n"):
+        if line.startswith("## "):
+            found.append((line, []))
+        else:
+            found[-1][1].append(line)
+    return found
+
+
+def with_notes(generated: str, notes: str) -> str:
+    """The generated report with each section of `notes` appended to the section of the same
+    heading, or, where the report has none, placed after the section that precedes it in
+    `notes` (its top, before the first heading, is the notes file's own explanation)."""
+    sections = _sections(generated)
+    headings = [heading for heading, _ in sections]
+    after = ""
+    for heading, body in _sections(notes)[1:]:
+        while body and not body[-1].strip():
+            body.pop()
+        if heading in headings:
+            lines = sections[headings.index(heading)][1]
+            while lines and not lines[-1].strip():
+                lines.pop()
+            lines += [*body, ""]
+        else:
+            at = headings.index(after) + 1 if after in headings else len(sections)
+            sections.insert(at, (heading, [*body, ""]))
+            headings.insert(at, heading)
+        after = heading
+    out = []
+    for heading, lines in sections:
+        out += ([heading] if heading else []) + lines
+    return "\n".join(out)
 
 
 def report() -> str:
@@ -628,7 +669,7 @@ def main() -> None:
         for name in args.only or SUITE:
             print(f"== bench.{name}", flush=True)
             subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=ROOT, check=True)
-    (ROOT / "BENCHMARKS.md").write_text(report())
+    (ROOT / "BENCHMARKS.md").write_text(with_notes(report(), NOTES.read_text()))
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")
 
 

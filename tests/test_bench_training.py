@@ -67,3 +67,15 @@ def test_the_section_shows_each_preset_against_the_tutorial_script():
     assert "| 130 | 120 | 0.92 | <= 1: met |" in text
     assert "| 0.7000 | 0.8000 | | >= 0.85, spread <= 0.01: **not met** |" in text
     assert "`fast_cpu`: wall times 120 s, 120 s, 120 s" in text
+
+
+def test_hand_written_notes_survive_a_rewritten_report():
+    from bench.__main__ import NOTES, with_notes
+
+    generated = "# Benchmarks\n\nintro\n\n## A (`a`)\n\n| x |\n\n## B\n\nb figures\n"
+    notes = "# about\n\nkept out\n\n## A (`a`)\n\nA reading.\n\n## Only here\n\nIts table.\n"
+    merged = with_notes(generated, notes)
+    assert merged.index("| x |") < merged.index("A reading.") < merged.index("## Only here")
+    assert merged.index("## Only here") < merged.index("## B") and "kept out" not in merged
+    assert with_notes(generated, "") == generated
+    assert "## Training cost" in NOTES.read_text()  # the shipped notes file is read

@@ -195,7 +195,7 @@ def test_alternate_flip_leaves_the_flips_to_the_feed_and_needs_flip() -> None:
     assert names(Augmentation(flip=True, translation=0.1)) == ["RandomFlip", "RandomTranslation"]
     compiled = augmentation_nodes(alternate, compiled=True)[0]
     assert [n.kwargs["flip"] for n in compiled] == [False]
-    with pytest.raises(ConfigError, match="alternate_flip .*flip is off"):
+    with pytest.raises(ConfigError, match=r"alternate_flip .*flip is off"):
         Augmentation.from_dict({"alternate_flip": True})
     from cnn_core.export import export_code
 
