@@ -257,7 +257,7 @@ class TrainConfig:
         "many pixels (down-right and up-left, borders mirrored), and over their mirrors with "
         "test-time flip: 3 or 6 views where there were 1 or 2, three times the time to "
         "predict. Exports hold the one model, without it. 0 = off.",
-        label="Test-time shift (pixels, 0 = off)",
+        label="Test-time shift (px)",
         key="tts",
         section="Augmentation",
         low=0,
@@ -495,9 +495,10 @@ AUGMENTATION = (  # the keys of the "augmentation" object; Augmentation.from_dic
         "With flip: each training image is mirrored in every other epoch (a seeded half of "
         "them in the first) instead of by a coin toss each time, so that every image is seen "
         "both ways every two epochs (airbench's alternating flip).",
-        "Alternate the flips",
+        "Alternate the flips: each image mirrored in every other epoch, not at random",
         "aflip",
         section="Augmentation",
+        wide=True,
     ),
     _augmentation("translation", "Translation", "tr", 0.025),
     _augmentation("rotation", "Rotation", "rot", 0.025),

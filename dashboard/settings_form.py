@@ -25,9 +25,10 @@ def widget_key(setting: Setting, version: int) -> str:
 
 
 def form_settings() -> list[Setting]:
-    """Every declared setting, in the form's order: by section, then as declared."""
+    """Every declared setting, in the form's order: by section, then as declared (the
+    augmentation object's keys first in their section, the test-time settings after them)."""
     order = list(declared.SECTIONS)
-    every = [*declared.SETTINGS, *declared.AUGMENTATION]
+    every = [*declared.AUGMENTATION, *declared.SETTINGS]
     return sorted(every, key=lambda s: order.index(s.section))
 
 
