@@ -566,9 +566,9 @@ def training_section(training: dict) -> list[str]:
         "once before and once after the tutorial script's 15-epoch run, in mirrored order (seed "
         "3 last): this is a shared virtual machine whose speed drifts by up to half from one "
         "minute to the next. A preset's wall time is its whole `train --evaluate` command "
-        "(process start and the test-set evaluation included, test-time flips too where the "
-        "preset asks for them, as the tutorial script's own evaluate is; data cached), the mean "
-        "of its seeds; its accuracy the worst seed's, on the 10,000 test images.",
+        "(process start and the test-set evaluation included, with the test-time flips and "
+        "shifts the preset asks for, as the tutorial script's own evaluate is; data cached), the "
+        "mean of its seeds; its accuracy the worst seed's, on the 10,000 test images.",
         "",
         "| figure | tutorial script | ours | ratio | goal |",
         "| --- | --- | --- | --- | --- |",
