@@ -155,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3, help="epochs for the per-epoch figures")
     parser.add_argument("--tutorial-epochs", type=int, default=15)
-    parser.add_argument(  # best_cpu: not shipped yet (issue 17)
+    parser.add_argument(
         "--presets", nargs="+", default=[name for name in GOALS if name in preset_ids()]
     )
     args = parser.parse_args()

@@ -126,6 +126,7 @@ def test_presets_lists_the_tutorial_first():
     assert [p["id"] for p in doc["presets"]] == [
         "tutorial_cnn",
         "fast_cpu",
+        "best_cpu",
         "resnet_gpu",
         "transfer_mobilenet_v3_small",
         "transfer_efficientnet_b0",

@@ -19,6 +19,7 @@ from cnn_core.spec import ModelSpec, parse_spec
 ORDER = (  # the tutorial first: users know it
     "tutorial_cnn",
     "fast_cpu",
+    "best_cpu",
     "resnet_gpu",
     "transfer_mobilenet_v3_small",
     "transfer_efficientnet_b0",
