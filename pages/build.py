@@ -123,9 +123,24 @@ def problem_ui(box: DeltaGenerator, problem: Problem, *, key: str) -> None:
         )
 
 
-# --- sidebar: presets and the add-layer controls ----------------------------------------------
+# --- sidebar: the add-layer controls (used most, so first), then the presets ------------------
 
 with st.sidebar:
+    st.header("Add a layer")
+    kind_name = st.selectbox("Layer kind", list(KINDS), key="add_kind")
+    st.caption(KINDS[kind_name].summary)
+    layer_params_ui(kind_name, key="add")
+    positions = {"end": "at the end"} | {
+        str(i): f"before {i + 1}. {info.description}" for i, info in enumerate(analysis.layers[:-1])
+    }
+    st.selectbox("Where", list(positions), format_func=positions.get, key="add_where")
+    st.button(
+        f"Add {kind_name}",
+        type="primary",
+        on_click=add_layer,
+        key="add_button",
+        use_container_width=True,
+    )
     st.header("Start from")
     for preset in list_presets():
         st.button(
@@ -141,21 +156,6 @@ with st.sidebar:
         key="preset_empty",
         on_click=edit,
         args=(ModelSpec(name="My network", input_shape=spec.input_shape),),
-        use_container_width=True,
-    )
-    st.header("Add a layer")
-    kind_name = st.selectbox("Layer kind", list(KINDS), key="add_kind")
-    st.caption(KINDS[kind_name].summary)
-    layer_params_ui(kind_name, key="add")
-    positions = {"end": "at the end"} | {
-        str(i): f"before {i + 1}. {info.description}" for i, info in enumerate(analysis.layers[:-1])
-    }
-    st.selectbox("Where", list(positions), format_func=positions.get, key="add_where")
-    st.button(
-        f"Add {kind_name}",
-        type="primary",
-        on_click=add_layer,
-        key="add_button",
         use_container_width=True,
     )
 
