@@ -320,13 +320,18 @@ def test_a_search_on_a_shared_server_is_its_starters_and_others_only_see_it(tmp_
     at.run(timeout=60)
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert search_owner("alices", runs_root()) == ALICE
-    wait_until(lambda: len(list_runs(runs_root())) == 1, 60, every=0.5)
+
+    # the search process makes the trial's run folder, records its owner, launches it and
+    # only then writes the audit entry: wait for that last step, not for the folder
+    def started() -> list[dict]:
+        return [e for e in access.audit_entries() if e["action"] == "start"]
+
+    wait_until(lambda: len(started()) == 1, 60, every=0.5)
     (run,) = list_runs(runs_root())
     request_stop(run)  # the test need not wait for it to train
     assert access.owner_of(run) == ALICE  # the trial is Alice's run, as if she had started it
     assert access.visible(access.principal(BOB), [run]) == []
-    started = [e for e in access.audit_entries() if e["action"] == "start"]
-    assert [(e["user"], e["run"], e["search"]) for e in started] == [(ALICE, run.name, "alices")]
+    assert [(e["user"], e["run"], e["search"]) for e in started()] == [(ALICE, run.name, "alices")]
 
     theirs = shared_search_page(BOB)  # sees the search, cannot take it over by its name
     assert "alices" in list_searches(runs_root()) and not theirs.exception
