@@ -308,11 +308,13 @@ def roofline_section(roofline: dict) -> list[str]:
             f"{r['achieved_gflops']:.0f} | {r['precision']} | {r['ratio']:.0%} of "
             f"{r['peak_gflops']:.0f} |"
         )
-    shares = [r["ratio"] for r in roofline["presets"].values()]
+    ranked = sorted(roofline["presets"].values(), key=lambda r: r["training_mflop_per_image"])
+    shares = [r["ratio"] for r in ranked]
+    trend = ", higher for the presets with more FLOPs per image" if shares == sorted(shares) else ""
     lines += [
         "",
         f"Reading: a whole training step reaches {min(shares):.0%}-{max(shares):.0%} of what "
-        "its convolutions reach alone, more the wider the network; the rest of its time goes "
+        f"its convolutions reach alone{trend}; the rest of its time goes "
         "to what does not run at that rate: the first convolution (3 input channels), "
         "BatchNormalization, activations, pooling, the loss, the optimizer's update of every "
         "weight and reading the batch. Convolutions' backward passes run faster here than "

@@ -28,11 +28,12 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, cifar_source, write_result
+from bench.training import GOALS
 from cnn_core.presets import load_preset
 from cnn_core.runs import Run
 from cnn_core.shapes import analyze
 
-PRESETS = ("tutorial_cnn", "fast_cpu", "best_cpu")
+PRESETS = ("tutorial_cnn", *GOALS)  # the tutorial beside the presets that have goals
 # (name, input HxWxC, filters) of the convolutions measured; batch 64 as the presets train.
 CONVOLUTIONS = (
     ("conv3x3 32x32x32->64", (32, 32, 32), 64),

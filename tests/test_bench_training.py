@@ -79,3 +79,38 @@ def test_hand_written_notes_survive_a_rewritten_report():
     assert merged.index("## Only here") < merged.index("## B") and "kept out" not in merged
     assert with_notes(generated, "") == generated
     assert "## Training cost" in NOTES.read_text()  # the shipped notes file is read
+
+
+def test_the_roofline_reading_states_a_trend_only_where_the_shares_follow_the_flops():
+    from bench.__main__ import roofline_section
+
+    def roofline(*presets: tuple[str, float, float]) -> dict:
+        rows = {
+            name: {
+                "training_mflop_per_image": mflop,
+                "images_per_second": 1000.0,
+                "achieved_gflops": mflop,
+                "precision": "bfloat16",
+                "ratio": ratio,
+                "peak_gflops": 800.0,
+            }
+            for name, mflop, ratio in presets
+        }
+        peaks = [
+            {"operation": "conv", "dtype": dtype, "gflops": 800.0}
+            for dtype in ("float32", "bfloat16")
+        ]
+        return {
+            "peaks": peaks,
+            "presets": rows,
+            "epochs": 3,
+            "limit": 10_000,
+            "threads": 2,
+            "batch": 256,
+        }
+
+    rising = "\n".join(roofline_section(roofline(("a", 50.0, 0.2), ("b", 400.0, 0.5))))
+    assert "reaches 20%-50% of what" in rising and "more FLOPs per image" in rising
+    mixed = roofline(("a", 50.0, 0.4), ("b", 140.0, 0.2), ("c", 400.0, 0.5))
+    mixed_text = "\n".join(roofline_section(mixed))
+    assert "reaches 20%-50% of what" in mixed_text and "more FLOPs per image" not in mixed_text
