@@ -29,6 +29,11 @@ CUSTOM_LAYERS = {
     "RandomShiftFlip": "cnn_core.fast_augment",
     "PretrainedBackbone": "cnn_core.pretrained",
 }
+# Keras layers we build as a subclass of ours: Keras' name -> (module, class). The subclass
+# behaves as Keras' layer and is saved as it (`training.checkpoints.portable_model`).
+FASTER_LAYERS = {
+    "BatchNormalization": ("cnn_core.fast_norm", "FusedBatchNormalization"),
+}
 INPUT_NAME = "image"
 
 
@@ -107,11 +112,14 @@ def apply_nodes(
 
 
 def _layer_class(name: str) -> type:
-    """A Keras layer class by name: Keras' own, or one of ours (see CUSTOM_LAYERS)."""
+    """A Keras layer class by name: Keras' own, or one of ours (CUSTOM_LAYERS, FASTER_LAYERS)."""
     from cnn_core._keras import keras
 
     if name in CUSTOM_LAYERS:
         return getattr(importlib.import_module(CUSTOM_LAYERS[name]), name)
+    if name in FASTER_LAYERS:
+        module, cls = FASTER_LAYERS[name]
+        return getattr(importlib.import_module(module), cls)
     return getattr(keras.layers, name)
 
 

@@ -14,7 +14,7 @@ names are here. It imports Keras; the dashboard never imports it (it starts
 
 from __future__ import annotations
 
-from cnn_core.training.checkpoints import checkpoints, float32_model, save_checkpoint, save_model
+from cnn_core.training.checkpoints import checkpoints, portable_model, save_checkpoint, save_model
 from cnn_core.training.data import class_weights, record_split, split_data, split_indices
 from cnn_core.training.optim import OneCycle, dtype_policy, make_optimizer, make_schedule
 from cnn_core.training.queue import QUEUE_POLL, max_parallel, training_slot
@@ -41,10 +41,10 @@ __all__ = [
     "current_learning_rate",
     "describe_epoch",
     "dtype_policy",
-    "float32_model",
     "make_optimizer",
     "make_schedule",
     "max_parallel",
+    "portable_model",
     "record_split",
     "save_checkpoint",
     "save_model",

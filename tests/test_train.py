@@ -270,13 +270,13 @@ def test_every_option_trains(data_dir, tmp_path):
 
 def test_mixed_precision_models_are_saved_in_float32_with_the_trained_weights():
     from cnn_core.builder import build_model
-    from cnn_core.train import float32_model
+    from cnn_core.train import portable_model
 
     mixed = build_model(TINY, augmentation=Augmentation(flip=True), dtype_policy="mixed_bfloat16")
     images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
     mixed.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     mixed.fit(images, np.arange(16) % 3, epochs=2, verbose=0)  # weights away from their init
-    copy = float32_model(mixed)
+    copy = portable_model(mixed)
     assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
     assert keras.backend.standardize_dtype(copy.inputs[0].dtype) == "uint8"
     for a, b in zip(mixed.get_weights(), copy.get_weights(), strict=True):
@@ -285,7 +285,7 @@ def test_mixed_precision_models_are_saved_in_float32_with_the_trained_weights():
         copy.predict(images, verbose=0), mixed.predict(images, verbose=0), atol=0.02
     )
     plain = build_model(TINY)
-    assert float32_model(plain) is plain
+    assert portable_model(plain) is plain
 
 
 def test_auto_mixed_precision_follows_the_machine(monkeypatch):

@@ -47,25 +47,40 @@ def _gathered_only(save: Callable[[str], None], suffix: str) -> None:
 
 def save_model(run: Run, model: keras.Model) -> None:
     if not run.writes:
-        _gathered_only(float32_model(model).save, ".keras")
+        _gathered_only(portable_model(model).save, ".keras")
         return
     with atomic_path(run.model_path, suffix=".keras") as tmp:
-        float32_model(model).save(tmp)
+        portable_model(model).save(tmp)
 
 
-def float32_model(model: keras.Model) -> keras.Model:
-    """`model` with every layer computing in float32, sharing its trained values.
+def portable_model(model: keras.Model) -> keras.Model:
+    """`model` as it is saved: every layer computing in float32 and of Keras' own class, sharing
+    its trained values.
 
     Mixed precision keeps every variable in float32 and only computes in bfloat16, so the copy
     holds exactly the trained weights; the saved model then predicts at full precision, and runs
-    fast on machines without bfloat16 hardware (where bfloat16 is emulated)."""
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+    fast on machines without bfloat16 hardware (where bfloat16 is emulated). Layers we build as
+    a faster subclass of a Keras layer (`builder.FASTER_LAYERS`) are saved as Keras' own, so the
+    file loads in plain Keras."""
+    from cnn_core.builder import FASTER_LAYERS
+
+    def keras_class(layer: keras.layers.Layer) -> type:
+        for name in FASTER_LAYERS:
+            keras_own = getattr(keras.layers, name)
+            if isinstance(layer, keras_own) and type(layer) is not keras_own:
+                return keras_own
+        return type(layer)
+
+    if all(
+        layer.dtype_policy.name == "float32" and keras_class(layer) is type(layer)
+        for layer in model.layers
+    ):
         return model
 
-    def in_float32(layer: keras.layers.Layer) -> keras.layers.Layer:
-        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+    def portable(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return keras_class(layer).from_config({**layer.get_config(), "dtype": "float32"})
 
-    copy = keras.models.clone_model(model, clone_function=in_float32)
+    copy = keras.models.clone_model(model, clone_function=portable)
     copy.set_weights(model.get_weights())
     return copy
 
