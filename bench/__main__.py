@@ -26,6 +26,7 @@ SUITE = (
     "inference",
     "bookkeeping",
     "augment",
+    "norm",
     "training",
     "memory",
     "archive_bombs",
@@ -230,6 +231,27 @@ def report() -> str:
             "(TensorFlow on a CPU), whichever is cheaper. On this CPU the same step takes about "
             "five times longer with JAX than with TensorFlow, which is why TensorFlow is the "
             "default backend.",
+            "",
+        ]
+    norm = load("norm")
+    if norm:
+        lines += [
+            "## BatchNormalization's cost per training step (`python -m bench.norm`)",
+            "",
+            "| preset | batch | Keras' BatchNormalization | ours, fused | ratio |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for preset, r in norm["presets"].items():
+            lines.append(
+                f"| {preset} | {r['batch']} | {r['keras'] * 1000:.1f} ms | "
+                f"{r['fused'] * 1000:.1f} ms | {r['ratio']:.2f} |"
+            )
+        lines += [
+            "",
+            f"Median of {norm['steps']} interleaved training steps of each preset's model as its "
+            "training builds it (augmentation, bfloat16 where faster, its optimizer), once with "
+            "Keras' BatchNormalization and once with `cnn_core.fast_norm`'s, which trains "
+            "through TensorFlow's fused kernel and is Keras' layer everywhere else.",
             "",
         ]
     scaling = load("scaling")

@@ -46,7 +46,8 @@ def step_seconds(models: dict, x, y, steps: int) -> dict[str, float]:
     """Median seconds per training step of each model, measured in interleaved rounds so that
     anything else the machine does hits every model alike."""
     for model in models.values():
-        model.compile("sgd", "sparse_categorical_crossentropy")
+        if not model.compiled:  # a model the caller compiled keeps its optimizer and loss
+            model.compile("sgd", "sparse_categorical_crossentropy")
         for _ in range(2):
             model.train_on_batch(x, y)  # trace and warm up
     times: dict[str, list[float]] = {name: [] for name in models}

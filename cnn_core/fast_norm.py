@@ -3,10 +3,11 @@
 Keras 3 normalises a batch in separate passes (upcast to float32, mean, variance, normalise,
 downcast), each a trip through memory; TensorFlow's `FusedBatchNormV3` (oneDNN on a CPU) does
 the statistics and the normalisation, and its gradient, in one kernel each, on bfloat16 inputs
-directly. On a 2-core CPU that cut the `fast_cpu` preset's training step by about a fifth
-(bench/NOTES.md). Everywhere else (inference, other backends, masks, renormalisation, inputs that
-are not NHWC images) this is Keras' own layer, with the same weights and configuration; the saved
-model uses Keras' own class (`cnn_core.training.checkpoints.portable_model`).
+directly. On a 2-core CPU that cuts the CPU presets' training step by about a sixth
+(`python -m bench.norm`). Everywhere else (inference, other backends, masks, renormalisation,
+inputs that are not NHWC images) this is Keras' own layer, with the same weights and
+configuration; the saved model holds Keras' own class
+(`cnn_core.training.checkpoints.portable_model`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from cnn_core._keras import keras
 
 FUSED_DTYPES = ("float32", "bfloat16", "float16")
+FUSED_MIN_EPSILON = 1.001e-5  # TensorFlow raises a smaller epsilon to this in the fused kernel
 
 
 @keras.saving.register_keras_serializable(package="cnn_core")
@@ -24,11 +26,12 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def fusable(self, inputs: Any, mask: Any) -> bool:
         """Whether a training call on `inputs` can take the fused kernel: TensorFlow, a 4-D
-        channels-last float batch, the statistics over all but the channels, no mask, no
-        renormalisation or cross-replica statistics."""
+        channels-last float batch, the statistics over all but the channels, an epsilon the
+        kernel keeps, no mask, no renormalisation or cross-replica statistics."""
         return (
             keras.backend.backend() == "tensorflow"
             and mask is None
+            and self.epsilon >= FUSED_MIN_EPSILON
             and not self.renorm
             and not getattr(self, "synchronized", False)
             and len(inputs.shape) == 4

@@ -67,6 +67,8 @@ def test_inference_frozen_layers_and_other_shapes_are_keras_own():
     flat = FusedBatchNormalization()
     vectors = tf.constant(np.random.default_rng(4).normal(size=(8, 4)).astype("float32"))
     assert "FusedBatchNormV3" not in op_types(flat, vectors, training=True)  # not NHWC
+    tiny_epsilon = FusedBatchNormalization(epsilon=1e-6)  # below the fused kernel's floor
+    assert "FusedBatchNormV3" not in op_types(tiny_epsilon, x, training=True)
 
 
 def test_bfloat16_training_stays_close_to_keras():
