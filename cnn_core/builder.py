@@ -28,11 +28,7 @@ if TYPE_CHECKING:
 CUSTOM_LAYERS = {
     "RandomShiftFlip": "cnn_core.fast_augment",
     "PretrainedBackbone": "cnn_core.pretrained",
-}
-# Keras layers we build as a subclass of ours: Keras' name -> (module, class). The subclass
-# behaves as Keras' layer and is saved as it (`training.checkpoints.portable_model`).
-FASTER_LAYERS = {
-    "BatchNormalization": ("cnn_core.fast_norm", "FusedBatchNormalization"),
+    "FusedBatchNormalization": "cnn_core.fast_norm",  # a kind's `trains_as`
 }
 INPUT_NAME = "image"
 
@@ -105,21 +101,18 @@ def apply_nodes(
             kwargs["dtype"] = dtype_policy
         elif node.name == HEAD_NAME:
             kwargs["dtype"] = "float32"
-        layer = _layer_class(node.cls)(**kwargs, name=node.name)
+        layer = _layer_class(node.trains_as or node.cls)(**kwargs, name=node.name)
         args = [outputs[name] for name in node.inputs]
         outputs[node.name] = layer(args if len(args) > 1 else args[0])
     return outputs[nodes[-1].name]
 
 
 def _layer_class(name: str) -> type:
-    """A Keras layer class by name: Keras' own, or one of ours (CUSTOM_LAYERS, FASTER_LAYERS)."""
+    """A Keras layer class by name: Keras' own, or one of ours (see CUSTOM_LAYERS)."""
     from cnn_core._keras import keras
 
     if name in CUSTOM_LAYERS:
         return getattr(importlib.import_module(CUSTOM_LAYERS[name]), name)
-    if name in FASTER_LAYERS:
-        module, cls = FASTER_LAYERS[name]
-        return getattr(importlib.import_module(module), cls)
     return getattr(keras.layers, name)
 
 

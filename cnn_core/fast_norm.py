@@ -24,6 +24,8 @@ FUSED_MIN_EPSILON = 1.001e-5  # TensorFlow raises a smaller epsilon to this in t
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """Keras' BatchNormalization; its training step runs fused where TensorFlow can."""
 
+    keras_own = keras.layers.BatchNormalization  # the class a saved model holds in its place
+
     def fusable(self, inputs: Any, mask: Any) -> bool:
         """Whether a training call on `inputs` can take the fused kernel: TensorFlow, a 4-D
         channels-last float batch, the statistics over all but the channels, an epsilon the

@@ -162,6 +162,9 @@ class KerasNode:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] = ("@in",)
     defaults: Mapping[str, Any] = field(default_factory=dict)  # what Keras assumes, if left out
+    # Our faster subclass of `cls` that the builder creates in its place; code export and the
+    # saved model name `cls` (see LayerKind.trains_as).
+    trains_as: str = ""
 
 
 class ShapeError(Exception):
@@ -222,6 +225,9 @@ class LayerKind:
     # one layer of the kind's own name (or `keras_class`) taking every parameter.
     nodes: Callable[[Mapping[str, Any], str, Shape], list[KerasNode]] | None = None
     keras_class: str = ""
+    # Our subclass of that Keras layer that the model is built with, where it trains faster;
+    # it computes the same, and is exported and saved as the Keras class (cnn_core.fast_norm).
+    trains_as: str = ""
     internal_values: Callable[[Shape, Shape, Mapping[str, Any]], int] = lambda i, o, p: 0
     key_params: tuple[str, ...] = ()  # shown in the stack's one-line description
     fixes: tuple[str, ...] = ()  # the rules whose one-click fix inserts this kind
@@ -304,7 +310,11 @@ class LayerKind:
         kwargs = {key: params[key] for key in self.param_names}
         return [
             KerasNode(
-                name, self.keras_class or self.name, kwargs, defaults=self.keras_defaults(params)
+                name,
+                self.keras_class or self.name,
+                kwargs,
+                defaults=self.keras_defaults(params),
+                trains_as=self.trains_as,
             )
         ]
 
@@ -762,6 +772,7 @@ _KINDS = (
         count_params=lambda shape, p: 4 * shape[-1],  # gamma, beta, moving mean and variance
         count_frozen=lambda shape, p: 2 * shape[-1],  # the moving mean and variance
         count_macs=_zero,
+        trains_as="FusedBatchNormalization",
     ),
     LayerKind(
         name="Activation",

@@ -59,17 +59,12 @@ def portable_model(model: keras.Model) -> keras.Model:
 
     Mixed precision keeps every variable in float32 and only computes in bfloat16, so the copy
     holds exactly the trained weights; the saved model then predicts at full precision, and runs
-    fast on machines without bfloat16 hardware (where bfloat16 is emulated). Layers we build as
-    a faster subclass of a Keras layer (`builder.FASTER_LAYERS`) are saved as Keras' own, so the
-    file loads in plain Keras."""
-    from cnn_core.builder import FASTER_LAYERS
+    fast on machines without bfloat16 hardware (where bfloat16 is emulated). A layer built as a
+    faster subclass of a Keras layer (a kind's `trains_as`) is saved as Keras' own (its
+    `keras_own`), so the file loads in plain Keras."""
 
     def keras_class(layer: keras.layers.Layer) -> type:
-        for name in FASTER_LAYERS:
-            keras_own = getattr(keras.layers, name)
-            if isinstance(layer, keras_own) and type(layer) is not keras_own:
-                return keras_own
-        return type(layer)
+        return getattr(type(layer), "keras_own", type(layer))
 
     if all(
         layer.dtype_policy.name == "float32" and keras_class(layer) is type(layer)
