@@ -14,7 +14,7 @@ import numpy as np
 from bench.augment import step_seconds
 from bench.common import write_result
 from cnn_core._keras import keras
-from cnn_core.builder import build_model
+from cnn_core.builder import build_model, keras_own_class
 from cnn_core.config import config_from_dict
 from cnn_core.presets import load_preset
 from cnn_core.training.optim import compile_model, dtype_policy
@@ -33,9 +33,7 @@ def preset_model(preset: str, *, keras_own: bool = False) -> keras.Model:
     if keras_own:
         model = keras.models.clone_model(
             model,
-            clone_function=lambda layer: getattr(type(layer), "keras_own", type(layer)).from_config(
-                layer.get_config()
-            ),
+            clone_function=lambda layer: keras_own_class(layer).from_config(layer.get_config()),
         )
     compile_model(model, config, steps_per_epoch=100, epochs=config.epochs)
     return model

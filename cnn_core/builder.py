@@ -107,6 +107,12 @@ def apply_nodes(
     return outputs[nodes[-1].name]
 
 
+def keras_own_class(layer: keras.layers.Layer) -> type:
+    """The Keras class a layer stands for: Keras' own for one of our faster subclasses (a kind's
+    `trains_as`, which names it as `keras_own`), else the layer's own class."""
+    return getattr(type(layer), "keras_own", type(layer))
+
+
 def _layer_class(name: str) -> type:
     """A Keras layer class by name: Keras' own, or one of ours (see CUSTOM_LAYERS)."""
     from cnn_core._keras import keras

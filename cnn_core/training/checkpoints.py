@@ -62,18 +62,16 @@ def portable_model(model: keras.Model) -> keras.Model:
     fast on machines without bfloat16 hardware (where bfloat16 is emulated). A layer built as a
     faster subclass of a Keras layer (a kind's `trains_as`) is saved as Keras' own (its
     `keras_own`), so the file loads in plain Keras."""
-
-    def keras_class(layer: keras.layers.Layer) -> type:
-        return getattr(type(layer), "keras_own", type(layer))
+    from cnn_core.builder import keras_own_class
 
     if all(
-        layer.dtype_policy.name == "float32" and keras_class(layer) is type(layer)
+        layer.dtype_policy.name == "float32" and keras_own_class(layer) is type(layer)
         for layer in model.layers
     ):
         return model
 
     def portable(layer: keras.layers.Layer) -> keras.layers.Layer:
-        return keras_class(layer).from_config({**layer.get_config(), "dtype": "float32"})
+        return keras_own_class(layer).from_config({**layer.get_config(), "dtype": "float32"})
 
     copy = keras.models.clone_model(model, clone_function=portable)
     copy.set_weights(model.get_weights())
