@@ -298,6 +298,8 @@ def lr_find_section(found: dict) -> list[str]:
 
 def roofline_section(roofline: dict) -> list[str]:
     """The measured peak of this CPU against what each preset's training achieves."""
+    from bench.roofline import PASSES, pass_rate
+
     lines = [
         "## How close training comes to this CPU's limit (`python -m bench.roofline`)",
         "",
@@ -333,16 +335,66 @@ def roofline_section(roofline: dict) -> list[str]:
     ranked = sorted(roofline["presets"].values(), key=lambda r: r["training_mflop_per_image"])
     shares = [r["ratio"] for r in ranked]
     trend = ", higher for the presets with more FLOPs per image" if shares == sorted(shares) else ""
+    timed = {name: r for name, r in roofline["presets"].items() if r.get("convolutions")}
+    lines += convolution_lines(timed)
     lines += [
         "",
-        f"Reading: a whole training step reaches {min(shares):.0%}-{max(shares):.0%} of what "
-        f"its convolutions reach alone{trend}; the rest of its time goes "
-        "to what does not run at that rate: the first convolution (3 input channels), "
-        "BatchNormalization, activations, pooling, the loss, the optimizer's update of every "
-        "weight and reading the batch. Convolutions' backward passes run faster here than "
-        "their forward pass.",
-        "",
+        f"Reading: a whole training step reaches {min(shares):.0%}-{max(shares):.0%} of the "
+        f"peak its convolutions reach alone{trend}. ",
     ]
+    if timed:
+        steps = [r["convolution_step_seconds"] / r["step_seconds"] for r in timed.values()]
+        weights = [
+            pass_rate(r["convolutions"], PASSES[2]) / pass_rate(r["convolutions"], PASSES[0])
+            for r in timed.values()
+        ]
+        lines[-1] += (
+            f"The presets' own convolutions, each pass timed alone, take {min(steps):.0%}-"
+            f"{max(steps):.0%} of their whole step; the rest goes to what runs between them "
+            "(BatchNormalization, activations, pooling, augmentation, the loss, the optimizer's "
+            "update of every weight, reading the batch). Their rates are below the peak's "
+            "because their shapes are smaller (the first convolution has 3 input channels, the "
+            "late ones 8x8 or 4x4 images), and the backward pass to the weights runs at "
+            f"{min(weights):.0%}-{max(weights):.0%} of the forward rate on them: the part of "
+            "the gap that is the library's kernels on this CPU, not the model."
+        )
+    else:
+        lines[-1] += (
+            "The rest of its time goes to what does not run at that rate: the first convolution "
+            "(3 input channels), BatchNormalization, activations, pooling, the loss, the "
+            "optimizer's update of every weight and reading the batch."
+        )
+    lines.append("")
+    return lines
+
+
+def convolution_lines(timed: dict) -> list[str]:
+    """Each preset's convolutions, every pass timed alone, and their sum against the step."""
+    from bench.roofline import PASSES
+
+    if not timed:
+        return []
+    lines = [
+        "",
+        "Each preset's own convolutions, timed alone at its batch size and precision in each "
+        "pass its training step runs (best of 10; the first convolution's input gets no "
+        "gradient), in GFLOP/s:",
+        "",
+        "| preset | convolution | " + " | ".join(PASSES) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in PASSES) + " |",
+    ]
+    for name, r in timed.items():
+        for row in r["convolutions"]:
+            rates = [f"{row[p]['gflops']:.0f}" if p in row else "-" for p in PASSES]
+            lines.append(f"| {name} | {row['shape']} | " + " | ".join(rates) + " |")
+    lines += [
+        "",
+        "| preset | batch | convolutions alone, ms per step | whole step, ms | share |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, r in timed.items():
+        alone, step = r["convolution_step_seconds"] * 1000, r["step_seconds"] * 1000
+        lines.append(f"| {name} | {r['batch']} | {alone:.1f} | {step:.1f} | {alone / step:.0%} |")
     return lines
 
 

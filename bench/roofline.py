@@ -11,6 +11,9 @@
    data cached) and its steady epochs' images per second times its FLOPs per image.
 4. The ratio of the achieved rate to the peak of its precision (the convolution training peak):
    how much of the gap to the hardware is the algorithm and how much the machine.
+5. Each preset's own convolutions, timed alone at its batch size and precision in each of the
+   passes its training step runs (forward, backward to the input, backward to the weights): what
+   its convolutions cost a step without anything else, against the whole step of item 3.
 
     python -m bench.roofline [--limit 10000] [--epochs 3]
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -82,6 +86,83 @@ def measure_peaks(repeats: int = 20) -> list[dict]:
 
         rows.append(_timed(f"matmul {MATMUL}x{MATMUL}", dtype, matmul, 2 * MATMUL**3, repeats))
     return rows
+
+
+PASSES = ("forward", "backward to the input", "backward to the weights")
+
+
+def preset_convolutions(preset: str, repeats: int = 10) -> list[dict]:
+    """Each convolution of `preset`'s model as its training builds it, timed alone at the preset's
+    batch size and compute precision in the passes a training step runs: forward, backward to
+    the input (not for the first convolution, whose input needs no gradient) and backward to
+    the weights; seconds and GFLOP/s per pass (2 FLOPs a multiply-add)."""
+    import tensorflow as tf
+
+    from bench.norm import preset_model
+    from cnn_core._keras import keras
+    from cnn_core.config import config_from_dict
+
+    batch = config_from_dict(dict(load_preset(preset).config)).batch_size
+    model = preset_model(preset)
+    rows = []
+    for layer in model.layers:
+        if (
+            not isinstance(layer, keras.layers.Conv2D)
+            or layer.groups != 1
+            or max(layer.dilation_rate) > 1
+        ):
+            continue
+        h, w, c = layer.input.shape[1:]
+        oh, ow, filters = layer.output.shape[1:]
+        kh, kw = layer.kernel_size
+        dtype = layer.compute_dtype
+        strides = [1, *layer.strides, 1]
+        padding = layer.padding.upper()
+        x = tf.cast(tf.random.normal((batch, h, w, c)), dtype)
+        k = tf.cast(tf.random.normal((kh, kw, c, filters)), dtype)
+        dy = tf.cast(tf.random.normal((batch, oh, ow, filters)), dtype)
+        macs = batch * oh * ow * kh * kw * c * filters
+        functions = convolution_passes(x, k, dy, strides, padding, input_gradient=bool(rows))
+        row = {"layer": layer.name, "shape": f"{h}x{w}x{c}->{filters}", "batch": batch}
+        row["dtype"] = dtype
+        for name in PASSES:
+            if name in functions:
+                timed = _timed(name, dtype, functions[name], 2 * macs, repeats)
+                row[name] = {"seconds": timed["seconds"], "gflops": timed["gflops"]}
+        rows.append(row)
+    return rows
+
+
+def convolution_passes(x, k, dy, strides: list[int], padding: str, *, input_gradient: bool):
+    """The passes of one convolution as TensorFlow functions of no arguments; the backward pass
+    to the input only with `input_gradient` (the first convolution's input, the pixels, gets
+    none)."""
+    import tensorflow as tf
+
+    backprop = tf.compat.v1.nn
+    functions = {
+        "forward": tf.function(lambda: tf.nn.conv2d(x, k, strides, padding)),
+        "backward to the weights": tf.function(
+            lambda: backprop.conv2d_backprop_filter(x, list(k.shape), dy, strides, padding)
+        ),
+    }
+    if input_gradient:
+        functions["backward to the input"] = tf.function(
+            lambda: backprop.conv2d_backprop_input(list(x.shape), k, dy, strides, padding)
+        )
+    return functions
+
+
+def convolution_step_seconds(rows: list[dict]) -> float:
+    """What a training step's convolutions cost when each pass runs alone."""
+    return sum(row[name]["seconds"] for row in rows for name in PASSES if name in row)
+
+
+def pass_rate(rows: list[dict], name: str) -> float:
+    """GFLOP/s of one pass over all of a preset's convolutions that run it."""
+    timed = [row[name] for row in rows if name in row]
+    flops = sum(t["gflops"] * t["seconds"] for t in timed)
+    return flops / sum(t["seconds"] for t in timed)
 
 
 def _timed(name: str, dtype: str, fn, flops: int, repeats: int) -> dict:
@@ -150,12 +231,21 @@ def main() -> None:
                     if row["dtype"] == measured["precision"]
                     and row["operation"].endswith("training")
                 )
+                convolutions = preset_convolutions(preset)
+                batch = convolutions[0]["batch"]
+                step = measured["steady_epoch_seconds"] / math.ceil(
+                    measured["train_images"] / batch
+                )
                 presets[preset] = {
                     **measured,
                     "training_mflop_per_image": flops / 1e6,
                     "achieved_gflops": rate,
                     "peak_gflops": peak,
                     "ratio": rate / peak,
+                    "batch": batch,
+                    "step_seconds": step,
+                    "convolutions": convolutions,
+                    "convolution_step_seconds": convolution_step_seconds(convolutions),
                 }
     print(f"peaks on {threads} threads (TensorFlow, oneDNN), batch {BATCH}:")
     for row in peaks:
@@ -165,6 +255,11 @@ def main() -> None:
             f"  {name:14} {r['training_mflop_per_image']:6.1f} MFLOP/image x "
             f"{r['images_per_second']:7.0f} images/s = {r['achieved_gflops']:6.1f} GFLOP/s, "
             f"{r['ratio']:.0%} of the {r['precision']} peak ({r['peak_gflops']:.0f})"
+        )
+        print(
+            f"    its convolutions alone {r['convolution_step_seconds'] * 1000:.1f} ms of a "
+            f"{r['step_seconds'] * 1000:.1f} ms step (batch {r['batch']}); "
+            + ", ".join(f"{n} {pass_rate(r['convolutions'], n):.0f} GFLOP/s" for n in PASSES)
         )
     write_result(
         "roofline",

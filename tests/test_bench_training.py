@@ -110,7 +110,43 @@ def test_the_roofline_reading_states_a_trend_only_where_the_shares_follow_the_fl
         }
 
     rising = "\n".join(roofline_section(roofline(("a", 50.0, 0.2), ("b", 400.0, 0.5))))
-    assert "reaches 20%-50% of what" in rising and "more FLOPs per image" in rising
+    assert "reaches 20%-50% of the peak" in rising and "more FLOPs per image" in rising
     mixed = roofline(("a", 50.0, 0.4), ("b", 140.0, 0.2), ("c", 400.0, 0.5))
     mixed_text = "\n".join(roofline_section(mixed))
-    assert "reaches 20%-50% of what" in mixed_text and "more FLOPs per image" not in mixed_text
+    assert "reaches 20%-50% of the peak" in mixed_text and "more FLOPs per image" not in mixed_text
+
+
+def test_the_roofline_reading_weighs_each_presets_own_convolutions_against_its_step():
+    from bench.__main__ import roofline_section
+
+    def run(gflops: float, seconds: float) -> dict:
+        return {"gflops": gflops, "seconds": seconds}
+
+    first = {"layer": "c1", "shape": "32x32x3->32", "batch": 256, "dtype": "bfloat16"}
+    first |= {"forward": run(100.0, 0.001), "backward to the weights": run(50.0, 0.002)}
+    second = {"layer": "c2", "shape": "16x16x32->64", "batch": 256, "dtype": "bfloat16"}
+    second |= {
+        "forward": run(400.0, 0.001),
+        "backward to the input": run(400.0, 0.001),
+        "backward to the weights": run(200.0, 0.002),
+    }
+    preset = {
+        "training_mflop_per_image": 100.0,
+        "images_per_second": 1000.0,
+        "achieved_gflops": 100.0,
+        "precision": "bfloat16",
+        "ratio": 0.3,
+        "peak_gflops": 800.0,
+        "batch": 256,
+        "step_seconds": 0.0125,
+        "convolutions": [first, second],
+        "convolution_step_seconds": 0.0075,
+    }
+    peaks = [{"operation": "conv", "dtype": d, "gflops": 800.0} for d in ("float32", "bfloat16")]
+    roofline = {"peaks": peaks, "presets": {"p": preset}, "epochs": 3, "limit": 10_000}
+    text = "\n".join(roofline_section({**roofline, "threads": 2, "batch": 64}))
+    assert "| p | 32x32x3->32 | 100 | - | 50 |" in text  # the pixels get no gradient
+    assert "| p | 256 | 7.5 | 12.5 | 60% |" in text
+    assert "take 60%-60% of their whole step" in text
+    # forward: 0.5 GFLOP in 2 ms; backward to the weights: the same FLOPs in 4 ms
+    assert "runs at 50%-50% of the forward rate" in text
