@@ -29,16 +29,24 @@ CUSTOM_LAYERS = {
     "RandomShiftFlip": "cnn_core.fast_augment",
     "PretrainedBackbone": "cnn_core.pretrained",
     "FusedBatchNormalization": "cnn_core.fast_norm",  # a kind's `trains_as`
+    "ProgressiveResize": "cnn_core.resizing",  # small_image_epochs
 }
+SMALL_IMAGES_NAME = "small_images"
 INPUT_NAME = "image"
 
 
 def model_nodes(
-    spec: ModelSpec, *, augmentation: Augmentation | None = None, compiled: bool = False
+    spec: ModelSpec,
+    *,
+    augmentation: Augmentation | None = None,
+    compiled: bool = False,
+    small_images: bool = False,
 ) -> list[tuple[int | None, list[KerasNode]]]:
-    """The whole model as plain data: (spec index or None, Keras nodes) per step, head last.
+    """The whole model as plain data: (spec index or None, Keras nodes) per step, head last;
+    with `small_images`, progressive resizing's layer before the spec's first layer.
 
-    Raises `SpecError` if the spec cannot be built. `code.export_code` prints these same nodes.
+    Raises `SpecError` if the spec cannot be built. `code.export_code` prints these same nodes
+    (never progressive resizing's, a training schedule like the learning rate's).
     """
     analysis = check_spec(spec)
     raw, scaled = augmentation_nodes(augmentation, compiled=compiled)
@@ -46,6 +54,8 @@ def model_nodes(
     steps.append((None, [KerasNode("rescale", "Rescaling", {"scale": 1 / 255})]))
     if scaled:
         steps.append((None, scaled))
+    if small_images:
+        steps.append((None, [KerasNode(SMALL_IMAGES_NAME, "ProgressiveResize", {})]))
     shape = tuple(spec.input_shape)
     for index, layer in enumerate(spec.layers):
         info = analysis.layers[index]  # why: the checked, normalised values, never the raw spec
@@ -61,6 +71,7 @@ def build_model(
     augmentation: Augmentation | None = None,
     dtype_policy: str | None = None,
     compiled: bool | None = None,
+    small_images: bool = False,
 ) -> keras.Model:
     """Build the Keras model for `spec`; raise `SpecError` if the spec is not buildable.
 
@@ -69,13 +80,16 @@ def build_model(
     `compiled` says whether training will be XLA-compiled (default: as Keras decides, see
     `xla_training`); it picks the cheaper flip-and-shift augmentation for that case.
     `dtype_policy` (e.g. "mixed_bfloat16") applies to every layer but the head, which stays
-    float32 so that probabilities and the loss keep full precision.
+    float32 so that probabilities and the loss keep full precision. `small_images` adds
+    progressive resizing's layer (`cnn_core.resizing`), for a run with small_image_epochs.
     """
     from cnn_core._keras import keras
 
     if compiled is None:
         compiled = xla_training()
-    steps = model_nodes(spec, augmentation=augmentation, compiled=compiled)
+    steps = model_nodes(
+        spec, augmentation=augmentation, compiled=compiled, small_images=small_images
+    )
     inputs = keras.Input(shape=tuple(spec.input_shape), dtype="uint8", name=INPUT_NAME)
     x = inputs
     for _, nodes in steps:

@@ -238,6 +238,35 @@ class TrainConfig:
         widget="slider",
         step=0.05,
     )
+    small_image_epochs: int | None = setting(
+        "integer",
+        None,
+        "Progressive resizing: the first N epochs train on the images scaled down to "
+        "small_image_scale of their side, which costs less per epoch; the rest, and every "
+        "evaluation and prediction, see them whole. Needs a network that takes any image size "
+        "(global pooling, no Flatten); off when null.",
+        label="Small-image epochs first (0 = off)",
+        key="sie",
+        section="Schedule and regularisation",
+        low=1,
+        high=9_999,  # fewer than `epochs`, whose most is 10,000
+        nullable=True,
+        off=0,
+    )
+    small_image_scale: float = setting(
+        "number",
+        0.75,
+        "With small_image_epochs: the side of the smaller images as a share of the model's "
+        "input size (0.75: 24x24 for 32x32).",
+        label="Small-image scale",
+        key="sis",
+        section="Schedule and regularisation",
+        low=0.25,
+        high=1.0,
+        high_open=True,
+        widget="slider",
+        step=0.05,
+    )
     augmentation: Augmentation = field(default_factory=Augmentation)  # settings: AUGMENTATION
     test_time_flip: bool = setting(
         "boolean",
@@ -555,6 +584,14 @@ def config_from_dict(
             f"{source}: fine_tune ({fine_tune}) must be fewer than epochs ({epochs}): it counts "
             f"the frozen epochs the unfrozen ones follow; raise {raise_} or lower {lower}."
         )
+    small, epochs = values.get("small_image_epochs"), values.get("epochs", TrainConfig.epochs)
+    if small is not None and small >= epochs:
+        lower = spelled.get("small_image_epochs", "small_image_epochs")
+        raise ConfigError(
+            f"{source}: small_image_epochs ({small}) must be fewer than epochs ({epochs}): the "
+            f"epochs after them train at full size, which evaluation and prediction use; raise "
+            f"{spelled.get('epochs', 'epochs')} or lower {lower}."
+        )
     _check_devices(values, source)
     return TrainConfig(**values)
 
@@ -650,6 +687,58 @@ def check_spec_support(
             f"{source}: fine_tune {config.fine_tune} cannot run on this spec. {refusal} Or set "
             "fine_tune to null to train without fine-tuning."
         )
+    if config.small_image_epochs and (
+        refusal := small_image_refusal(spec, config.small_image_scale)
+    ):
+        raise ConfigError(
+            f"{source}: small_image_epochs {config.small_image_epochs} cannot run on this spec. "
+            f"{refusal} Or set small_image_epochs to null to train at full size throughout."
+        )
+
+
+def small_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """Progressive resizing's image size (`cnn_core.resizing`): `scale` of each side, rounded,
+    at least 1 pixel."""
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def small_image_refusal(spec: ModelSpec, scale: float) -> str | None:
+    """Why `spec` (one that `shapes.check_spec` accepts) cannot train on images scaled by
+    `scale` and predict on whole ones with the same weights, or None: the network must build at
+    the smaller size and give the classifier the same shape there."""
+    from cnn_core.shapes import analyze
+
+    height, width, channels = spec.input_shape
+    small = (*small_size(height, width, scale), channels)
+    full, scaled = analyze(spec), analyze(replace(spec, input_shape=small))
+    size = f"{small[0]}x{small[1]}"
+    if scaled.problems:
+        return (
+            f"At {size} (small_image_scale {scale:g}) this network cannot be built: "
+            f"{scaled.problems[0].message} Raise small_image_scale."
+        )
+    fix = (
+        "the network depends on the image size; end it with global pooling "
+        "(GlobalAveragePooling2D or GlobalMaxPooling2D) instead of Flatten."
+    )
+    for whole, smaller in zip(full.layers, scaled.layers, strict=True):
+        if whole.params != smaller.params:
+            where = "the classifier head" if whole.head else f"layer {whole.index + 1}"
+            return (
+                f"At {size} {where} ({whole.type}) would need {smaller.params:,} parameters "
+                f"where it has {whole.params:,}: {fix}"
+            )
+    body = [(w, s) for w, s in zip(full.layers, scaled.layers, strict=True) if not w.head]
+    if body and body[-1][0].output_shape != body[-1][1].output_shape:
+        return (
+            f"The classifier gets {_shape(body[-1][0].output_shape)} at full size but "
+            f"{_shape(body[-1][1].output_shape)} at {size}: {fix}"
+        )
+    return None
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ")"
 
 
 def fine_tune_refusal(spec: ModelSpec) -> str | None:
@@ -674,7 +763,10 @@ def unusable_settings(spec: ModelSpec) -> dict[str, str]:
     """The settings `spec` cannot use, each with why (the Train form draws them disabled)."""
     refusal = fine_tune_refusal(spec)
     fine_tuning = (s for s in SETTINGS if s.section == FINE_TUNING)
-    return {s.name: refusal for s in fine_tuning} if refusal else {}
+    found = {s.name: refusal for s in fine_tuning} if refusal else {}
+    if small := small_image_refusal(spec, TrainConfig.small_image_scale):
+        found |= {"small_image_epochs": small, "small_image_scale": small}
+    return found
 
 
 def parse_config(text: str | bytes, *, source: str = "the configuration") -> TrainConfig:

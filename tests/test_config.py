@@ -126,7 +126,11 @@ def _beyond(s):
 
 
 # What a setting's ends need of the others.
-ALONGSIDE = {"fine_tune": {"epochs": 10_000}, "devices": {"batch_size": 4096}}
+ALONGSIDE = {
+    "fine_tune": {"epochs": 10_000},
+    "small_image_epochs": {"epochs": 10_000},
+    "devices": {"batch_size": 4096},
+}
 
 
 def test_each_declared_bound_is_the_one_validation_enforces():

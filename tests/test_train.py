@@ -120,7 +120,8 @@ def test_divergence_is_reported_with_what_to_change(data_dir, tmp_path):
         num_classes=3,
         layers=(LayerSpec("Flatten"), *(LayerSpec("Dense", {"units": 64}),) * 3),
     )
-    config = TrainConfig(optimizer="sgd", learning_rate=10, batch_size=4, epochs=3)
+    # seeded: some drawn seeds happened to survive rate 10 on this tiny data (a flaky test)
+    config = TrainConfig(optimizer="sgd", learning_rate=10, batch_size=4, epochs=3, seed=0)
     run = api.start_run(linear, config, data_source=str(data_dir), root=tmp_path, detach=False)
     status = run.status()
     assert status.state == "diverged"

@@ -15,9 +15,11 @@ from dataclasses import dataclass, replace
 from cnn_core import runs, settings
 from cnn_core._keras import keras
 from cnn_core.builder import build_model
-from cnn_core.config import TrainConfig, check_spec_support
+from cnn_core.config import TrainConfig, check_spec_support, small_size
 from cnn_core.errors import UserError, exit_code_of
+from cnn_core.resizing import SmallImageEpochs, progressive_layer
 from cnn_core.runs import FollowingRun, Phase, Progress, Run, RunStatus, State, now_iso
+from cnn_core.spec import ModelSpec
 from cnn_core.terminal import terminal_safe
 from cnn_core.training.checkpoints import checkpoints, resume_from_checkpoint, save_model
 from cnn_core.training.data import RunPlan, plan_run
@@ -141,7 +143,12 @@ def _fit(
     spec, steps, batch_size = plan.spec, plan.steps, plan.batch_size
     target = status.epochs_target
     policy = dtype_policy(config)
-    model = build_model(spec, augmentation=config.augmentation, dtype_policy=policy)
+    model = build_model(
+        spec,
+        augmentation=config.augmentation,
+        dtype_policy=policy,
+        small_images=bool(config.small_image_epochs),
+    )
     found = checkpoints(run)
     # The checkpoint's optimizer state fits the phase that wrote it: compile for that one.
     unfrozen = checkpoint_unfrozen(config, found[-1][0] if found else 0)
@@ -179,7 +186,7 @@ def _fit(
         "bfloat16 mixed precision" if policy else "float32",
         placement.describe(),
     )
-    callbacks = [recorder, *tracking.callbacks]
+    callbacks = [*small_image_epochs(model, config, spec), recorder, *tracking.callbacks]
     seed = status.seed or 0
     options = fit_options(plan, config, placement, callbacks, epoch=initial_epoch, seed=seed)
     try:
@@ -201,6 +208,24 @@ def _fit(
             ),
         )
     return _finish(run, status, State.COMPLETED, model=model)
+
+
+def small_image_epochs(
+    model: keras.Model, config: TrainConfig, spec: ModelSpec
+) -> list[keras.callbacks.Callback]:
+    """Progressive resizing's callback for a run with small_image_epochs, else none."""
+    layer = progressive_layer(model)
+    if not config.small_image_epochs or layer is None:
+        return []
+    height, width = spec.input_shape[:2]
+    size = small_size(height, width, config.small_image_scale)
+    log.info(
+        "the first %d epochs train on %dx%d images (small_image_scale %g)",
+        config.small_image_epochs,
+        *size,
+        config.small_image_scale,
+    )
+    return [SmallImageEpochs(layer, epochs=config.small_image_epochs, size=size)]
 
 
 def _diverged(
