@@ -29,7 +29,7 @@ CUSTOM_LAYERS = {
     "RandomShiftFlip": "cnn_core.fast_augment",
     "PretrainedBackbone": "cnn_core.pretrained",
     "FusedBatchNormalization": "cnn_core.fast_norm",  # a kind's `trains_as`
-    "ProgressiveResize": "cnn_core.resizing",  # small_image_epochs
+    "ProgressiveResize": "cnn_core.resizing",  # small_image_share
 }
 SMALL_IMAGES_NAME = "small_images"
 INPUT_NAME = "image"
@@ -81,7 +81,7 @@ def build_model(
     `xla_training`); it picks the cheaper flip-and-shift augmentation for that case.
     `dtype_policy` (e.g. "mixed_bfloat16") applies to every layer but the head, which stays
     float32 so that probabilities and the loss keep full precision. `small_images` adds
-    progressive resizing's layer (`cnn_core.resizing`), for a run with small_image_epochs.
+    progressive resizing's layer (`cnn_core.resizing`), for a run with small_image_share.
     """
     from cnn_core._keras import keras
 

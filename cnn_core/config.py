@@ -238,25 +238,27 @@ class TrainConfig:
         widget="slider",
         step=0.05,
     )
-    small_image_epochs: int | None = setting(
-        "integer",
-        None,
-        "Progressive resizing: the first N epochs train on the images scaled down to "
-        "small_image_scale of their side, which costs less per epoch; the rest, and every "
-        "evaluation and prediction, see them whole. Needs a network that takes any image size "
-        "(global pooling, no Flatten); off when null.",
-        label="Small-image epochs first (0 = off)",
-        key="sie",
+    small_image_share: float = setting(
+        "number",
+        0.0,
+        "Progressive resizing: this share of the epochs, the first ones, train on the images "
+        "scaled down to small_image_scale of their side, which costs less per epoch (0.4 of 10 "
+        "epochs: the first 4, rounded down, never the last); the rest, and every evaluation and "
+        "prediction, see them whole. Needs a network that takes any image size (global "
+        "pooling, no Flatten). 0 = off.",
+        label="Small-image share of the epochs, first (0 = off)",
+        key="sif",
         section="Schedule and regularisation",
-        low=1,
-        high=9_999,  # fewer than `epochs`, whose most is 10,000
-        nullable=True,
-        off=0,
+        low=0.0,
+        high=1.0,
+        high_open=True,
+        widget="slider",
+        step=0.05,
     )
     small_image_scale: float = setting(
         "number",
         0.75,
-        "With small_image_epochs: the side of the smaller images as a share of the model's "
+        "With small_image_share: the side of the smaller images as a share of the model's "
         "input size (0.75: 24x24 for 32x32).",
         label="Small-image scale",
         key="sis",
@@ -474,6 +476,15 @@ class TrainConfig:
         wide=True,
     )
 
+    @property
+    def small_image_epochs(self) -> int:
+        """How many epochs, the first ones, progressive resizing trains on smaller images:
+        small_image_share of `epochs` rounded down, and never the last (the run's own epochs,
+        so training more epochs later adds full-size ones)."""
+        if not self.small_image_share:
+            return 0
+        return min(math.floor(self.small_image_share * self.epochs + 1e-9), self.epochs - 1)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["augmentation"] = self.augmentation.to_dict()
@@ -584,14 +595,6 @@ def config_from_dict(
             f"{source}: fine_tune ({fine_tune}) must be fewer than epochs ({epochs}): it counts "
             f"the frozen epochs the unfrozen ones follow; raise {raise_} or lower {lower}."
         )
-    small, epochs = values.get("small_image_epochs"), values.get("epochs", TrainConfig.epochs)
-    if small is not None and small >= epochs:
-        lower = spelled.get("small_image_epochs", "small_image_epochs")
-        raise ConfigError(
-            f"{source}: small_image_epochs ({small}) must be fewer than epochs ({epochs}): the "
-            f"epochs after them train at full size, which evaluation and prediction use; raise "
-            f"{spelled.get('epochs', 'epochs')} or lower {lower}."
-        )
     _check_devices(values, source)
     return TrainConfig(**values)
 
@@ -687,12 +690,12 @@ def check_spec_support(
             f"{source}: fine_tune {config.fine_tune} cannot run on this spec. {refusal} Or set "
             "fine_tune to null to train without fine-tuning."
         )
-    if config.small_image_epochs and (
+    if config.small_image_share and (
         refusal := small_image_refusal(spec, config.small_image_scale)
     ):
         raise ConfigError(
-            f"{source}: small_image_epochs {config.small_image_epochs} cannot run on this spec. "
-            f"{refusal} Or set small_image_epochs to null to train at full size throughout."
+            f"{source}: small_image_share {config.small_image_share:g} cannot run on this spec. "
+            f"{refusal} Or set small_image_share to 0 to train at full size throughout."
         )
 
 
@@ -765,7 +768,7 @@ def unusable_settings(spec: ModelSpec) -> dict[str, str]:
     fine_tuning = (s for s in SETTINGS if s.section == FINE_TUNING)
     found = {s.name: refusal for s in fine_tuning} if refusal else {}
     if small := small_image_refusal(spec, TrainConfig.small_image_scale):
-        found |= {"small_image_epochs": small, "small_image_scale": small}
+        found |= {"small_image_share": small, "small_image_scale": small}
     return found
 
 

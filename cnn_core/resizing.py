@@ -1,14 +1,14 @@
 """Progressive resizing: the first epochs train on smaller images, which cost less per epoch.
 
-A network that ends in global pooling takes any image size, so its first `small_image_epochs`
-epochs can see every training image scaled down (to `small_image_scale` of its side) and the
-rest see them whole, as fastai's DAWNBench entries and the FixRes paper (Touvron et al. 2019)
-did: the early epochs learn coarse features at a fraction of the cost, the last ones adapt them
-to the full size that evaluation and prediction use. `ProgressiveResize` sits in the training
-model after the augmentation; it does nothing outside training nor until `SmallImageEpochs`
-(a callback) gives it a size. Keras retraces the training step when the size changes (one extra
-trace a run), with static shapes on every backend. The saved model holds Keras' `Identity` in
-its place (`cnn_core.training.checkpoints.portable_model`).
+A network that ends in global pooling takes any image size, so its first epochs (the
+`small_image_share` of them) can see every training image scaled down (to `small_image_scale` of its
+side) and the rest see them whole, as fastai's DAWNBench entries and the FixRes paper (Touvron et
+al. 2019) did: the early epochs learn coarse features at a fraction of the cost, the last ones adapt
+them to the full size that evaluation and prediction use. `ProgressiveResize` sits in the training
+model after the augmentation; it does nothing outside training nor until `SmallImageEpochs` (a
+callback) gives it a size. Keras retraces the training step when the size changes (one extra trace a
+run), with static shapes on every backend. The saved model holds Keras' `Identity` in its place
+(`cnn_core.training.checkpoints.portable_model`).
 """
 
 from __future__ import annotations

@@ -128,7 +128,6 @@ def _beyond(s):
 # What a setting's ends need of the others.
 ALONGSIDE = {
     "fine_tune": {"epochs": 10_000},
-    "small_image_epochs": {"epochs": 10_000},
     "devices": {"batch_size": 4096},
 }
 

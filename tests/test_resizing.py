@@ -1,4 +1,4 @@
-"""Progressive resizing (small_image_epochs): the first epochs train on smaller images, the rest,
+"""Progressive resizing (small_image_share): the first epochs train on smaller images, the rest,
 evaluation and prediction at full size; the model a run saves holds Keras' Identity in the
 resizing layer's place; a network that depends on the image size is refused, saying why."""
 
@@ -74,10 +74,10 @@ def test_the_callback_trains_the_first_epochs_small_then_whole():
     assert set(probe.seen) == {(8, 8)}
 
 
-def test_a_run_with_small_image_epochs_trains_and_saves_keras_own_layers(tmp_path):
+def test_a_run_with_small_images_first_trains_and_saves_keras_own_layers(tmp_path):
     spec = tiny_net(LayerSpec("MaxPooling2D", {"pool_size": 2}), TINY_CONV)
     data = write_colours(tmp_path / "data", train=8, test=2)
-    config = TrainConfig(epochs=2, batch_size=8, small_image_epochs=1, small_image_scale=0.5)
+    config = TrainConfig(epochs=2, batch_size=8, small_image_share=0.5, small_image_scale=0.5)
     run = api.start_run(spec, config, data_source=str(data), root=tmp_path / "runs", detach=False)
     assert run.status().state == "completed", run.status().error
     assert "the first 1 epochs train on 4x4 images" in run.file("train.log").read_text()
@@ -95,23 +95,32 @@ def test_a_network_that_depends_on_the_image_size_is_refused_with_the_fix():
         num_classes=3,
         layers=(TINY_CONV, LayerSpec("Flatten"), LayerSpec("Dense", {"units": 5})),
     )
-    config = TrainConfig(epochs=3, small_image_epochs=1)
+    config = TrainConfig(epochs=3, small_image_share=0.3)
     with pytest.raises(ConfigError, match="instead of Flatten"):
         check_spec_support(config, flat)
     assert "layer 3 (Dense) would need" in small_image_refusal(flat, 0.5)
-    assert set(unusable_settings(flat)) >= {"small_image_epochs", "small_image_scale"}
+    assert set(unusable_settings(flat)) >= {"small_image_share", "small_image_scale"}
     pooled = tiny_net()
     assert small_image_refusal(pooled, 0.5) is None
-    assert "small_image_epochs" not in unusable_settings(pooled)
+    assert "small_image_share" not in unusable_settings(pooled)
     check_spec_support(config, pooled)
     # a network that cannot be built at the smaller size: the refusal says to raise the scale
     deep = tiny_net(*[LayerSpec("MaxPooling2D", {"pool_size": 2})] * 3)
     assert "Raise small_image_scale" in small_image_refusal(deep, 0.5)
 
 
-def test_small_image_epochs_must_leave_epochs_at_full_size():
-    with pytest.raises(ConfigError, match=r"small_image_epochs \(5\) must be fewer than epochs"):
-        config_from_dict({"epochs": 5, "small_image_epochs": 5})
+def test_the_share_counts_the_first_epochs_and_never_the_last():
+    def small(share, epochs):
+        return config_from_dict({"epochs": epochs, "small_image_share": share}).small_image_epochs
+
+    assert small(0.4, 10) == 4  # fast_cpu's: the first 4 of 10
+    assert small(0.3, 10) == small(0.7, 10) - 4 == 3  # exact products, not 2.9999 or 6.9999
+    assert small(0.29, 100) == 29
+    assert small(0.4, 3) == 1  # fewer epochs (e.g. --epochs 3): the same share, rounded down
+    assert small(0.4, 1) == small(0.0, 10) == 0  # a 1-epoch run trains whole; 0 = off
+    assert small(0.95, 2) == 1  # the last epoch is always at full size
+    with pytest.raises(ConfigError, match="small_image_share"):
+        config_from_dict({"small_image_share": 1.0})
     with pytest.raises(ConfigError, match="small_image_scale"):
-        config_from_dict({"small_image_epochs": 1, "small_image_scale": 1.0})
-    assert config_from_dict({"epochs": 5, "small_image_epochs": 2}).small_image_scale == 0.75
+        config_from_dict({"small_image_share": 0.4, "small_image_scale": 1.0})
+    assert config_from_dict({"small_image_share": 0.4}).small_image_scale == 0.75

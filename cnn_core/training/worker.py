@@ -213,7 +213,7 @@ def _fit(
 def small_image_epochs(
     model: keras.Model, config: TrainConfig, spec: ModelSpec
 ) -> list[keras.callbacks.Callback]:
-    """Progressive resizing's callback for a run with small_image_epochs, else none."""
+    """Progressive resizing's callback for a run with small-image epochs, else none."""
     layer = progressive_layer(model)
     if not config.small_image_epochs or layer is None:
         return []
