@@ -21,6 +21,7 @@ from cnn_core.config import (
     fit_batch,
     parse_config,
     setting_named,
+    small_image_refusal,
     unusable_settings,
 )
 from cnn_core.data.report import DatasetReport, check_dataset
@@ -242,8 +243,9 @@ def use_settings_of(default: str) -> None:
         st.session_state.config_version = st.session_state.get("config_version", 0) + 1
 
 
-def turn_fine_tuning_off(config: TrainConfig) -> None:
-    st.session_state.config_base = replace(config, fine_tune=None)  # the rest as it was
+def change_settings(config: TrainConfig, **changes: object) -> None:
+    """Use `config` with `changes` (the rest as it was): the refusals' one-click fixes."""
+    st.session_state.config_base = replace(config, **changes)
     st.session_state.config_version = st.session_state.get("config_version", 0) + 1
     st.session_state.config_chosen = True
 
@@ -532,8 +534,31 @@ if refusal:  # e.g. a Transfer preset's settings, then another model: refused, n
         "Turn fine-tuning off",
         key="fine_tune_off",
         icon=":material/block:",
-        on_click=turn_fine_tuning_off,
+        on_click=change_settings,
         args=(config,),
+        kwargs={"fine_tune": None},
+    )
+small_refusal = (
+    small_image_refusal(spec, config.small_image_scale)
+    if checked and config and config.small_image_share
+    else None
+)
+if small_refusal:  # e.g. Fast CPU's settings with a Flatten network: refused, never dropped
+    st.error(
+        plain(
+            f"These settings train the first {config.small_image_epochs} of {config.epochs} "
+            f"epochs on smaller images (small_image_share {config.small_image_share:g}). "
+            f"{small_refusal}"
+        ),
+        icon=":material/error:",
+    )
+    st.button(
+        "Train at full size throughout",
+        key="small_images_off",
+        icon=":material/block:",
+        on_click=change_settings,
+        args=(config,),
+        kwargs={"small_image_share": 0.0},
     )
 
 blockers = [
@@ -543,6 +568,7 @@ blockers = [
         ("fix the architecture's problems", spec is not None and not analyze(spec).valid),
         ("fix the settings", config is None),
         ("turn fine-tuning off or choose a Transfer preset", refusal is not None),
+        ("train at full size or end the network with global pooling", small_refusal is not None),
         ("choose a dataset that can be used", source_info.problem is not None),
     )
     if blocked

@@ -471,6 +471,27 @@ def test_fine_tuning_carried_to_a_model_without_a_backbone_is_refused_with_a_one
     assert fine_tuning_widgets(at)[0].value == 0  # 0 = off
 
 
+def test_small_images_carried_to_a_flatten_network_are_refused_with_a_one_click_fix(tmp_path):
+    at = open_page("train")
+    at.text_input(key="data_source").set_value(str(write_colours(tmp_path / "c", train=4, test=2)))
+    at.radio(key="arch_choice").set_value("fast_cpu")
+    rerun(at)
+    at.button(key="recommend_fast_cpu").click()  # small_image_share 0.4: the first 4 of 10
+    rerun(at)
+    assert not at.button(key="start").disabled
+    assert "small_images_off" not in {b.key for b in at.button}
+    at.radio(key="arch_choice").set_value("tutorial_cnn")  # then a network that ends in Flatten
+    rerun(at)
+    assert "the first 4 of 10 epochs on smaller images" in texts(at.error)
+    assert "instead of Flatten" in texts(at.error)
+    assert at.button(key="start").disabled
+    at.button(key="small_images_off").click()
+    rerun(at)
+    assert at.session_state["config_base"].small_image_share == 0
+    assert at.session_state["config_base"].epochs == 10  # the rest of the settings kept
+    assert not at.error and not at.button(key="start").disabled
+
+
 def test_a_batch_size_that_does_not_divide_by_the_devices_is_fixed_in_one_click(tmp_path):
     at = train_page(write_colours(tmp_path / "colours", train=4, test=2))
     devices = next(n for n in at.number_input if n.key.startswith("dev_"))
