@@ -250,6 +250,21 @@ def change_settings(config: TrainConfig, **changes: object) -> None:
     st.session_state.config_chosen = True
 
 
+def refusal_ui(message: str, fix: tuple[str, str], config: TrainConfig, **changes: object) -> None:
+    """Settings the chosen model cannot use, refused (never dropped): why, and a button
+    (`fix`: its label and key) that uses `config` with `changes`."""
+    st.error(plain(message), icon=":material/error:")
+    label, key = fix
+    st.button(
+        label,
+        key=key,
+        icon=":material/block:",
+        on_click=change_settings,
+        args=(config,),
+        kwargs=changes,
+    )
+
+
 def find_lr_for(run: Run) -> None:
     """Set up a new run as `run` was (its spec as the draft, its settings and data) with the
     learning-rate finder open: what the not-learning warning offers."""
@@ -526,17 +541,11 @@ if config is not None:  # "all" GPUs of this machine must share the batch too
         config = None
 refusal = fine_tune_refusal(spec) if checked and config and config.fine_tune else None
 if refusal:  # e.g. a Transfer preset's settings, then another model: refused, never dropped
-    st.error(
-        plain(f"These settings fine-tune ({config.fine_tune} frozen epochs first). {refusal}"),
-        icon=":material/error:",
-    )
-    st.button(
-        "Turn fine-tuning off",
-        key="fine_tune_off",
-        icon=":material/block:",
-        on_click=change_settings,
-        args=(config,),
-        kwargs={"fine_tune": None},
+    refusal_ui(
+        f"These settings fine-tune ({config.fine_tune} frozen epochs first). {refusal}",
+        ("Turn fine-tuning off", "fine_tune_off"),
+        config,
+        fine_tune=None,
     )
 small_refusal = (
     small_image_refusal(spec, config.small_image_scale)
@@ -544,21 +553,12 @@ small_refusal = (
     else None
 )
 if small_refusal:  # e.g. Fast CPU's settings with a Flatten network: refused, never dropped
-    st.error(
-        plain(
-            f"These settings train the first {config.small_image_epochs} of {config.epochs} "
-            f"epochs on smaller images (small_image_share {config.small_image_share:g}). "
-            f"{small_refusal}"
-        ),
-        icon=":material/error:",
-    )
-    st.button(
-        "Train at full size throughout",
-        key="small_images_off",
-        icon=":material/block:",
-        on_click=change_settings,
-        args=(config,),
-        kwargs={"small_image_share": 0.0},
+    refusal_ui(
+        f"These settings train the first {config.small_image_epochs} of {config.epochs} epochs "
+        f"on smaller images (small_image_share {config.small_image_share:g}). {small_refusal}",
+        ("Train at full size throughout", "small_images_off"),
+        config,
+        small_image_share=0.0,
     )
 
 blockers = [
