@@ -212,25 +212,28 @@ def report() -> str:
         lines += [
             "## Augmentation cost per training step (`python -m bench.augment`)",
             "",
-            "| backend | none | Keras RandomFlip + RandomTranslation | RandomShiftFlip |",
-            "| --- | --- | --- | --- |",
+            "| backend | none | Keras RandomFlip + RandomTranslation | RandomShiftFlip | "
+            "the feed's flips and shifts |",
+            "| --- | --- | --- | --- | --- |",
         ]
         for path in augment:
             data = json.loads(path.read_text())
             none = data["none"]
             cells = [
                 f"{data[k] * 1000:.0f} ms ({data[k] / none:.2f}x)"
-                for k in ("none", "keras RandomFlip+RandomTranslation", "RandomShiftFlip")
+                for k in ("none", "keras RandomFlip+RandomTranslation", "RandomShiftFlip", "feed")
+                if k in data
             ]
             lines.append(f"| {path.stem.removeprefix('augment_')} | " + " | ".join(cells) + " |")
         lines += [
             "",
             "Measured on this machine's CPU for each backend installed (`KERAS_BACKEND=jax python "
-            "-m bench.augment` for JAX). The builder uses RandomShiftFlip where training is "
-            "XLA-compiled (JAX, TensorFlow on a GPU) and Keras' layers where it is not "
-            "(TensorFlow on a CPU), whichever is cheaper. On this CPU the same step takes about "
-            "five times longer with JAX than with TensorFlow, which is why TensorFlow is the "
-            "default backend.",
+            "-m bench.augment` for JAX); the feed's column is the step without augmentation plus "
+            "the median time its numpy flips and shifts add to a batch. Training uses "
+            "RandomShiftFlip where it is XLA-compiled (JAX, TensorFlow on a GPU) and the feed's "
+            "where it is not (TensorFlow on a CPU), whichever is cheaper. On this CPU the same "
+            "step takes about five times longer with JAX than with TensorFlow, which is why "
+            "TensorFlow is the default backend.",
             "",
         ]
     norm = load("norm")

@@ -1,5 +1,6 @@
-"""Augmentation cost per training step: none, Keras' RandomFlip + RandomTranslation, and our
-RandomShiftFlip, on the same ResNet-style model and batch, on whatever backend is active.
+"""Augmentation cost per training step: none, Keras' RandomFlip + RandomTranslation, our
+RandomShiftFlip, and the training feed's flips and shifts (the step without augmentation layers plus
+what the feed's numpy adds to a batch), on the same model and batch, on whatever backend is active.
 
     python -m bench.augment [--batch 256] [--steps 20]
     KERAS_BACKEND=jax python -m bench.augment      (on a GPU machine)
@@ -15,8 +16,10 @@ import numpy as np
 
 from bench.common import write_result
 from cnn_core._keras import keras
+from cnn_core.augment import shift_pixels
 from cnn_core.builder import build_model
 from cnn_core.fast_augment import RandomShiftFlip
+from cnn_core.feed import Feed
 from cnn_core.presets import load_preset
 
 
@@ -59,6 +62,26 @@ def step_seconds(models: dict, x, y, steps: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def feed_seconds(batch: int, shift: float, rounds: int = 200) -> float:
+    """Median seconds the feed's flips and shifts (`shift` of the side) add to a batch of
+    CIFAR-sized images: batches with them against batches without, in alternation."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (4 * batch, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, len(x))
+    rows = np.arange(len(x))
+    plain = Feed(x, y, rows, batch_size=batch, shuffle=True)
+    shifted = Feed(
+        x, y, rows, batch_size=batch, shuffle=True, flip=True, shift=shift_pixels(shift, 32, 32)
+    )
+    times: dict[str, list[float]] = {"plain": [], "shifted": []}
+    for i in range(rounds):
+        for name, feed in (("plain", plain), ("shifted", shifted)):
+            start = time.perf_counter()
+            feed[i % len(feed)]
+            times[name].append(time.perf_counter() - start)
+    return max(statistics.median(times["shifted"]) - statistics.median(times["plain"]), 0.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=256)
@@ -75,6 +98,7 @@ def main() -> None:
         "RandomShiftFlip": ours_model(spec),
     }
     results = step_seconds(models, x, y, args.steps)
+    results["feed"] = results["none"] + feed_seconds(args.batch, 0.125)
     backend = keras.backend.backend()
     print(f"{args.preset}, batch {args.batch}, backend {backend}: median seconds per step")
     for name, seconds in results.items():

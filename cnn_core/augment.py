@@ -86,32 +86,52 @@ class Augmentation:
         return self.flip and not self.alternate_flip
 
 
+def shift_pixels(translation: float, height: int, width: int) -> tuple[int, int]:
+    """The largest shift, in whole pixels (rows, columns), of a `translation` fraction of an image
+    of `height` x `width`: never the whole image, which reflection cannot fill."""
+    return (
+        max(min(round(translation * height), height - 1), 0),
+        max(min(round(translation * width), width - 1), 0),
+    )
+
+
+def feed_augments(augmentation: Augmentation | None, *, compiled: bool) -> bool:
+    """Whether the training feed flips and shifts the images (`cnn_core.feed.Feed`) instead of
+    layers in the model: where the training step is not compiled with XLA (TensorFlow on a CPU).
+    There Keras' RandomFlip and RandomTranslation took about 12% of Fast CPU's training step and
+    the feed's numpy about 1%; under XLA `RandomShiftFlip` fuses into the step and costs little,
+    and a GPU should not wait for the CPU's numpy."""
+    a = augmentation
+    return a is not None and not compiled and (a.flip or a.translation > 0)
+
+
 def augmentation_nodes(
-    augmentation: Augmentation | None, *, compiled: bool = False
+    augmentation: Augmentation | None, *, compiled: bool = False, in_feed: bool = False
 ) -> tuple[list, list]:
     """The Keras layers for `augmentation`: those that run on the raw uint8 pixels, before
-    `Rescaling`, and those that run on the scaled [0, 1] image after it.
+    `Rescaling`, and those that run on the scaled [0, 1] image after it. With `in_feed` the
+    training feed flips and shifts (`feed_augments`), so neither has a layer here.
 
     Flips and shifts: when the training step is compiled with XLA (JAX; TensorFlow on a GPU),
     our `RandomShiftFlip` on the raw pixels, which XLA fuses into a few cheap passes where Keras'
-    own layers cost a hundredfold. Without XLA (TensorFlow on a CPU) Keras' RandomFlip and
-    RandomTranslation are the cheaper ones (fused native kernels), so they are used there.
+    own layers cost a hundredfold. Without XLA, training takes them from the feed (`in_feed`);
+    elsewhere (code export, a caller that asks for layers) Keras' RandomFlip and RandomTranslation,
+    the cheaper layers there (native kernels), stand for them.
     """
     if augmentation is None:
         return [], []
     a = augmentation
     raw, scaled = [], []
-    flip = a.model_flips
-    if compiled and (flip or a.translation):
+    flip = a.model_flips and not in_feed
+    translation = 0.0 if in_feed else a.translation
+    if compiled and (flip or translation):
         raw.append(
-            KerasNode(
-                "augment_shift_flip", "RandomShiftFlip", {"shift": a.translation, "flip": flip}
-            )
+            KerasNode("augment_shift_flip", "RandomShiftFlip", {"shift": translation, "flip": flip})
         )
-    elif flip or a.translation:
+    elif flip or translation:
         if flip:
             scaled.append(KerasNode("augment_flip", "RandomFlip", {"mode": "horizontal"}))
-        if a.translation:
+        if translation:
             scaled.append(
                 KerasNode(
                     "augment_translation",

@@ -41,15 +41,17 @@ def model_nodes(
     augmentation: Augmentation | None = None,
     compiled: bool = False,
     small_images: bool = False,
+    augment_in_feed: bool = False,
 ) -> list[tuple[int | None, list[KerasNode]]]:
     """The whole model as plain data: (spec index or None, Keras nodes) per step, head last;
-    with `small_images`, progressive resizing's layer before the spec's first layer.
+    with `small_images`, progressive resizing's layer before the spec's first layer; with
+    `augment_in_feed`, no layers for the flips and shifts that the training feed makes.
 
     Raises `SpecError` if the spec cannot be built. `code.export_code` prints these same nodes
     (never progressive resizing's, a training schedule like the learning rate's).
     """
     analysis = check_spec(spec)
-    raw, scaled = augmentation_nodes(augmentation, compiled=compiled)
+    raw, scaled = augmentation_nodes(augmentation, compiled=compiled, in_feed=augment_in_feed)
     steps: list[tuple[int | None, list[KerasNode]]] = [(None, raw)] if raw else []
     steps.append((None, [KerasNode("rescale", "Rescaling", {"scale": 1 / 255})]))
     if scaled:
@@ -72,6 +74,7 @@ def build_model(
     dtype_policy: str | None = None,
     compiled: bool | None = None,
     small_images: bool = False,
+    augment_in_feed: bool = False,
 ) -> keras.Model:
     """Build the Keras model for `spec`; raise `SpecError` if the spec is not buildable.
 
@@ -82,13 +85,19 @@ def build_model(
     `dtype_policy` (e.g. "mixed_bfloat16") applies to every layer but the head, which stays
     float32 so that probabilities and the loss keep full precision. `small_images` adds
     progressive resizing's layer (`cnn_core.resizing`), for a run with small_image_share.
+    `augment_in_feed` leaves out the flip and shift layers, for a training feed that makes them
+    (`cnn_core.augment.feed_augments`).
     """
     from cnn_core._keras import keras
 
     if compiled is None:
         compiled = xla_training()
     steps = model_nodes(
-        spec, augmentation=augmentation, compiled=compiled, small_images=small_images
+        spec,
+        augmentation=augmentation,
+        compiled=compiled,
+        small_images=small_images,
+        augment_in_feed=augment_in_feed,
     )
     inputs = keras.Input(shape=tuple(spec.input_shape), dtype="uint8", name=INPUT_NAME)
     x = inputs

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnn_core._keras import keras
+from cnn_core.augment import shift_pixels
 
 
 @keras.saving.register_keras_serializable(package="cnn_core")
@@ -37,8 +38,7 @@ class RandomShiftFlip(keras.layers.Layer):
         if self.flip:
             coin = random.uniform((batch, 1, 1, 1), seed=self.seed_generator) < 0.5
             images = ops.where(coin, ops.flip(images, axis=2), images)
-        pad_h = min(round(self.shift * height), height - 1)
-        pad_w = min(round(self.shift * width), width - 1)
+        pad_h, pad_w = shift_pixels(self.shift, height, width)
         if pad_h <= 0 and pad_w <= 0:
             return images
         padded = ops.pad(images, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]], mode="reflect")

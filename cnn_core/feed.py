@@ -7,7 +7,13 @@ come out as integers, or as one-hot floats (for label smoothing) made per batch;
 become per-image sample weights, since the feed hands Keras the weights itself. With
 `alternate_flip` the feed mirrors each image in every other epoch (a seeded half of the rows in
 even epochs, the other half in odd ones), which a model's random layers cannot do: they do not
-know which image is which.
+know which image is which. With `flip` and `shift` the feed mirrors half the images at random and
+shifts each by a random whole number of pixels, up to `shift` (height, width) each way, filling the
+border by reflection (a random crop of a reflect-padded image): the same job as the model's
+augmentation layers, done on the batch's uint8 pixels in numpy, where on TensorFlow without XLA
+(a CPU) it costs a fraction of what any layer in the training step does
+(`cnn_core.augment.feed_augments`). Each batch's draws are seeded by the run's seed, the epoch and
+the batch, so a resumed run continues as it began.
 
 Nothing here knows about runs, models or the dashboard: it turns indices into batches.
 """
@@ -41,6 +47,8 @@ class Feed(keras.utils.PyDataset):
         multiple_of: int = 1,  # every batch's size divides by this (devices): the rest is left out
         shard: tuple[int, int] = (0, 1),  # (this process, processes): its share of each batch
         alternate_flip: bool = False,  # mirror each row's image in every other epoch
+        flip: bool = False,  # mirror half the images at random (unless alternate_flip)
+        shift: tuple[int, int] = (0, 0),  # shift by up to (rows, columns) pixels each way
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -68,6 +76,10 @@ class Feed(keras.utils.PyDataset):
             self.mirrored = np.random.default_rng([self.seed, 1]).integers(
                 0, 2, size=len(x), dtype=np.uint8
             )
+        self.flip = bool(flip) and not alternate_flip
+        self.shift = (max(int(shift[0]), 0), max(int(shift[1]), 0))
+        if self.shift != (0, 0) and (self.shift[0] >= x.shape[1] or self.shift[1] >= x.shape[2]):
+            raise ValueError(f"shift {shift} must be less than the image size {x.shape[1:3]}.")
         self.read = RowReader(x)  # a memory-mapped .npy is read with os.preadv
 
     def _order(self) -> np.ndarray:
@@ -97,12 +109,38 @@ class Feed(keras.utils.PyDataset):
         if self.mirrored is not None:
             mirror = (self.mirrored[rows] ^ (self.epoch & 1)).astype(bool)
             images[mirror] = images[mirror, :, ::-1]
+        if self.flip or self.shift != (0, 0):
+            images = self._flip_and_shift(images, index)
         targets = labels
         if self.num_classes is not None:
             targets = np.eye(self.num_classes, dtype=np.float32)[labels]
         if self.weights is None:
             return images, targets
         return images, targets, self.weights[labels]
+
+    def _flip_and_shift(self, images: np.ndarray, index: int) -> np.ndarray:
+        """`images` mirrored at random (with `flip`) and shifted at random (with `shift`)."""
+        rng = np.random.default_rng([self.seed, 2, self.epoch, index])
+        count = len(images)
+        if self.flip:
+            mirror = rng.random(count) < 0.5
+            images[mirror] = images[mirror, :, ::-1]
+        pad_h, pad_w = self.shift
+        if not count or (pad_h, pad_w) == (0, 0):
+            return images
+        height, width = images.shape[1:3]
+        pads = [(0, 0), (pad_h, pad_h), (pad_w, pad_w)] + [(0, 0)] * (images.ndim - 3)
+        padded = np.pad(images, pads, mode="reflect")
+        # one crop offset per image: the images that share an offset are cut in one slice
+        offset = rng.integers(0, 2 * pad_h + 1, count) * (2 * pad_w + 1) + rng.integers(
+            0, 2 * pad_w + 1, count
+        )
+        out = np.empty_like(images)
+        for value in np.unique(offset).tolist():
+            chosen = np.flatnonzero(offset == value)
+            dy, dx = divmod(value, 2 * pad_w + 1)
+            out[chosen] = padded[chosen, dy : dy + height, dx : dx + width]
+        return out
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

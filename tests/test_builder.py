@@ -209,3 +209,31 @@ def test_alternate_flip_leaves_the_flips_to_the_feed_and_needs_flip() -> None:
     from cnn_core.export import export_code
 
     assert "RandomFlip" in export_code(TINY, augmentation=alternate)  # no feed there: at random
+
+
+def test_flips_and_shifts_move_to_the_feed_where_the_step_is_not_compiled() -> None:
+    from cnn_core.augment import augmentation_nodes, feed_augments
+    from cnn_core.config import config_from_dict
+    from cnn_core.training.fit import augment_in_feed, feed_augmentation
+
+    names = lambda a, **kw: [n.cls for part in augmentation_nodes(a, **kw) for n in part]  # noqa: E731
+    both = Augmentation(flip=True, translation=0.0625, rotation=0.05)
+    assert names(both, in_feed=True) == ["RandomRotation"]  # the rest stays in the model
+    assert feed_augments(both, compiled=False) and not feed_augments(both, compiled=True)
+    assert not feed_augments(Augmentation(rotation=0.1), compiled=False)
+    assert not feed_augments(None, compiled=False)
+    config = config_from_dict({"augmentation": {"flip": True, "translation": 0.0625}})
+    assert augment_in_feed(config)  # TensorFlow on this CPU: no XLA
+    assert feed_augmentation(config, (32, 32, 3)) == {
+        "alternate_flip": False,
+        "flip": True,
+        "shift": (2, 2),
+    }
+    assert feed_augmentation(config, (20, 48, 1))["shift"] == (1, 3)
+    model = build_model(TINY, augmentation=config.augmentation, augment_in_feed=True)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert not kinds & {"RandomFlip", "RandomTranslation", "RandomShiftFlip"}
+    plain = config_from_dict({})
+    assert not augment_in_feed(plain) and feed_augmentation(plain, (32, 32, 3)) == {
+        "alternate_flip": False
+    }

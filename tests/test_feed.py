@@ -116,3 +116,52 @@ def test_alternate_flip_mirrors_each_image_in_every_other_epoch() -> None:
     plain = Feed(x, y, np.arange(n), batch_size=64, shuffle=True, seed=3)
     assert not any(mirrored(plain).values())  # without it the feed leaves the images alone
     assert not x[:, 0, 1].any()  # and the dataset's arrays are never changed
+
+
+def _views(image: np.ndarray, pad: tuple[int, int]) -> list[tuple[bool, int, int, np.ndarray]]:
+    """Every image the feed may make of `image`: (mirrored, row offset, column offset, pixels),
+    a crop of the reflect-padded image, mirrored or not."""
+    height, width = image.shape[:2]
+    found = []
+    for mirrored in (False, True):
+        source = image[:, ::-1] if mirrored else image
+        padded = np.pad(source, [(pad[0], pad[0]), (pad[1], pad[1]), (0, 0)], mode="reflect")
+        for dy in range(2 * pad[0] + 1):
+            for dx in range(2 * pad[1] + 1):
+                found.append((mirrored, dy, dx, padded[dy : dy + height, dx : dx + width]))
+    return found
+
+
+def test_random_flips_and_shifts_are_mirrored_crops_of_a_reflected_border() -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.integers(0, 256, size=(n, 6, 5, 2), dtype=np.uint8)  # not square, two channels
+    kept = x.copy()
+    y = np.arange(n) % 3
+    feed = Feed(x, y, np.arange(n), batch_size=64, shuffle=True, seed=4, flip=True, shift=(2, 1))
+    seen = set()
+    for i in range(len(feed)):
+        rows, (images, labels) = feed.batch_rows(i), feed[i]
+        assert images.dtype == np.uint8 and images.shape == (len(rows), 6, 5, 2)
+        assert labels.tolist() == y[rows].tolist()  # labels stay with their images
+        for row, image in zip(rows.tolist(), images, strict=True):
+            matches = [v[:3] for v in _views(x[row], (2, 1)) if np.array_equal(v[3], image)]
+            assert matches, f"row {row} came out as no mirrored crop of its image"
+            seen.add(matches[0])
+    assert len(seen) == 2 * 5 * 3  # every mirror and offset drawn
+    np.testing.assert_array_equal(x, kept)  # the dataset's arrays are never changed
+    again = Feed(x, y, np.arange(n), batch_size=64, shuffle=True, seed=4, flip=True, shift=(2, 1))
+    np.testing.assert_array_equal(again[1][0], feed[1][0])  # seeded: a resumed run repeats them
+    feed.on_epoch_end()
+    later = feed[1][0]
+    resumed = Feed(
+        x, y, np.arange(n), batch_size=64, shuffle=True, seed=4, epoch=1, flip=True, shift=(2, 1)
+    )
+    np.testing.assert_array_equal(resumed[1][0], later)
+    only_shift = Feed(x, y, np.arange(n), batch_size=64, shift=(1, 0))
+    for row, image in zip(only_shift.batch_rows(0).tolist(), only_shift[0][0], strict=True):
+        assert any(
+            not m and dx == 0 and np.array_equal(v, image) for m, _, dx, v in _views(x[row], (1, 0))
+        )
+    with pytest.raises(ValueError, match="less than the image size"):
+        Feed(x, y, np.arange(n), batch_size=8, shift=(6, 0))

@@ -8,10 +8,28 @@ from collections.abc import Sequence
 from typing import Any
 
 from cnn_core._keras import keras
+from cnn_core.augment import feed_augments, shift_pixels
+from cnn_core.builder import xla_training
 from cnn_core.config import TrainConfig
 from cnn_core.feed import Feed
 from cnn_core.training.data import RunPlan
 from cnn_core.training.placement import Placement
+
+
+def augment_in_feed(config: TrainConfig) -> bool:
+    """Whether this run's training feed flips and shifts its images, its model then without those
+    layers (`cnn_core.augment.feed_augments`): build the model and the feed with the same answer."""
+    return feed_augments(config.augmentation, compiled=xla_training())
+
+
+def feed_augmentation(config: TrainConfig, image_shape: Sequence[int]) -> dict[str, Any]:
+    """The training `Feed`'s augmentation arguments for `config` and images of `image_shape`."""
+    a = config.augmentation
+    options: dict[str, Any] = {"alternate_flip": a.alternate_flip}
+    if augment_in_feed(config):
+        options["flip"] = a.flip
+        options["shift"] = shift_pixels(a.translation, int(image_shape[0]), int(image_shape[1]))
+    return options
 
 
 def fit_options(
@@ -40,7 +58,7 @@ def fit_options(
         epoch=epoch,
         num_classes=one_hot,
         class_weight=plan.class_weight,
-        alternate_flip=config.augmentation.alternate_flip,
+        **feed_augmentation(config, plan.data.x_train.shape[1:]),
         **share,
     )
     val_feed = None

@@ -30,6 +30,7 @@ from cnn_core.errors import UserError
 from cnn_core.feed import Feed
 from cnn_core.spec import ModelSpec
 from cnn_core.training.data import split_indices
+from cnn_core.training.fit import augment_in_feed, feed_augmentation
 from cnn_core.training.optim import compile_model, dtype_policy
 
 START, END, STEPS = 1e-7, 10.0, 100
@@ -150,11 +151,16 @@ def find_lr(
         shuffle=True,
         seed=seed,
         num_classes=one_hot,
-        alternate_flip=config.augmentation.alternate_flip,
+        **feed_augmentation(config, data.x_train.shape[1:]),
     )
     epochs = math.ceil(steps / len(feed))
     constant = replace(config, lr_schedule="constant", fine_tune=None, learning_rate=start)
-    model = build_model(spec, augmentation=config.augmentation, dtype_policy=dtype_policy(config))
+    model = build_model(
+        spec,
+        augmentation=config.augmentation,
+        dtype_policy=dtype_policy(config),
+        augment_in_feed=augment_in_feed(config),
+    )
     compile_model(model, constant, steps_per_epoch=len(feed), epochs=epochs)
     test = _RangeTest(steps, start, end, tick)
     model.fit(feed, epochs=epochs, shuffle=False, callbacks=[test], verbose=0)

@@ -24,7 +24,7 @@ from cnn_core.terminal import terminal_safe
 from cnn_core.training.checkpoints import checkpoints, resume_from_checkpoint, save_model
 from cnn_core.training.data import RunPlan, plan_run
 from cnn_core.training.fine_tune import checkpoint_unfrozen, fit_phases, unfreeze
-from cnn_core.training.fit import fit_options
+from cnn_core.training.fit import augment_in_feed, fit_options
 from cnn_core.training.optim import compile_model, dtype_policy
 from cnn_core.training.placement import Placement, place, process_layout
 from cnn_core.training.queue import Slot, enqueue, training_slot
@@ -148,6 +148,7 @@ def _fit(
         augmentation=config.augmentation,
         dtype_policy=policy,
         small_images=bool(config.small_image_epochs),
+        augment_in_feed=augment_in_feed(config),
     )
     found = checkpoints(run)
     # The checkpoint's optimizer state fits the phase that wrote it: compile for that one.
