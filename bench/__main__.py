@@ -220,9 +220,8 @@ def report() -> str:
             data = json.loads(path.read_text())
             none = data["none"]
             cells = [
-                f"{data[k] * 1000:.0f} ms ({data[k] / none:.2f}x)"
+                f"{data[k] * 1000:.0f} ms ({data[k] / none:.2f}x)" if k in data else "-"
                 for k in ("none", "keras RandomFlip+RandomTranslation", "RandomShiftFlip", "feed")
-                if k in data
             ]
             lines.append(f"| {path.stem.removeprefix('augment_')} | " + " | ".join(cells) + " |")
         lines += [

@@ -18,14 +18,16 @@ from bench.common import write_result
 from cnn_core._keras import keras
 from cnn_core.augment import shift_pixels
 from cnn_core.builder import build_model
+from cnn_core.config import config_from_dict
 from cnn_core.fast_augment import RandomShiftFlip
 from cnn_core.feed import Feed
 from cnn_core.presets import load_preset
+from cnn_core.training.optim import dtype_policy
 
 
-def keras_layers_model(spec):
+def keras_layers_model(spec, policy=None):
     """Our model body behind Keras' own flip and translation layers, for comparison."""
-    plain = build_model(spec)
+    plain = build_model(spec, dtype_policy=policy)
     inputs = keras.Input(spec.input_shape, dtype="uint8")
     x = keras.layers.Rescaling(1 / 255)(inputs)
     x = keras.layers.RandomFlip("horizontal")(x)
@@ -35,8 +37,8 @@ def keras_layers_model(spec):
     return keras.Model(inputs, x)
 
 
-def ours_model(spec):
-    plain = build_model(spec)
+def ours_model(spec, policy=None):
+    plain = build_model(spec, dtype_policy=policy)
     inputs = keras.Input(spec.input_shape, dtype="uint8")
     x = RandomShiftFlip(shift=0.125, flip=True)(inputs)  # on uint8, as the builder does
     x = keras.layers.Rescaling(1 / 255)(x)
@@ -88,22 +90,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--preset", default="fast_cpu")
     args = parser.parse_args()
-    spec = load_preset(args.preset).spec
+    loaded = load_preset(args.preset)
+    spec = loaded.spec
+    policy = dtype_policy(config_from_dict(dict(loaded.config)))  # bfloat16 where training uses it
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (args.batch, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, args.batch)
     models = {
-        "none": build_model(spec),
-        "keras RandomFlip+RandomTranslation": keras_layers_model(spec),
-        "RandomShiftFlip": ours_model(spec),
+        "none": build_model(spec, dtype_policy=policy),
+        "keras RandomFlip+RandomTranslation": keras_layers_model(spec, policy),
+        "RandomShiftFlip": ours_model(spec, policy),
     }
     results = step_seconds(models, x, y, args.steps)
     results["feed"] = results["none"] + feed_seconds(args.batch, 0.125)
     backend = keras.backend.backend()
-    print(f"{args.preset}, batch {args.batch}, backend {backend}: median seconds per step")
+    print(
+        f"{args.preset}, batch {args.batch}, backend {backend}, {policy or 'float32'}: "
+        "median seconds per step"
+    )
     for name, seconds in results.items():
         print(f"  {name:<38} {seconds * 1000:8.1f} ms  ({seconds / results['none']:.2f}x)")
-    write_result(f"augment_{backend}", {"preset": args.preset, "batch": args.batch, **results})
+    write_result(
+        f"augment_{backend}",
+        {"preset": args.preset, "batch": args.batch, "precision": policy or "float32", **results},
+    )
 
 
 if __name__ == "__main__":

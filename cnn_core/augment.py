@@ -98,9 +98,9 @@ def shift_pixels(translation: float, height: int, width: int) -> tuple[int, int]
 def feed_augments(augmentation: Augmentation | None, *, compiled: bool) -> bool:
     """Whether the training feed flips and shifts the images (`cnn_core.feed.Feed`) instead of
     layers in the model: where the training step is not compiled with XLA (TensorFlow on a CPU).
-    There Keras' RandomFlip and RandomTranslation took about 12% of Fast CPU's training step and
-    the feed's numpy about 1%; under XLA `RandomShiftFlip` fuses into the step and costs little,
-    and a GPU should not wait for the CPU's numpy."""
+    There Keras' RandomFlip and RandomTranslation add about 7% to Fast CPU's training step and
+    the feed's numpy about 2% (`python -m bench.augment`); under XLA `RandomShiftFlip` fuses into
+    the step and costs little, and a GPU should not wait for the CPU's numpy."""
     a = augmentation
     return a is not None and not compiled and (a.flip or a.translation > 0)
 
