@@ -141,16 +141,15 @@ def request_stop(run: Run) -> RunStatus:
     """Ask the run's process to stop; it ends within one batch and keeps the model. A run that
     is claimed (being resumed, or its worker still starting) is asked too: Stop always wins."""
     status = run.status()
-    if status.active or run.claimed():
-        try:
-            run.request_stop()
-        except OSError as exc:
-            raise RunError(
-                f"cannot ask run {run.name} to stop: writing its stop request in {run.path} failed "
-                f"({exc.strerror}); make the run folder writable."
-            ) from None
-        if not status.active:
-            status = replace(status, state=State.QUEUED)  # a resume is under way: it will stop
+    try:
+        asked = run.request_stop_if_held(status.active)
+    except OSError as exc:
+        raise RunError(
+            f"cannot ask run {run.name} to stop: writing its stop request in {run.path} failed "
+            f"({exc.strerror}); make the run folder writable."
+        ) from None
+    if asked and not status.active:
+        status = replace(status, state=State.QUEUED)  # a resume is under way: it will stop
     return status
 
 

@@ -78,6 +78,7 @@ LAUNCH = "launch.json"
 SPLIT = "split.json"
 STOP = "stop.request"
 CLAIM = "worker.lock"  # flock()ed by the run's process for as long as it lives
+STOP_GUARD = "stop.lock"  # flock()ed while a claim is taken and stamped, or a Stop checks for one
 EVALUATION = "evaluation.json"
 PREDICTIONS = "predictions.npz"
 EXPORTS = "exports.json"  # the last export per format, with its proof (see `cnn_core.deploy`)
@@ -682,6 +683,17 @@ class Run:
         """Ask the run's process to stop (it looks at every batch: `stop_requested`)."""
         atomic_write_text(self.file(STOP), now_iso() + "\n")
 
+    def request_stop_if_held(self, active: bool) -> bool:
+        """Ask for a stop if the run is `active` or a live process holds its claim (a resume
+        under way, a worker starting); whether it asked. The check and the request happen
+        under the stop guard, so a claim racing with it was either stamped before (and this
+        newer request reaches it) or taken after (a later part, which it must not stop)."""
+        with _locked(self.file(STOP_GUARD)):
+            if not (active or self.claimed()):
+                return False
+            self.request_stop()
+            return True
+
     def clear_stop_request(self) -> None:
         self.file(STOP).unlink(missing_ok=True)
 
@@ -819,6 +831,9 @@ class FollowingRun(Run):
     def request_stop(self) -> None:
         pass
 
+    def request_stop_if_held(self, active: bool) -> bool:
+        return False
+
     def clear_stop_request(self) -> None:
         pass
 
@@ -870,8 +885,15 @@ def claim_run(run: Run, *, wait: float = CLAIM_WAIT_SECONDS) -> Claim:
     deadline = time.monotonic() + wait
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
+            # Taken and stamped under the stop guard: a Stop that sees the claim held comes
+            # after its stamp, so it is newer and reaches this part (see `request_stop_if_held`).
+            with _locked(run.file(STOP_GUARD)):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # Rewritten on every claim: its time is when this part began.
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {now_iso()}\n".encode(), 0)
+                os.utime(fd)
+            return Claim(fd)
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 os.close(fd)
@@ -880,11 +902,12 @@ def claim_run(run: Run, *, wait: float = CLAIM_WAIT_SECONDS) -> Claim:
                     "process; stop it first, or wait for it to end."
                 ) from None
             time.sleep(0.01)
-    # Rewritten on every claim: its time is when this part began (see `Run.stop_requested`).
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {now_iso()}\n".encode(), 0)
-    os.utime(fd)
-    return Claim(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise RunError(
+                f"run {run.name}: cannot take its claim in {run.path} ({exc.strerror}); make the "
+                "runs folder writable."
+            ) from None
 
 
 def adopt_claim(run: Run, fd: int) -> Claim:

@@ -16,6 +16,7 @@ import resource
 import subprocess
 import sys
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 
@@ -257,6 +258,37 @@ def test_two_resumes_at_once_one_is_accepted_and_stop_always_wins(colours: Path,
         if stops[0]:  # a Stop that was accepted reaches the worker that got the run
             assert run.stop_requested(), trial
     assert len(workers) == 8
+
+
+def test_a_stop_made_while_a_claim_is_being_stamped_reaches_that_part(
+    colours: Path, workers: list, monkeypatch: pytest.MonkeyPatch
+):
+    """The window the race above can hit, held open: the resume has the claim's lock but has not
+    stamped its time yet when Stop looks. Stop must wait for the stamp, or its request would read
+    older than the claim and be dropped (this failed before the stop guard)."""
+    import threading
+
+    from cnn_core import api, runs
+
+    run = resumable(colours)
+    locked, real_now = threading.Event(), runs.now_iso
+    resumer: list[threading.Thread] = []
+
+    def slow_stamp() -> str:
+        if threading.current_thread() in resumer and not locked.is_set():
+            locked.set()  # called between the claim's flock and its stamp
+            time.sleep(0.3)
+        return real_now()
+
+    monkeypatch.setattr(runs, "now_iso", slow_stamp)
+    thread = threading.Thread(target=api.resume_run, args=(run,))
+    resumer.append(thread)
+    thread.start()
+    assert locked.wait(10)
+    assert api.request_stop(run).active  # accepted: a resume is under way
+    thread.join(30)
+    assert run.stop_requested()
+    assert len(workers) == 1
 
 
 def test_an_old_stop_request_does_not_stop_the_next_part(colours: Path, workers: list):
