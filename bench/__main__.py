@@ -633,7 +633,8 @@ def training_section(training: dict) -> list[str]:
         training["engine_tutorial"],
         training["engine_tutorial_float32"],
     )
-    bare_epoch = _steady(bare["epoch_seconds"])
+    scripts = bare.get("runs", [bare])  # one run of the tutorial script before 2026-12-03
+    bare_epoch = bare.get("steady_epoch_seconds") or _steady(bare["epoch_seconds"])
     epochs_of = len(mixed["runs"][0]["epoch_seconds"])
 
     def times(runs: list[dict]) -> str:
@@ -642,9 +643,15 @@ def training_section(training: dict) -> list[str]:
     lines = [
         "## Training cost and time to accuracy (`python -m bench.training`)",
         "",
-        "The tutorial model through our engine ran twice, and each CPU preset on seeds 1 and 2, "
-        "once before and once after the tutorial script's 15-epoch run, in mirrored order (seed "
-        "3 last): this is a shared virtual machine whose speed drifts by up to half from one "
+        (
+            f"The tutorial script's 15-epoch run ran {len(scripts)} times (first, in the middle "
+            "and last; its figures below are their mean), "
+            if len(scripts) > 1
+            else "The tutorial script's 15-epoch run ran once, in the middle; "
+        )
+        + "the tutorial model through our engine ran twice, and each CPU preset on seeds 1 and "
+        "2, once before and once after the middle run of the script, in mirrored order (seed 3 "
+        "after them): this is a shared virtual machine whose speed drifts by up to half from one "
         "minute to the next. A preset's wall time is its whole `train --evaluate` command "
         "(process start and the test-set evaluation included, with the test-time flips and "
         "shifts the preset asks for, as the tutorial script's own evaluate is; data cached), the "
@@ -703,8 +710,10 @@ def training_section(training: dict) -> list[str]:
         + ", in float32 "
         + times(plain["runs"])
         + "; the tutorial script "
-        + ", ".join(f"{t:.1f}" for t in bare["epoch_seconds"])
-        + ". The tutorial script computes in float32, as written; our engine's mixed precision "
+        + times(scripts)
+        + " (wall times "
+        + ", ".join(f"{run['wall_seconds']:.0f} s" for run in scripts)
+        + "). The tutorial script computes in float32, as written; our engine's mixed precision "
         '"auto" computes in bfloat16 where that is faster: GPUs, and TensorFlow on CPUs with '
         "AVX512-BF16 or AMX, like this one.",
         "",

@@ -5,7 +5,7 @@ not here)."""
 from __future__ import annotations
 
 from bench.__main__ import training_section
-from bench.training import judged
+from bench.training import judged, tutorial_runs
 
 
 def run(accuracy: float, wall: float, seed: int = 1) -> dict:
@@ -150,3 +150,52 @@ def test_the_roofline_reading_weighs_each_presets_own_convolutions_against_its_s
     assert "take 60%-60% of their whole step" in text
     # forward: 0.5 GFLOP in 2 ms; backward to the weights: the same FLOPs in 4 ms
     assert "runs at 50%-50% of the forward rate" in text
+
+
+def test_the_presets_are_judged_against_the_mean_of_the_tutorial_scripts_runs():
+    def script(wall: float, epochs: list[float]) -> dict:
+        return {
+            "epoch_seconds": epochs,
+            "test_accuracy": 0.70,
+            "wall_seconds": wall,
+            "peak_rss_mb": 3800.0,
+        }
+
+    bare = tutorial_runs(
+        [
+            script(120.0, [14.0, 10.0, 11.0]),
+            script(150.0, [15.0, 12.0, 13.0]),
+            script(135.0, [14.0, 9.0, 30.0]),
+        ]
+    )
+    assert (
+        bare["wall_seconds"] == 135.0 and bare["steady_epoch_seconds"] == 11.5
+    )  # first epochs out
+    fast = judged("fast_cpu", [run(0.86, 130.0, s) for s in (1, 2, 3)], bare["wall_seconds"])
+    assert fast["met"]  # 130 s is over the first run's 120 s but under the mean
+    training = {
+        "bare_tutorial": bare,
+        "engine_tutorial": {
+            "runs": [run(0.64, 40.0)],
+            "steady_epoch_seconds": 6.0,
+            "peak_rss_mb": 1200.0,
+            "test_accuracy": 0.64,
+            "precision": "bfloat16 mixed",
+        },
+        "engine_tutorial_float32": {
+            "runs": [run(0.64, 40.0)],
+            "steady_epoch_seconds": 6.0,
+            "peak_rss_mb": 1200.0,
+            "test_accuracy": 0.64,
+            "precision": "float32",
+        },
+        "presets": {"fast_cpu": fast},
+        "epoch_ratio": 0.52,
+        "epoch_ratio_float32": 0.52,
+        "memory_ratio": 0.32,
+    }
+    text = "\n".join(training_section(training))
+    assert "ran 3 times (first, in the middle and last" in text
+    assert "| 135 | 130 | 0.96 | <= 1: met |" in text
+    assert "(wall times 120 s, 150 s, 135 s)" in text
+    assert "| 11.50 | 6.00 | 0.52 |" in text
