@@ -64,20 +64,6 @@ def bare_tutorial(epochs: int) -> dict:
     return {**json.loads(lines[-1]), **stats}
 
 
-def tutorial_runs(runs: list[dict]) -> dict:
-    """The tutorial script's runs together: the mean wall time (what the presets are judged
-    against), their steady epochs pooled, the worst peak memory, the mean test accuracy."""
-    return {
-        "runs": runs,
-        "wall_seconds": statistics.mean(run["wall_seconds"] for run in runs),
-        "steady_epoch_seconds": statistics.median(
-            t for run in runs for t in run["epoch_seconds"][1:]
-        ),
-        "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
-        "test_accuracy": statistics.mean(run["test_accuracy"] for run in runs),
-    }
-
-
 def ours(
     preset: str, source: str, runs: str, epochs: int | None = None, config: str | None = None
 ) -> dict:
@@ -113,11 +99,6 @@ def ours(
     }
 
 
-def steady(seconds: list[float]) -> float:
-    """Median epoch time without the first epoch, which includes tracing and compilation."""
-    return statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
-
-
 def combined(runs: list[dict]) -> dict:
     """Several runs of one contender: every steady epoch pooled, the worst peak memory and the
     worst test accuracy, the mean wall time."""
@@ -129,6 +110,15 @@ def combined(runs: list[dict]) -> dict:
         "wall_seconds": statistics.mean(run["wall_seconds"] for run in runs),
         "test_accuracy": min(run["test_accuracy"] for run in runs),
         "precision": runs[0].get("precision", "float32"),
+    }
+
+
+def tutorial_runs(runs: list[dict]) -> dict:
+    """The tutorial script's runs together, as `combined` (the mean wall time is what the
+    presets are judged against), but with their mean test accuracy: the script is unseeded."""
+    return {
+        **combined(runs),
+        "test_accuracy": statistics.mean(run["test_accuracy"] for run in runs),
     }
 
 

@@ -20,6 +20,17 @@ def run(accuracy: float, wall: float, seed: int = 1) -> dict:
     }
 
 
+def engine(precision: str = "bfloat16 mixed") -> dict:
+    """The tutorial model through our engine, as `combined` records its two runs."""
+    return {
+        "runs": [run(0.64, 40.0), run(0.64, 40.0)],
+        "steady_epoch_seconds": 6.0,
+        "peak_rss_mb": 1200.0,
+        "test_accuracy": 0.64,
+        "precision": precision,
+    }
+
+
 def test_a_preset_meets_its_goal_only_on_every_seed_in_time_and_within_a_point():
     tutorial = 130.0
     good = [run(0.853, 120.0, 1), run(0.858, 125.0, 2), run(0.861, 128.0, 3)]
@@ -45,18 +56,11 @@ def test_the_section_shows_each_preset_against_the_tutorial_script():
         "wall_seconds": 130.0,
         "peak_rss_mb": 3800.0,
     }
-    engine = {
-        "runs": [run(0.64, 40.0), run(0.64, 40.0)],
-        "steady_epoch_seconds": 6.0,
-        "peak_rss_mb": 1200.0,
-        "test_accuracy": 0.64,
-        "precision": "bfloat16 mixed",
-    }
     fast = judged("fast_cpu", [run(0.80, 120.0, s) for s in (1, 2, 3)], 130.0)
     training = {
         "bare_tutorial": tutorial,
-        "engine_tutorial": engine,
-        "engine_tutorial_float32": engine,
+        "engine_tutorial": engine(),
+        "engine_tutorial_float32": engine(),
         "presets": {"fast_cpu": fast},
         "epoch_ratio": 0.6,
         "epoch_ratio_float32": 0.6,
@@ -175,20 +179,8 @@ def test_the_presets_are_judged_against_the_mean_of_the_tutorial_scripts_runs():
     assert fast["met"]  # 130 s is over the first run's 120 s but under the mean
     training = {
         "bare_tutorial": bare,
-        "engine_tutorial": {
-            "runs": [run(0.64, 40.0)],
-            "steady_epoch_seconds": 6.0,
-            "peak_rss_mb": 1200.0,
-            "test_accuracy": 0.64,
-            "precision": "bfloat16 mixed",
-        },
-        "engine_tutorial_float32": {
-            "runs": [run(0.64, 40.0)],
-            "steady_epoch_seconds": 6.0,
-            "peak_rss_mb": 1200.0,
-            "test_accuracy": 0.64,
-            "precision": "float32",
-        },
+        "engine_tutorial": engine(),
+        "engine_tutorial_float32": engine("float32"),
         "presets": {"fast_cpu": fast},
         "epoch_ratio": 0.52,
         "epoch_ratio_float32": 0.52,
