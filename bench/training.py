@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import ROOT, cifar_source, write_result
+from bench.common import RESULTS, ROOT, cifar_source, write_result
 from cnn_core.presets import load_preset, preset_ids
 from cnn_core.runs import Run
 
@@ -156,6 +156,26 @@ def judged(preset: str, runs: list[dict], tutorial_wall: float) -> dict:
     }
 
 
+def carried(earlier: dict | None, ran: list[str]) -> dict:
+    """The presets an earlier run of this benchmark measured and this one (`--presets`) did not,
+    kept so that a partial rerun does not drop them, each with the date of its own run and the
+    tutorial script's wall time of that run, which its ratio was judged against: a ratio only
+    compares figures measured in one run."""
+    if not earlier:
+        return {}
+    kept = {}
+    for name, got in earlier.get("presets", {}).items():
+        if name in ran:
+            continue
+        kept[name] = {
+            "measured_on": earlier.get("machine", {}).get("date"),
+            "tutorial_wall_seconds": got["wall_seconds"] / got["time_ratio"],
+            "tutorial_test_accuracy": earlier["bare_tutorial"]["test_accuracy"],
+            **got,  # one carried over before keeps its own run's date and tutorial
+        }
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=3, help="epochs for the per-epoch figures")
@@ -207,6 +227,8 @@ def main() -> None:
         for i, name in enumerate(args.presets)
     }
     presets = {name: judged(name, got, bare["wall_seconds"]) for name, got in seeds.items()}
+    earlier = RESULTS / "training.json"
+    presets |= carried(json.loads(earlier.read_text()) if earlier.exists() else None, args.presets)
     bare_epoch = bare["steady_epoch_seconds"]
     epoch_ratio = mixed["steady_epoch_seconds"] / bare_epoch
     epoch_ratio_float32 = plain["steady_epoch_seconds"] / bare_epoch
@@ -225,6 +247,9 @@ def main() -> None:
     ):
         print(f"{label:<40}{theirs:>10.{digits}f}{mine:>10.{digits}f}{ratio:>8.2f}")
     for name, got in presets.items():
+        if "measured_on" in got:
+            print(f"{name}: kept from the run of {got['measured_on']} (not run this time)")
+            continue
         print(
             f"{name + ' wall time (s), mean of 3 seeds':<40}{bare['wall_seconds']:>10.0f}"
             f"{got['wall_seconds']:>10.0f}{got['time_ratio']:>8.2f}"

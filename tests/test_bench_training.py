@@ -191,3 +191,46 @@ def test_the_presets_are_judged_against_the_mean_of_the_tutorial_scripts_runs():
     assert "| 135 | 130 | 0.96 | <= 1: met |" in text
     assert "(wall times 120 s, 150 s, 135 s)" in text
     assert "| 11.50 | 6.00 | 0.52 |" in text
+
+
+def test_a_partial_rerun_keeps_the_other_presets_with_their_own_runs_tutorial():
+    from bench.training import carried
+
+    tutorial = {
+        "epoch_seconds": [12.0, 10.0],
+        "test_accuracy": 0.69,
+        "wall_seconds": 284.0,
+        "peak_rss_mb": 3800.0,
+    }
+    best = judged("best_cpu", [run(0.89, 1040.0, s) for s in (1, 2, 3)], 284.0)
+    old_fast = judged("fast_cpu", [run(0.86, 315.0, s) for s in (1, 2, 3)], 284.0)
+    earlier = {
+        "machine": {"date": "2026-12-03"},
+        "bare_tutorial": tutorial,
+        "presets": {"fast_cpu": old_fast, "best_cpu": best},
+    }
+    kept = carried(earlier, ["fast_cpu"])
+    assert list(kept) == ["best_cpu"]  # the rerun's own fast_cpu replaces the old one
+    assert kept["best_cpu"]["measured_on"] == "2026-12-03"
+    assert abs(kept["best_cpu"]["tutorial_wall_seconds"] - 284.0) < 1e-9
+    assert carried(None, ["fast_cpu"]) == {}
+    # carried again by a later partial run, it keeps its first run's date and tutorial
+    again = {"machine": {"date": "2026-12-09"}, "bare_tutorial": tutorial, "presets": kept}
+    assert carried(again, ["fast_cpu"])["best_cpu"]["measured_on"] == "2026-12-03"
+
+    fast = judged("fast_cpu", [run(0.855, 290.0, s) for s in (1, 2, 3)], 310.0)
+    training = {
+        "bare_tutorial": {**tutorial, "wall_seconds": 310.0, "test_accuracy": 0.70},
+        "engine_tutorial": engine(),
+        "engine_tutorial_float32": engine(),
+        "presets": {"fast_cpu": fast, **kept},
+        "epoch_ratio": 1.0,
+        "epoch_ratio_float32": 1.2,
+        "memory_ratio": 0.25,
+    }
+    text = "\n".join(training_section(training))
+    assert "`fast_cpu` preset (bfloat16 mixed) | 310 | 290 | 0.94 | <= 1: met |" in text
+    # best_cpu's row names its run and shows that run's tutorial time, not this run's
+    assert "`best_cpu` preset (bfloat16 mixed), the run of 2026-12-03 | 284 | 1040 | 3.66 |" in text
+    assert "(spread 0.0000) | 0.6900 | 0.8900 |" in text
+    assert "`best_cpu` (not run this time: the figures of the run of 2026-12-03" in text
