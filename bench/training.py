@@ -13,6 +13,9 @@ judged against the mean of the three; the tutorial model through our engine and 
 first two seeds run before and after the middle one (mirrored order).
 
     python -m bench.training [--epochs 3] [--tutorial-epochs 15] [--presets fast_cpu best_cpu]
+
+With `--presets`, the presets it leaves out keep their figures from the results before, each
+judged against the tutorial script of its own run, and the report names that run.
 """
 
 from __future__ import annotations
