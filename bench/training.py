@@ -168,7 +168,7 @@ def carried(earlier: dict | None, ran: list[str]) -> dict:
         return {}
     kept = {}
     for name, got in earlier.get("presets", {}).items():
-        if name in ran:
+        if name in ran or name not in GOALS:  # a preset that lost its goal is not kept
             continue
         kept[name] = {
             "measured_on": earlier.get("machine", {}).get("date"),

@@ -214,6 +214,8 @@ def test_a_partial_rerun_keeps_the_other_presets_with_their_own_runs_tutorial():
     assert kept["best_cpu"]["measured_on"] == "2026-12-03"
     assert abs(kept["best_cpu"]["tutorial_wall_seconds"] - 284.0) < 1e-9
     assert carried(None, ["fast_cpu"]) == {}
+    gone = {**earlier, "presets": {**earlier["presets"], "old_cpu": best}}
+    assert "old_cpu" not in carried(gone, ["fast_cpu"])  # no goal any more: not kept
     # carried again by a later partial run, it keeps its first run's date and tutorial
     again = {"machine": {"date": "2026-12-09"}, "bare_tutorial": tutorial, "presets": kept}
     assert carried(again, ["fast_cpu"])["best_cpu"]["measured_on"] == "2026-12-03"
