@@ -31,6 +31,20 @@ def engine(precision: str = "bfloat16 mixed") -> dict:
     }
 
 
+def section(tutorial: dict, presets: dict) -> str:
+    """BENCHMARKS.md's training section for a run with `tutorial` (the script) and `presets`."""
+    training = {
+        "bare_tutorial": tutorial,
+        "engine_tutorial": engine(),
+        "engine_tutorial_float32": engine(),
+        "presets": presets,
+        "epoch_ratio": 0.6,
+        "epoch_ratio_float32": 0.6,
+        "memory_ratio": 0.32,
+    }
+    return "\n".join(training_section(training))
+
+
 def test_a_preset_meets_its_goal_only_on_every_seed_in_time_and_within_a_point():
     tutorial = 130.0
     good = [run(0.853, 120.0, 1), run(0.858, 125.0, 2), run(0.861, 128.0, 3)]
@@ -57,16 +71,7 @@ def test_the_section_shows_each_preset_against_the_tutorial_script():
         "peak_rss_mb": 3800.0,
     }
     fast = judged("fast_cpu", [run(0.80, 120.0, s) for s in (1, 2, 3)], 130.0)
-    training = {
-        "bare_tutorial": tutorial,
-        "engine_tutorial": engine(),
-        "engine_tutorial_float32": engine(),
-        "presets": {"fast_cpu": fast},
-        "epoch_ratio": 0.6,
-        "epoch_ratio_float32": 0.6,
-        "memory_ratio": 0.32,
-    }
-    text = "\n".join(training_section(training))
+    text = section(tutorial, {"fast_cpu": fast})
     assert "| wall time (s): tutorial 15 epochs vs our `fast_cpu` preset" in text
     assert "| 130 | 120 | 0.92 | <= 1: met |" in text
     assert "| 0.7000 | 0.8000 | | >= 0.85, spread <= 0.01: **not met** |" in text
@@ -221,16 +226,9 @@ def test_a_partial_rerun_keeps_the_other_presets_with_their_own_runs_tutorial():
     assert carried(again, ["fast_cpu"])["best_cpu"]["measured_on"] == "2026-12-03"
 
     fast = judged("fast_cpu", [run(0.855, 290.0, s) for s in (1, 2, 3)], 310.0)
-    training = {
-        "bare_tutorial": {**tutorial, "wall_seconds": 310.0, "test_accuracy": 0.70},
-        "engine_tutorial": engine(),
-        "engine_tutorial_float32": engine(),
-        "presets": {"fast_cpu": fast, **kept},
-        "epoch_ratio": 1.0,
-        "epoch_ratio_float32": 1.2,
-        "memory_ratio": 0.25,
-    }
-    text = "\n".join(training_section(training))
+    text = section(
+        {**tutorial, "wall_seconds": 310.0, "test_accuracy": 0.70}, {"fast_cpu": fast, **kept}
+    )
     assert "`fast_cpu` preset (bfloat16 mixed) | 310 | 290 | 0.94 | <= 1: met |" in text
     # best_cpu's row names its run and shows that run's tutorial time, not this run's
     assert "`best_cpu` preset (bfloat16 mixed), the run of 2026-12-03 | 284 | 1040 | 3.66 |" in text
